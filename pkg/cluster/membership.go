@@ -1,0 +1,280 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+)
+
+// Config configures gossip membership.
+type Config struct {
+	NodeID     NodeID
+	GossipAddr string   // host:port to bind gossip (TCP and UDP) on
+	Seeds      []string // --join: gossip addresses of other brokers
+	Meta       Meta     // gossiped to the others
+	// Local selects memberlist's loopback tuning (fast failure detection);
+	// otherwise its LAN tuning.
+	Local        bool
+	JoinInterval time.Duration // retry period while no seed answers; default 1s
+	Logger       *zap.Logger
+}
+
+// Membership is this broker's view of the cluster through gossip.
+type Membership struct {
+	cfg    Config
+	ml     *memberlist.Memberlist
+	log    *zap.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		changed chan struct{}
+		// gone remembers members that left or died: memberlist's own list
+		// forgets them, but the quorum must tell the two apart.
+		gone map[NodeID]Member
+		// leaving holds brokers that announced a graceful leave.
+		// memberlist reports a leave and a failure through one callback
+		// and does not say which it was.
+		leaving map[NodeID]bool
+	}
+}
+
+// Join starts gossip and keeps trying the seeds in the background until one
+// answers; it returns at once.
+func Join(cfg Config) (*Membership, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.JoinInterval <= 0 {
+		cfg.JoinInterval = time.Second
+	}
+	meta, err := encodeMeta(cfg.Meta)
+	if err != nil {
+		return nil, err
+	}
+	host, portStr, err := net.SplitHostPort(cfg.GossipAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-addr %q: %v", cfg.GossipAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-addr %q: bad port", cfg.GossipAddr)
+	}
+	m := &Membership{cfg: cfg, log: cfg.Logger.Named("gossip")}
+	m.mu.changed = make(chan struct{})
+	m.mu.gone = map[NodeID]Member{}
+	m.mu.leaving = map[NodeID]bool{}
+
+	mc := memberlist.DefaultLANConfig()
+	if cfg.Local {
+		mc = memberlist.DefaultLocalConfig()
+	}
+	mc.Name = cfg.NodeID.String()
+	mc.BindAddr = host
+	mc.BindPort = port
+	mc.AdvertisePort = port
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		mc.AdvertiseAddr = host
+	}
+	mc.Delegate = &delegate{meta: meta, m: m}
+	mc.Events = &events{m: m}
+	mc.Logger = zap.NewStdLog(m.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on --gossip-addr %s: %w", cfg.GossipAddr, err)
+	}
+	m.ml = ml
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	if len(cfg.Seeds) > 0 {
+		m.wg.Add(1)
+		go m.joinLoop(ctx)
+	}
+	return m, nil
+}
+
+// joinLoop tries the seeds until one answers, so that brokers may start in
+// any order. After that, memberlist keeps the membership itself.
+func (m *Membership) joinLoop(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.JoinInterval)
+	defer t.Stop()
+	for {
+		seeds := m.otherSeeds()
+		if len(seeds) == 0 {
+			return
+		}
+		n, err := m.ml.Join(seeds)
+		if n > 0 {
+			m.log.Info("joined the cluster", zap.Int("seeds answering", n), zap.Int("members", m.ml.NumMembers()))
+			return
+		}
+		m.log.Debug("no seed answered yet; retrying", zap.Strings("seeds", seeds), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// otherSeeds drops our own address from the seeds (every broker may be
+// given the same --join list).
+func (m *Membership) otherSeeds() []string {
+	self := m.ml.LocalNode().Address()
+	var out []string
+	for _, s := range m.cfg.Seeds {
+		if s != self && s != m.cfg.GossipAddr {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Members returns every broker gossip knows of, this one included, and
+// those that left or died since this broker started, sorted by node id.
+// Members whose metadata cannot be read are left out.
+func (m *Membership) Members() []Member {
+	var out []Member
+	live := map[NodeID]bool{}
+	for _, n := range m.ml.Members() {
+		mem, err := member(n)
+		if err != nil {
+			m.log.Warn("ignoring a gossip member", zap.String("name", n.Name), zap.Error(err))
+			continue
+		}
+		live[mem.NodeID] = true
+		out = append(out, mem)
+	}
+	m.mu.Lock()
+	for id, g := range m.mu.gone {
+		if !live[id] {
+			out = append(out, g)
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}
+
+func member(n *memberlist.Node) (Member, error) {
+	meta, err := decodeMeta(n.Meta)
+	if err != nil {
+		return Member{}, err
+	}
+	return Member{Meta: meta, GossipAddr: n.Address(), State: state(n.State)}, nil
+}
+
+func state(s memberlist.NodeStateType) State {
+	switch s {
+	case memberlist.StateAlive:
+		return Alive
+	case memberlist.StateSuspect:
+		return Suspect
+	case memberlist.StateLeft:
+		return Left
+	}
+	return Dead
+}
+
+// Changed returns a channel closed at the next membership change.
+func (m *Membership) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.changed
+}
+
+func (m *Membership) notify() {
+	m.mu.Lock()
+	close(m.mu.changed)
+	m.mu.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// Addr is the bound gossip address.
+func (m *Membership) Addr() string { return m.ml.LocalNode().Address() }
+
+// Close leaves the cluster gracefully (others see this broker as left, not
+// dead) and stops gossip.
+func (m *Membership) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	bye := []byte(leavingPrefix + m.cfg.NodeID.String())
+	for _, n := range m.ml.Members() {
+		if n.Name != m.cfg.NodeID.String() {
+			_ = m.ml.SendReliable(n, bye) // best effort: a missed notice makes us look dead, not lost
+		}
+	}
+	// A leave broadcast that nobody acknowledges in time is not a failed
+	// shutdown: when the whole cluster stops at once the peers are leaving
+	// too. Like a missed notice, it only makes us look dead, not lost.
+	if err := m.ml.Leave(2 * time.Second); err != nil {
+		m.log.Warn("leave broadcast not confirmed; peers will see this broker as dead", zap.Error(err))
+	}
+	return m.ml.Shutdown()
+}
+
+// leavingPrefix starts the notice a broker sends before leaving.
+const leavingPrefix = "strata-leaving:"
+
+type delegate struct {
+	meta []byte
+	m    *Membership
+}
+
+func (d *delegate) NodeMeta(limit int) []byte { return d.meta }
+
+func (d *delegate) NotifyMsg(b []byte) {
+	s := string(b)
+	if len(s) <= len(leavingPrefix) || s[:len(leavingPrefix)] != leavingPrefix {
+		return
+	}
+	if id, err := ParseNodeID(s[len(leavingPrefix):]); err == nil {
+		d.m.mu.Lock()
+		d.m.mu.leaving[id] = true
+		d.m.mu.Unlock()
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events turns memberlist's callbacks into wake-ups. The callbacks run on
+// memberlist's goroutines and must not block.
+type events struct{ m *Membership }
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	e.m.log.Info("member joined", zap.String("node", n.Name), zap.String("addr", n.Address()))
+	if mem, err := member(n); err == nil {
+		e.m.mu.Lock()
+		delete(e.m.mu.gone, mem.NodeID)
+		delete(e.m.mu.leaving, mem.NodeID)
+		e.m.mu.Unlock()
+	}
+	e.m.notify()
+}
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.m.log.Info("member left or failed", zap.String("node", n.Name))
+	if mem, err := member(n); err == nil {
+		e.m.mu.Lock()
+		mem.State = Dead
+		if e.m.mu.leaving[mem.NodeID] {
+			mem.State = Left
+		}
+		e.m.mu.gone[mem.NodeID] = mem
+		e.m.mu.Unlock()
+	}
+	e.m.notify()
+}
+
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.notify() }

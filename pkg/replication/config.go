@@ -1,0 +1,120 @@
+package replication
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/pkg/segment"
+)
+
+// GroupConfig configures one partition's Raft group on this broker.
+type GroupConfig struct {
+	// Group is the group's name, unique on this broker, e.g.
+	// "<topicID>/<partition>". It prefixes the group's keys in the shared
+	// stable store and names it in logs.
+	Group  string
+	NodeID raft.ServerID
+	// Dir is the partition directory: segment files, and snapshots/.
+	Dir            string
+	SegmentOptions segment.Options
+	// Transport carries this group's RPCs only (one per group: raft's
+	// heartbeat fast path cannot tell groups apart). The caller owns it.
+	Transport raft.Transport
+	// Stable is the group's term and vote store, usually
+	// StableStores.For(Group). The caller owns it.
+	Stable raft.StableStore
+	// Bootstrap: when non-empty and the group has no state yet, OpenGroup
+	// bootstraps it with these voters. Every initial replica passes the
+	// same list. Empty: the replica waits for a leader to add it.
+	Bootstrap []raft.Server
+	// FsyncEveryAppend: fsync at the end of every StoreLogs, before raft
+	// acknowledges (the default policy). False: fsync every FsyncInterval
+	// from a goroutine the group owns; a power loss on a majority can then
+	// lose acknowledged entries.
+	FsyncEveryAppend bool
+	FsyncInterval    time.Duration
+	// CacheEntries and CacheBytes bound the in-memory cache of the latest
+	// entries (see recent); 0 and 0 = DefaultCacheEntries/Bytes, negative
+	// entries = no cache.
+	CacheEntries int
+	CacheBytes   int
+	// Raft overrides DefaultRaftConfig when set. LocalID, Logger and a
+	// TrailingLogs of 0 are overwritten.
+	Raft *raft.Config
+	// CloseDrainTimeout bounds how long Close waits for Apply calls in
+	// flight before shutting raft down (0 = 5s).
+	CloseDrainTimeout time.Duration
+	Logger            *zap.Logger // nil = no logging
+}
+
+// Cache defaults: enough for a follower's FSM and the leader's replication
+// to read the entries they just stored from memory, at a bounded cost per
+// group.
+const (
+	DefaultCacheEntries = 256
+	DefaultCacheBytes   = 1 << 20
+)
+
+// DefaultRaftConfig returns a fresh raft configuration tuned for many
+// groups per broker:
+//
+//   - HeartbeatTimeout and ElectionTimeout 1s, LeaderLeaseTimeout 500ms:
+//     raft's defaults; a follower gets a heartbeat every 100ms, the idle
+//     cost that limits groups per broker.
+//   - CommitTimeout 500ms (raft: 50ms): when no new entries come, the
+//     leader sends an empty AppendEntries per follower this often, which
+//     is also how a follower learns the last commit index. Under load
+//     every append carries it, so only an idle follower's high watermark
+//     lags, by up to this much. Consumers read from the leader, so the
+//     idle cost wins: 20 empty RPCs per second per group at 50ms is as
+//     much as the heartbeats.
+//   - MaxAppendEntries 256: entries per StoreLogs and per AppendEntries
+//     RPC, so up to 256 batches per fsync (group commit). Raft caps it at
+//     1024; larger RPCs also mean larger transport messages.
+//   - BatchApplyCh: Apply queues without waiting for raft's main loop, so
+//     the batches of one Apply stay contiguous and cheap to queue.
+//   - SnapshotThreshold 512, SnapshotInterval 10s: snapshots are 28 bytes
+//     and a restart replays the entries after the last one.
+//   - TrailingLogs: irrelevant, prefix deletes are ignored (kept high so
+//     raft rarely even asks).
+//   - ShutdownOnRemove false: a removed replica is closed by its owner.
+func DefaultRaftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.HeartbeatTimeout = time.Second
+	c.ElectionTimeout = time.Second
+	c.LeaderLeaseTimeout = 500 * time.Millisecond
+	c.CommitTimeout = 500 * time.Millisecond
+	c.MaxAppendEntries = 256
+	c.BatchApplyCh = true
+	c.SnapshotThreshold = 512
+	c.SnapshotInterval = 10 * time.Second
+	c.TrailingLogs = 1 << 20
+	c.ShutdownOnRemove = false
+	return c
+}
+
+func (c *GroupConfig) validate() error {
+	var errs []error
+	if c.Group == "" {
+		errs = append(errs, errors.New("replication: GroupConfig.Group is empty"))
+	}
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("replication: GroupConfig.NodeID is empty"))
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("replication: GroupConfig.Dir is empty"))
+	}
+	if c.Transport == nil {
+		errs = append(errs, errors.New("replication: GroupConfig.Transport is nil"))
+	}
+	if c.Stable == nil {
+		errs = append(errs, errors.New("replication: GroupConfig.Stable is nil"))
+	}
+	if !c.FsyncEveryAppend && c.FsyncInterval <= 0 {
+		errs = append(errs, errors.New("replication: GroupConfig.FsyncInterval must be positive when FsyncEveryAppend is false"))
+	}
+	return errors.Join(errs...)
+}

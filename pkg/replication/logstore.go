@@ -1,0 +1,210 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/pkg/segment"
+)
+
+// LogStore is a partition's segment.Log seen as a raft.LogStore: the raft
+// log and the partition log are the same bytes, written once.
+//
+// Mapping. A raft.Log of type LogCommand holds one record batch and is
+// stored as a segment.EntryBatch: segment.Log.Append assigns its offsets
+// from NextOffset and rewrites the batch's base offset in Data, in place.
+// Every other type (no-op, configuration, barrier) is a segment.EntryRaft
+// (layout in entry.go), which occupies no offsets and is never shown to
+// consumers. Every replica stores the same raft log, so every replica
+// assigns the same offsets. The in-place rewrite is harmless when raft
+// keeps that *raft.Log in memory and sends it to followers: they rewrite
+// it to the identical offset (a transport that shares memory between
+// replicas, like raft.InmemTransport, makes that a data race in tests, not
+// a wrong value; see copyingTransport in the tests).
+//
+// Durability. Each StoreLogs is raft's durability point (it acknowledges
+// an append, or votes, only after it returns), so StoreLogs ends with one
+// Log.Sync for all the entries raft gave it: raft hands over up to
+// MaxAppendEntries entries per call, which is the group commit. With
+// SyncEachStore off, a goroutine the Group owns calls Sync on an interval
+// instead, and a power loss can lose acknowledged entries.
+//
+// Deletion. DeleteRange is raft's conflict resolution when it reaches the
+// end of the log (TruncateSuffix) and raft's log compaction after a
+// snapshot when it starts at the first index. Compaction is ignored: the
+// log is the partition's data, and what is kept is retention's decision.
+// A follower that falls behind is therefore always caught up from the
+// leader's log, never by a snapshot (which holds no data).
+//
+// Concurrency. raft calls StoreLogs and DeleteRange from its main goroutine
+// and, for compaction, DeleteRange from its snapshot goroutine; GetLog,
+// FirstIndex and LastIndex from any goroutine (replication, FSM apply).
+// segment.Log allows one writer and concurrent readers, so writes (and the
+// interval Sync) are serialized by wmu and reads go straight to the log.
+type LogStore struct {
+	log      *segment.Log
+	logger   *zap.Logger
+	syncEach bool
+	cache    *recent
+
+	wmu sync.Mutex // serializes the log's writer calls
+}
+
+var (
+	_ raft.LogStore          = (*LogStore)(nil)
+	_ raft.MonotonicLogStore = (*LogStore)(nil)
+)
+
+// LogStoreOptions configures a LogStore.
+type LogStoreOptions struct {
+	// SyncEachStore: fsync at the end of every StoreLogs (the safe default
+	// policy). Off, the caller syncs with Sync on an interval.
+	SyncEachStore bool
+	// CacheEntries and CacheBytes bound the cache of the most recently
+	// stored entries (0 entries = no cache).
+	CacheEntries int
+	CacheBytes   int
+	Logger       *zap.Logger // nil = no logging
+}
+
+// NewLogStore returns a LogStore over l. The LogStore becomes l's only
+// writer; it does not close l.
+func NewLogStore(l *segment.Log, opts LogStoreOptions) *LogStore {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	return &LogStore{log: l, logger: opts.Logger, syncEach: opts.SyncEachStore, cache: newRecent(opts.CacheEntries, opts.CacheBytes)}
+}
+
+// IsMonotonic tells raft that indexes have no gaps (segment.Log refuses
+// them). Raft then deletes the whole log after installing a snapshot
+// rather than relying on a gap; see DeleteRange and ErrSnapshotInstall.
+func (s *LogStore) IsMonotonic() bool { return true }
+
+// FirstIndex is the first stored raft index, 0 when empty.
+func (s *LogStore) FirstIndex() (uint64, error) { return s.log.FirstIndex(), nil }
+
+// LastIndex is the last stored raft index, 0 when empty.
+func (s *LogStore) LastIndex() (uint64, error) { return s.log.LastIndex(), nil }
+
+// GetLog reads the entry at index into out. A missing index returns
+// raft.ErrLogNotFound, which makes a leader fall back to a snapshot. For a
+// batch, out.Data is the record batch with its assigned base offset.
+// out's slices must not be modified: they may be shared with the cache.
+func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
+	if s.cache.get(index, out) {
+		return nil
+	}
+	e, err := s.log.ReadEntry(index)
+	if errors.Is(err, segment.ErrIndexNotFound) {
+		return raft.ErrLogNotFound
+	}
+	if err != nil {
+		return err
+	}
+	*out = raft.Log{Index: e.Index, Term: e.Term}
+	switch e.Type {
+	case segment.EntryBatch:
+		out.Type, out.Data = raft.LogCommand, e.Data
+	case segment.EntryRaft:
+		if err := decodeRaftEntry(e.Data, out); err != nil {
+			return fmt.Errorf("replication: raft entry %d: %w: %w", index, segment.ErrCorrupt, err)
+		}
+	default:
+		return fmt.Errorf("replication: raft entry %d: %w: entry type %s", index, segment.ErrCorrupt, e.Type)
+	}
+	return nil
+}
+
+// StoreLog stores one entry; see StoreLogs.
+func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs appends logs, contiguous from LastIndex()+1, with one write
+// and (with SyncEachStore) one fsync. A command's Data must be one framed
+// record batch; its base offset is rewritten in place.
+func (s *LogStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	entries := make([]segment.Entry, len(logs))
+	for i, l := range logs {
+		e := segment.Entry{Index: l.Index, Term: l.Term}
+		if l.Type == raft.LogCommand {
+			if len(l.Extensions) > 0 {
+				return fmt.Errorf("replication: raft entry %d: command extensions are not stored", l.Index)
+			}
+			e.Type, e.Data = segment.EntryBatch, l.Data
+		} else {
+			e.Type, e.Data = segment.EntryRaft, encodeRaftEntry(l)
+		}
+		entries[i] = e
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if _, err := s.log.Append(entries...); err != nil {
+		return fmt.Errorf("replication: store raft entries %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+	}
+	if s.syncEach {
+		if err := s.log.Sync(); err != nil {
+			return fmt.Errorf("replication: store raft entries %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+		}
+	}
+	s.cache.add(logs)
+	return nil
+}
+
+// DeleteRange deletes entries min..max (inclusive), as raft asks:
+//
+//   - a range reaching the last entry, above the first: raft's conflict
+//     resolution on a follower. The log is truncated after min-1
+//     (TruncateSuffix, fsynced); the next StoreLogs continues at min with
+//     the offsets the truncated entries had.
+//   - a range starting at the first entry and not reaching the last:
+//     raft's compaction after a snapshot. Ignored (logged at debug):
+//     deleting data is retention's job, and the leader must keep every
+//     entry a lagging follower may need.
+//   - the whole log: raft after installing a snapshot. It cannot happen,
+//     since the FSM refuses installs (ErrSnapshotInstall), so it is
+//     refused too, loudly, rather than dropping the partition's data.
+//   - anything else (a hole in the middle) is an error.
+func (s *LogStore) DeleteRange(min, max uint64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	first, last := s.log.FirstIndex(), s.log.LastIndex()
+	switch {
+	case last == 0 || min > max || min > last:
+		return nil
+	case min > first && max >= last:
+		if err := s.log.TruncateSuffix(min - 1); err != nil {
+			return fmt.Errorf("replication: delete raft entries %d..%d: %w", min, max, err)
+		}
+		s.cache.truncateAfter(min - 1)
+		s.logger.Info("replication: truncated a conflicting log tail",
+			zap.Uint64("from_index", min), zap.Uint64("to_index", last), zap.Int64("next_offset", s.log.NextOffset()))
+		return nil
+	case min <= first && max < last:
+		s.logger.Debug("replication: ignoring raft log compaction; retention deletes data",
+			zap.Uint64("from_index", min), zap.Uint64("to_index", max))
+		return nil
+	case min <= first:
+		s.logger.Error("replication: refusing to delete the whole log",
+			zap.Uint64("from_index", min), zap.Uint64("to_index", max))
+		return fmt.Errorf("replication: refusing to delete the whole log (raft entries %d..%d)", min, max)
+	}
+	return fmt.Errorf("replication: cannot delete raft entries %d..%d from the middle of %d..%d", min, max, first, last)
+}
+
+// Sync fsyncs what StoreLogs wrote; the interval policy's goroutine calls
+// it. It waits for a StoreLogs in progress.
+func (s *LogStore) Sync() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.log.Sync()
+}
+
+// Log is the underlying segment log, for reads.
+func (s *LogStore) Log() *segment.Log { return s.log }

@@ -1,0 +1,178 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// StableStores keeps the raft term and vote of every group on a broker in
+// one raft-boltdb file. Those are a few small writes per election, and
+// raft-boltdb fsyncs each one before returning, so a replica never answers
+// a vote or an append with a term it could forget in a crash (Jepsen's
+// Kafka 2013 lesson: up-to-date vote checks are only as good as the fsync
+// behind them). One file per broker rather than per group: a bbolt file
+// costs a file descriptor, a mmap and a lock each.
+//
+// Keys in the file (bucket "conf" of raft-boltdb):
+//
+//	+-------------------+-------+--------
+//	| uvarint len(group)| group | key      → 1 byte state (1 live, 0 deleted) + value
+//	+-------------------+-------+--------
+//
+// and, with an empty key, the group's key list (each key as uvarint length
+// + bytes), so that Delete can find them: raft-boltdb has no delete or
+// iteration for these keys, so Delete overwrites each with the "deleted"
+// state, which Get reports as not found. The layout is part of the file
+// format.
+type StableStores struct {
+	db *raftboltdb.BoltStore
+
+	mu struct {
+		sync.Mutex
+		keys map[string]map[string]bool // group → known keys
+	}
+}
+
+const (
+	stateDeleted byte = 0
+	stateLive    byte = 1
+)
+
+// OpenStableStores opens (creating if needed) the broker's stable-store
+// file at path.
+func OpenStableStores(path string) (*StableStores, error) {
+	db, err := raftboltdb.New(raftboltdb.Options{Path: path})
+	if err != nil {
+		return nil, fmt.Errorf("replication: open stable store %s: %w", path, err)
+	}
+	s := &StableStores{db: db}
+	s.mu.keys = make(map[string]map[string]bool)
+	return s, nil
+}
+
+// Close closes the file. Groups using it must be closed first.
+func (s *StableStores) Close() error { return s.db.Close() }
+
+// For returns group's view of the file: a raft.StableStore whose keys are
+// prefixed with the group's name. It is safe for concurrent use.
+func (s *StableStores) For(group string) raft.StableStore { return &groupStable{s: s, group: group} }
+
+// Delete removes every key of group (when its replica is deleted from this
+// broker), so that a group of the same name created later starts at term 0.
+func (s *StableStores) Delete(group string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys, err := s.loadKeys(group)
+	if err != nil {
+		return err
+	}
+	for k := range keys {
+		if err := s.db.Set(groupKey(group, k), []byte{stateDeleted}); err != nil {
+			return fmt.Errorf("replication: delete stable state of %s: %w", group, err)
+		}
+	}
+	if err := s.db.Set(groupKey(group, ""), nil); err != nil {
+		return fmt.Errorf("replication: delete stable state of %s: %w", group, err)
+	}
+	s.mu.keys[group] = map[string]bool{}
+	return nil
+}
+
+func groupKey(group, key string) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 2+len(group)+len(key)), uint64(len(group)))
+	return append(append(b, group...), key...)
+}
+
+// loadKeys returns group's known keys, reading them from the file the first
+// time. Caller holds mu.
+func (s *StableStores) loadKeys(group string) (map[string]bool, error) {
+	if keys, ok := s.mu.keys[group]; ok {
+		return keys, nil
+	}
+	keys := map[string]bool{}
+	b, err := s.db.Get(groupKey(group, ""))
+	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
+		return nil, fmt.Errorf("replication: read stable keys of %s: %w", group, err)
+	}
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, fmt.Errorf("replication: stable keys of %s: corrupt list", group)
+		}
+		keys[string(b[k:k+int(n)])] = true
+		b = b[k+int(n):]
+	}
+	s.mu.keys[group] = keys
+	return keys, nil
+}
+
+// set writes group's key, first adding it to the group's key list if new.
+func (s *StableStores) set(group string, key, val []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys, err := s.loadKeys(group)
+	if err != nil {
+		return err
+	}
+	if !keys[string(key)] {
+		var list []byte
+		for k := range keys {
+			list = binary.AppendUvarint(list, uint64(len(k)))
+			list = append(list, k...)
+		}
+		list = binary.AppendUvarint(list, uint64(len(key)))
+		list = append(list, key...)
+		if err := s.db.Set(groupKey(group, ""), list); err != nil {
+			return fmt.Errorf("replication: stable store of %s: %w", group, err)
+		}
+		keys[string(key)] = true
+	}
+	v := append([]byte{stateLive}, val...)
+	if err := s.db.Set(groupKey(group, string(key)), v); err != nil {
+		return fmt.Errorf("replication: stable store of %s: %w", group, err)
+	}
+	return nil
+}
+
+// get returns group's key; a missing or deleted key returns
+// raftboltdb.ErrKeyNotFound, whose message ("not found") raft checks for.
+func (s *StableStores) get(group string, key []byte) ([]byte, error) {
+	v, err := s.db.Get(groupKey(group, string(key)))
+	if err != nil {
+		return nil, err
+	}
+	if len(v) == 0 || v[0] != stateLive {
+		return nil, raftboltdb.ErrKeyNotFound
+	}
+	return v[1:], nil
+}
+
+// groupStable is one group's raft.StableStore.
+type groupStable struct {
+	s     *StableStores
+	group string
+}
+
+func (g *groupStable) Set(key, val []byte) error { return g.s.set(g.group, key, val) }
+
+func (g *groupStable) Get(key []byte) ([]byte, error) { return g.s.get(g.group, key) }
+
+func (g *groupStable) SetUint64(key []byte, val uint64) error {
+	return g.s.set(g.group, key, binary.BigEndian.AppendUint64(nil, val))
+}
+
+func (g *groupStable) GetUint64(key []byte) (uint64, error) {
+	v, err := g.s.get(g.group, key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("replication: stable store of %s: key %q holds %d bytes, want 8", g.group, key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}

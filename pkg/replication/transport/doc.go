@@ -1,0 +1,72 @@
+// Package transport carries the Raft traffic of all of a broker's raft
+// groups (one per partition replica, plus the metadata group) over one TCP
+// listener and a small pool of connections per peer broker. Each group gets
+// its own raft.Transport from the broker's Mux.
+//
+// Why not hashicorp/raft's NetworkTransport: its RPC headers name no group
+// and its heartbeat fast path calls a single handler, so groups sharing one
+// get each other's heartbeats (raft issues 290 and 674); and one per group
+// costs a listener plus 512 KiB of bufio buffers per pooled connection per
+// group, against Strata's budget of 256 KiB per partition replica in all.
+//
+// What it owns: the listener; the connections, dialled lazily,
+// Options.ConnsPerPeer per peer, shared round-robin by every group, with a
+// 64 KiB read and a 64 KiB write buffer each; the wire format (frame.go,
+// drawn byte by byte); and every goroutine it starts: the accept loop, one
+// reader per connection, and short-lived ones that hand a received request
+// to its group's raft and send the answer, or hand completed pipelined
+// AppendEntries to raft in order. A group at rest costs a small struct and
+// two channels: no goroutine, no buffer, no timer.
+//
+// What it does not own: raft itself, peer discovery (raft's configuration
+// names peers by their Mux address), security (no TLS or authentication:
+// run it on a trusted network).
+//
+// Usage:
+//
+//	mux, err := transport.Listen("0.0.0.0:9292", transport.Options{Logger: log})
+//	if err != nil { ... }
+//	defer mux.Close()
+//
+//	tr, err := mux.Transport("orders/3") // one per raft group on this broker
+//	if err != nil { ... }
+//	conf := raft.DefaultConfig()
+//	conf.LocalID = "2"
+//	r, err := raft.NewRaft(conf, fsm, logs, stable, snaps, tr)
+//	if err != nil { tr.Close(); ... }
+//	...
+//	r.Shutdown().Error() // raft closes tr, which unregisters the group
+//
+// Every broker's raft configuration names a server by the address its
+// Mux listens on, mux.Addr(); EncodePeer and DecodePeer carry it as is.
+//
+// Behaviour worth knowing:
+//   - A request for a group the peer has not registered (not created yet, or
+//     already closed) fails with ErrUnknownGroup carrying the peer's
+//     message; raft backs off and retries.
+//   - Heartbeats go to the group's heartbeat handler, on their own
+//     goroutine; other requests go to the group's Consumer in arrival
+//     order, one at a time. A request raft does not take within its timeout
+//     (RPCTimeout, SnapshotTimeout for InstallSnapshot) is answered with an
+//     error, so a stuck group delays nobody else on the connection.
+//   - AppendEntriesPipeline keeps Options.PipelineDepth AppendEntries in
+//     flight on one connection; futures come out of Consumer in send order.
+//   - InstallSnapshot carries the snapshot inline in one frame, bounded by
+//     MaxFrameBytes: Strata's snapshots are offsets and state, not data.
+//   - Block, Unblock and UnblockAll cut a peer off both ways, for tests.
+//
+// Caller's duties:
+//  1. Shut down every raft (or close every Transport) before closing the
+//     Mux. Mux.Close closes what is left, but a raft still running sees its
+//     RPCs fail with ErrClosed.
+//  2. Group names are opaque strings, at most 65535 bytes, unique per
+//     broker, and the same on every broker of the group: a request is
+//     routed by name alone.
+//  3. Give a Transport to exactly one raft.Raft, and register a group's
+//     name again only after its previous Transport is closed.
+//  4. Listen on an address peers can dial, and use exactly mux.Addr() as
+//     this broker's raft.ServerAddress: a connection's hello names the
+//     dialer by that address, which is what Block matches.
+//  5. Keep snapshots and AppendEntries batches under MaxFrameBytes on every
+//     broker alike; a frame over a receiver's limit closes the connection.
+package transport

@@ -1,0 +1,43 @@
+package transport
+
+import "errors"
+
+// Errors returned by the transport. Raft treats every RPC error the same
+// way (it backs off and retries), so these matter to tests and to logs.
+var (
+	// ErrClosed: the Mux or the group's Transport is closed, or closed
+	// while the call was pending. A retry does not help.
+	ErrClosed = errors.New("transport: closed")
+
+	// ErrUnknownGroup: the peer has no raft group of that name registered,
+	// or it was unregistered while the call waited. The error's message is
+	// the peer's. A retry helps once the peer creates the group.
+	ErrUnknownGroup = errors.New("transport: unknown raft group")
+
+	// ErrBlocked: the peer is blocked with Mux.Block (fault injection). A
+	// retry helps after Unblock.
+	ErrBlocked = errors.New("transport: peer blocked")
+
+	// ErrFrameTooLarge: a frame, or the memory decoding it would take, is
+	// over Options.MaxFrameBytes. A retry does not help; a received one
+	// closes the connection.
+	ErrFrameTooLarge = errors.New("transport: frame too large")
+
+	// ErrTimeout: no response within the RPC's timeout, or the peer's raft
+	// did not take the request in time. A retry may help.
+	ErrTimeout = errors.New("transport: rpc timed out")
+
+	// errMalformed: a peer sent bytes that are not the format. The
+	// connection is closed.
+	errMalformed = errors.New("transport: malformed frame")
+)
+
+// remoteError is an error the peer reported: its message is the peer's,
+// and it unwraps to the sentinel (ErrUnknownGroup) when there is one.
+type remoteError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
