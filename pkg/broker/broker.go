@@ -1,0 +1,281 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/cluster"
+	"github.com/stratalog/strata/pkg/metadata"
+	"github.com/stratalog/strata/pkg/partition"
+	"github.com/stratalog/strata/pkg/replication"
+	"github.com/stratalog/strata/pkg/replication/transport"
+)
+
+// Broker is one Strata broker: a member of the cluster's gossip, a replica
+// of the metadata quorum, the replicas of the partitions placed on it, a
+// gRPC API listener and an HTTP listener for metrics, health and pprof.
+//
+//	           ┌──────────────── strata-broker ─────────────────┐
+//	clients ──▶│ gRPC API ─▶ handlers ─▶ replicas (partition.*)  │
+//	           │                 │           └─ replication.Group ─┐
+//	           │                 └─▶ metadata.RaftStore ───────────┤ transport.Mux ◀──▶ other brokers
+//	           │ controller: cluster.Membership (gossip) ─▶ quorum  │  (one listener, --raft-addr)
+//	           └─────────────────────────────────────────────────┘
+type Broker struct {
+	v1.UnimplementedStrataServer
+	v1.UnimplementedStrataInternalServer
+
+	cfg     Config
+	log     *zap.Logger
+	fsync   partition.FsyncPolicy
+	metrics *metrics
+	raftCfg func() *raft.Config // raft tuning for partition groups
+
+	// Started by Start, stopped by Close.
+	mux      *transport.Mux
+	stable   *replication.StableStores
+	meta     *metadata.RaftStore
+	members  *cluster.Membership
+	replicas replicas
+	peers    peers
+	leaders  leaderNews
+
+	// adminMu serialises topic creation, deletion and config changes made
+	// through this broker.
+	adminMu sync.Mutex
+	// moving holds the groups of partition moves running on this broker.
+	moving sync.Map
+
+	grpc     *grpc.Server
+	http     *http.Server
+	apiLn    net.Listener
+	httpLn   net.Listener
+	ready    atomic.Bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New checks the config and prepares the data directory. It binds nothing
+// and joins nothing; Start does.
+func New(cfg Config, log *zap.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create --data-dir %s: %w", cfg.DataDir, err)
+	}
+	b := &Broker{cfg: cfg, log: log.With(zap.Uint32("node", cfg.NodeID)), metrics: newMetrics()}
+	b.raftCfg = func() *raft.Config {
+		c := replication.DefaultRaftConfig()
+		c.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
+		c.ElectionTimeout = cfg.RaftHeartbeatTimeout
+		c.LeaderLeaseTimeout = cfg.RaftHeartbeatTimeout / 2
+		return c
+	}
+	if cfg.Fsync == "interval" {
+		b.fsync = partition.FsyncInterval
+	}
+	b.replicas.init()
+	b.metrics.register(b)
+	// The public API answers only once the broker knows the cluster's
+	// metadata; broker-to-broker calls are always served.
+	b.metrics.notReady = func(method string) bool {
+		return !b.ready.Load() && !strings.HasPrefix(method, "/"+v1.StrataInternal_ServiceDesc.ServiceName+"/")
+	}
+	return b, nil
+}
+
+// SetRaftTuning replaces the Raft configuration of partition groups and the
+// metadata quorum (tests shorten the timeouts). Call it before Start.
+func (b *Broker) SetRaftTuning(fn func() *raft.Config) { b.raftCfg = fn }
+
+// Start binds every listener, opens the metadata replica, joins gossip and
+// starts the loops that shape the cluster and open this broker's
+// partitions. It returns once the API serves; the cluster may still be
+// forming (see /readyz).
+func (b *Broker) Start() (err error) {
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	if b.mux, err = transport.Listen(b.cfg.RaftAddr, transport.Options{Logger: b.log.Named("raft-transport")}); err != nil {
+		return fmt.Errorf("listen on --raft-addr %s: %w", b.cfg.RaftAddr, err)
+	}
+	if b.apiLn, err = net.Listen("tcp", b.cfg.APIAddr); err != nil {
+		return fmt.Errorf("listen on --api-addr %s: %w", b.cfg.APIAddr, err)
+	}
+	if b.httpLn, err = net.Listen("tcp", b.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on --http-addr %s: %w", b.cfg.HTTPAddr, err)
+	}
+	if b.stable, err = replication.OpenStableStores(filepath.Join(b.cfg.DataDir, "raft-stable.db")); err != nil {
+		return err
+	}
+	metaTrans, err := b.mux.Transport(metadata.GroupName)
+	if err != nil {
+		return err
+	}
+	if b.meta, err = metadata.OpenRaftStore(metadata.RaftConfig{
+		NodeID: b.cfg.NodeID, Dir: filepath.Join(b.cfg.DataDir, "metadata"), Transport: metaTrans, Logger: b.log,
+		Tune: func(c *raft.Config) { b.tuneMeta(c) },
+	}); err != nil {
+		metaTrans.Close()
+		return err
+	}
+	if b.members, err = cluster.Join(cluster.Config{
+		NodeID:     cluster.NodeID(b.cfg.NodeID),
+		GossipAddr: b.cfg.GossipAddr,
+		Seeds:      b.cfg.Join,
+		Local:      isLoopback(b.cfg.GossipAddr),
+		Logger:     b.log,
+		Meta: cluster.Meta{
+			NodeID:   cluster.NodeID(b.cfg.NodeID),
+			APIAddr:  b.cfg.advertise(b.apiLn.Addr().String()),
+			RaftAddr: b.cfg.advertise(string(b.mux.Addr())),
+			HTTPAddr: b.cfg.advertise(b.httpLn.Addr().String()),
+			Version:  Version,
+		},
+	}); err != nil {
+		return err
+	}
+
+	b.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(b.cfg.MaxRequestBytes),
+		grpc.MaxSendMsgSize(b.cfg.MaxRequestBytes),
+		grpc.ChainUnaryInterceptor(b.metrics.interceptor),
+	)
+	v1.RegisterStrataServer(b.grpc, b)
+	v1.RegisterStrataInternalServer(b.grpc, b)
+	b.http = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	b.leaders.init()
+	b.goLoop(func() { b.serveGRPC() })
+	b.goLoop(func() { b.serveHTTP() })
+	b.goLoop(func() { b.runController(ctx) })
+	b.goLoop(func() { b.runReplicas(ctx) })
+	b.goLoop(func() { b.runLeaderNews(ctx) })
+	b.goLoop(func() { b.runRebalance(ctx) })
+	return nil
+}
+
+func (b *Broker) goLoop(f func()) {
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); f() }()
+}
+
+func (b *Broker) serveGRPC() {
+	if err := b.grpc.Serve(b.apiLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		b.log.Error("api listener stopped", zap.Error(err))
+	}
+}
+
+func (b *Broker) serveHTTP() {
+	if err := b.http.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		b.log.Error("http listener stopped", zap.Error(err))
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && (host == "localhost" || ip != nil && ip.IsLoopback())
+}
+
+// tuneMeta applies the broker's raft tuning to the metadata quorum.
+func (b *Broker) tuneMeta(c *raft.Config) {
+	t := b.raftCfg()
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = t.HeartbeatTimeout, t.ElectionTimeout, t.LeaderLeaseTimeout
+	c.CommitTimeout = min(c.CommitTimeout, t.CommitTimeout)
+}
+
+// APIAddr is the bound API address (useful with port 0).
+func (b *Broker) APIAddr() string { return b.apiLn.Addr().String() }
+
+// HTTPAddr is the bound HTTP address.
+func (b *Broker) HTTPAddr() string { return b.httpLn.Addr().String() }
+
+// GossipAddr is the bound gossip address, for other brokers' --join.
+func (b *Broker) GossipAddr() string { return b.members.Addr() }
+
+// RaftAddr is the bound Raft transport address.
+func (b *Broker) RaftAddr() string { return string(b.mux.Addr()) }
+
+// NodeID is the broker's node id.
+func (b *Broker) NodeID() uint32 { return b.cfg.NodeID }
+
+// Mux is the broker's Raft transport (tests cut it off with Block).
+func (b *Broker) Mux() *transport.Mux { return b.mux }
+
+// Close stops serving (letting in-flight calls finish within
+// ShutdownTimeout), leaves gossip, closes every partition replica (their
+// logs fsynced) and the metadata replica. The rest of the cluster goes on.
+func (b *Broker) Close() error {
+	b.stopOnce.Do(func() {
+		b.ready.Store(false)
+		if b.grpc != nil {
+			done := make(chan struct{})
+			go func() { b.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(b.cfg.ShutdownTimeout):
+				b.grpc.Stop()
+				<-done
+			}
+		} else if b.apiLn != nil {
+			b.apiLn.Close()
+		}
+		if b.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
+			_ = b.http.Shutdown(ctx)
+			cancel()
+		} else if b.httpLn != nil {
+			b.httpLn.Close()
+		}
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.wg.Wait()
+		var errs []error
+		if b.members != nil {
+			errs = append(errs, b.members.Close())
+		}
+		errs = append(errs, b.replicas.closeAll())
+		if b.meta != nil {
+			errs = append(errs, b.meta.Close())
+		}
+		if b.stable != nil {
+			errs = append(errs, b.stable.Close())
+		}
+		if b.mux != nil {
+			errs = append(errs, b.mux.Close())
+		}
+		b.peers.closeAll()
+		b.stopErr = errors.Join(errs...)
+	})
+	return b.stopErr
+}
+
+// Ready reports whether the broker serves requests: the metadata quorum has
+// a leader and this broker has the cluster's identity.
+func (b *Broker) Ready() bool { return b.ready.Load() }

@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/stratalog/strata/pkg/metadata"
+)
+
+// Config is a broker's configuration. Every field has a flag in
+// cmd/broker (the flag name is in the field's comment), an environment
+// variable STRATA_<FLAG> with dashes as underscores, and a key in the YAML
+// config file.
+type Config struct {
+	NodeID     uint32 `yaml:"node-id"`     // --node-id
+	DataDir    string `yaml:"data-dir"`    // --data-dir
+	APIAddr    string `yaml:"api-addr"`    // --api-addr
+	HTTPAddr   string `yaml:"http-addr"`   // --http-addr
+	RaftAddr   string `yaml:"raft-addr"`   // --raft-addr: Raft traffic of every group on this broker
+	GossipAddr string `yaml:"gossip-addr"` // --gossip-addr: memberlist (TCP and UDP)
+	// AdvertiseHost replaces an unspecified bind host (0.0.0.0) in the
+	// addresses other brokers and clients are told.
+	AdvertiseHost string `yaml:"advertise-host"` // --advertise-host
+	// Join lists gossip addresses of brokers already (or soon) running.
+	Join []string `yaml:"join"` // --join
+	// BootstrapExpect starts a new cluster once this many brokers see each
+	// other. 0 with no --join means a single-node cluster (1).
+	BootstrapExpect  int           `yaml:"bootstrap-expect"`   // --bootstrap-expect
+	Fsync            string        `yaml:"fsync"`              // --fsync: always | interval
+	FsyncInterval    time.Duration `yaml:"fsync-interval"`     // --fsync-interval
+	AutoCreateTopics bool          `yaml:"auto-create-topics"` // --auto-create-topics
+	// DefaultPartitions is used for auto-created topics.
+	DefaultPartitions int32 `yaml:"default-partitions"` // --default-partitions
+	// TopicDefaults are broker-wide topic config defaults (key=value).
+	TopicDefaults map[string]string `yaml:"topic-default"` // --topic-default k=v
+	// MaxRequestBytes bounds one gRPC message, checked before allocating.
+	MaxRequestBytes int `yaml:"max-request-bytes"` // --max-request-bytes
+	// MaxFetchWait clamps a fetch's long-poll wait.
+	MaxFetchWait time.Duration `yaml:"max-fetch-wait"` // --max-fetch-wait
+	// ProduceTimeout is the default wait for a produce's acks.
+	ProduceTimeout time.Duration `yaml:"produce-timeout"` // --produce-timeout
+	// ShutdownTimeout bounds a graceful stop before connections are cut.
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"` // --shutdown-timeout
+	LogLevel        string        `yaml:"log-level"`        // --log-level
+	// RaftHeartbeatTimeout is how long a Raft follower waits for its leader
+	// before calling an election; the leader heartbeats every tenth of it.
+	// It trades failover time for idle CPU (see docs/operations.md).
+	RaftHeartbeatTimeout time.Duration `yaml:"raft-heartbeat-timeout"` // --raft-heartbeat-timeout
+}
+
+// DefaultConfig is a single-node broker on loopback with its data under the
+// current directory: what `strata-broker` with no flags runs.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:               1,
+		DataDir:              "strata-data",
+		APIAddr:              "127.0.0.1:9290",
+		HTTPAddr:             "127.0.0.1:9291",
+		RaftAddr:             "127.0.0.1:9292",
+		GossipAddr:           "127.0.0.1:9293",
+		Fsync:                "always",
+		FsyncInterval:        time.Second,
+		DefaultPartitions:    1,
+		TopicDefaults:        map[string]string{},
+		MaxRequestBytes:      64 << 20,
+		MaxFetchWait:         30 * time.Second,
+		ProduceTimeout:       30 * time.Second,
+		ShutdownTimeout:      10 * time.Second,
+		LogLevel:             "info",
+		RaftHeartbeatTimeout: time.Second,
+	}
+}
+
+// Expect is the number of brokers to wait for before bootstrapping a new
+// cluster: --bootstrap-expect, or 1 for a broker started alone (no --join),
+// or 0 (never bootstrap; wait to be added) for one that joins.
+func (c Config) Expect() int {
+	if c.BootstrapExpect > 0 {
+		return c.BootstrapExpect
+	}
+	if len(c.Join) == 0 {
+		return 1
+	}
+	return 0
+}
+
+// advertise turns a bound address into the one others should dial.
+func (c Config) advertise(bound string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsUnspecified()) && host != "" {
+		return bound
+	}
+	h := c.AdvertiseHost
+	if h == "" {
+		h = "127.0.0.1"
+	}
+	return net.JoinHostPort(h, port)
+}
+
+// Validate checks the config; its messages name the flag to fix.
+func (c Config) Validate() error {
+	if c.NodeID == 0 {
+		return fmt.Errorf("--node-id must be at least 1")
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("--data-dir must not be empty")
+	}
+	for flag, addr := range map[string]string{"--api-addr": c.APIAddr, "--http-addr": c.HTTPAddr, "--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s %q: want host:port (%v)", flag, addr, err)
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		return fmt.Errorf("--bootstrap-expect must not be negative")
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("--join %q: want host:port of another broker's --gossip-addr (%v)", j, err)
+		}
+	}
+	switch c.Fsync {
+	case "always", "interval":
+	default:
+		return fmt.Errorf("--fsync %q: want always or interval", c.Fsync)
+	}
+	if c.Fsync == "interval" && c.FsyncInterval <= 0 {
+		return fmt.Errorf("--fsync-interval must be positive")
+	}
+	if err := metadata.ValidatePartitions(c.DefaultPartitions); err != nil {
+		return fmt.Errorf("--default-partitions: %v", err)
+	}
+	if _, err := metadata.ParseTopicConfig(nil, c.TopicDefaults); err != nil {
+		return fmt.Errorf("--topic-default: %v", err)
+	}
+	if c.MaxRequestBytes < 1<<20 {
+		return fmt.Errorf("--max-request-bytes must be at least 1 MiB")
+	}
+	if c.MaxRequestBytes < metadata.MaxMaxMessageBytes+(1<<20) {
+		return fmt.Errorf("--max-request-bytes must be at least %d (the largest max.message.bytes plus room)", metadata.MaxMaxMessageBytes+(1<<20))
+	}
+	if c.MaxFetchWait <= 0 || c.ProduceTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--max-fetch-wait, --produce-timeout and --shutdown-timeout must be positive")
+	}
+	if c.RaftHeartbeatTimeout < 100*time.Millisecond || c.RaftHeartbeatTimeout > time.Minute {
+		return fmt.Errorf("--raft-heartbeat-timeout %s: want 100ms to 1m", c.RaftHeartbeatTimeout)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/pkg/cluster"
+	"github.com/stratalog/strata/pkg/metadata"
+)
+
+// leaderNews carries "this broker now leads partition X" from partition
+// groups (whose callbacks must not block) to the metadata, coalesced per
+// partition, so that every broker can route clients to leaders it does not
+// host.
+type leaderNews struct {
+	mu      sync.Mutex
+	pending map[string]leaderItem
+	wake    chan struct{}
+}
+
+type leaderItem struct {
+	topic, topicID string
+	partition      int32
+}
+
+func (n *leaderNews) init() {
+	n.pending = map[string]leaderItem{}
+	n.wake = make(chan struct{}, 1)
+}
+
+func (n *leaderNews) publish(topic, topicID string, p int32, group string) {
+	n.mu.Lock()
+	n.pending[group] = leaderItem{topic, topicID, p}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *leaderNews) take() map[string]leaderItem {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := n.pending
+	n.pending = map[string]leaderItem{}
+	return out
+}
+
+// runLeaderNews publishes leaderships to the metadata, with the group's
+// term so stale news never wins; failures are retried.
+func (b *Broker) runLeaderNews(ctx context.Context) {
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.leaders.wake:
+		case <-retry.C:
+		}
+		for group, it := range b.leaders.take() {
+			part, ok := b.replicas.get(group)
+			if !ok || !part.IsLeader() {
+				continue
+			}
+			st := part.Group().Status()
+			t, ok := b.meta.Topic(it.topic)
+			if ok && t.ID == it.topicID && int(it.partition) < len(t.Assignments) {
+				a := t.Assignments[it.partition]
+				if a.Leader == b.cfg.NodeID && a.LeaderTerm == st.Term {
+					continue // already known
+				}
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := b.applyMeta(cctx, metadata.SetLeader{Topic: it.topic, TopicID: it.topicID, Partition: it.partition, Leader: b.cfg.NodeID, Term: st.Term})
+			cancel()
+			if err != nil {
+				b.log.Debug("publishing leadership failed; will retry", zap.String("group", group), zap.Error(err))
+				b.leaders.publish(it.topic, it.topicID, it.partition, group)
+			}
+		}
+	}
+}
+
+// rebalanceInterval is how often leaders check whether the preferred
+// replica should lead instead.
+const rebalanceInterval = 5 * time.Second
+
+// runRebalance moves leadership back to each partition's preferred replica
+// (the first in its assignment) once that broker is alive again, so leaders
+// stay spread as placement intended. Raft's leadership transfer first
+// brings the target up to date, so a lagging replica is not handed a
+// partition it cannot serve.
+func (b *Broker) runRebalance(ctx context.Context) {
+	t := time.NewTicker(rebalanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		alive := map[metadata.NodeID]bool{}
+		for _, m := range b.members.Members() {
+			if m.State == cluster.Alive {
+				alive[uint32(m.NodeID)] = true
+			}
+		}
+		for _, p := range b.replicas.all() {
+			if !p.IsLeader() {
+				continue
+			}
+			tp, ok := b.meta.Topic(p.Topic())
+			if !ok || int(p.ID()) >= len(tp.Assignments) {
+				continue
+			}
+			pref := tp.Assignments[p.ID()].Replicas[0]
+			if pref == b.cfg.NodeID || !alive[pref] {
+				continue
+			}
+			addr := b.raftAddrOf(pref)
+			if addr == "" {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := p.Group().TransferLeadership(cctx, metadata.ServerID(pref), raftAddress(addr))
+			cancel()
+			b.log.Info("leadership handed back to the preferred replica", zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()),
+				zap.Uint32("to", pref), zap.Error(err))
+		}
+	}
+}
+
+// raftAddrOf is a registered broker's Raft address, "" if unknown.
+func (b *Broker) raftAddrOf(id metadata.NodeID) string {
+	br, _ := b.meta.Broker(id)
+	return br.RaftAddr
+}

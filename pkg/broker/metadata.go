@@ -1,0 +1,59 @@
+package broker
+
+import (
+	"context"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/apierr"
+	"github.com/stratalog/strata/pkg/cluster"
+)
+
+// Version is the broker's version, reported in cluster metadata.
+var Version = "dev"
+
+// Metadata describes the cluster (its brokers with their gossip state, and
+// the controller: the metadata quorum's leader) and the requested topics
+// (all when none are named): each partition's replicas and last known
+// leader, so clients route produce and fetch. An unknown topic is reported
+// in its TopicMetadata, not as a call error. It answers from this broker's
+// copy of the metadata, which may trail the leader by a moment; a client
+// sent to a broker that no longer leads gets NOT_LEADER and asks again.
+func (b *Broker) Metadata(ctx context.Context, req *v1.MetadataRequest) (*v1.MetadataResponse, error) {
+	controller, _ := b.meta.Leader()
+	resp := &v1.MetadataResponse{ClusterId: b.meta.ClusterID(), ControllerId: controller}
+	states := map[uint32]cluster.Member{}
+	for _, m := range b.members.Members() {
+		states[uint32(m.NodeID)] = m
+	}
+	for _, br := range b.meta.Brokers() {
+		m, ok := states[br.ID]
+		state := string(m.State)
+		if !ok {
+			state = string(cluster.Dead)
+		}
+		resp.Brokers = append(resp.Brokers, &v1.BrokerInfo{NodeId: br.ID, ApiAddr: br.APIAddr, HttpAddr: br.HTTPAddr, State: state, Version: m.Version})
+	}
+	names := req.Topics
+	if len(names) == 0 {
+		for _, t := range b.meta.Topics() {
+			names = append(names, t.Name)
+		}
+	}
+	for _, name := range names {
+		tm := &v1.TopicMetadata{Name: name}
+		resp.Topics = append(resp.Topics, tm)
+		t, ok := b.meta.Topic(name)
+		if !ok {
+			tm.Error = apierr.ToProto(apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC, "topic %q does not exist", name))
+			continue
+		}
+		for i, a := range t.Assignments {
+			leader := a.Leader
+			if p, ok := b.replicas.get(t.GroupName(int32(i))); ok && p.IsLeader() {
+				leader = b.cfg.NodeID // fresher than the published news
+			}
+			tm.Partitions = append(tm.Partitions, &v1.PartitionMetadata{Partition: int32(i), Leader: leader, Replicas: a.Replicas})
+		}
+	}
+	return resp, nil
+}
