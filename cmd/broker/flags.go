@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/stratalog/strata/pkg/broker"
+)
+
+func bindFlags(cmd *cobra.Command, cfg *broker.Config, configFile *string) {
+	bindFlagSet(cmd.Flags(), cfg, configFile)
+}
+
+func bindFlagSet(f *pflag.FlagSet, cfg *broker.Config, configFile *string) {
+	f.StringVar(configFile, "config", "", "YAML config file (keys are flag names)")
+	f.Uint32Var(&cfg.NodeID, "node-id", cfg.NodeID, "this broker's node id (>= 1)")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the broker's logs and metadata")
+	f.StringVar(&cfg.APIAddr, "api-addr", cfg.APIAddr, "host:port of the gRPC API listener")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "host:port of the HTTP listener (/metrics, /healthz, /readyz, /debug/pprof)")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "host:port for Raft traffic between brokers (every partition's group shares it)")
+	f.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "host:port for gossip membership (TCP and UDP)")
+	f.StringVar(&cfg.AdvertiseHost, "advertise-host", cfg.AdvertiseHost, "host others reach this broker at, for listeners bound to 0.0.0.0")
+	f.StringSliceVar(&cfg.Join, "join", cfg.Join, "gossip addresses (host:port) of other brokers, comma-separated; retried until one answers")
+	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "start a new cluster once this many brokers (started with the same value) see each other; 0 = single node without --join, else join an existing cluster")
+	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "always: fsync before acknowledging (group commit); interval: acknowledge after write, fsync every --fsync-interval (a power loss loses up to that much)")
+	f.DurationVar(&cfg.FsyncInterval, "fsync-interval", cfg.FsyncInterval, "fsync period with --fsync=interval")
+	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first produce, with --default-partitions")
+	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics")
+	f.StringToStringVar(&cfg.TopicDefaults, "topic-default", cfg.TopicDefaults, "broker-wide topic config default, key=value (repeatable), e.g. --topic-default retention.ms=86400000")
+	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest API message accepted, checked before allocating")
+	f.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest long-poll wait a fetch may ask for")
+	f.DurationVar(&cfg.ProduceTimeout, "produce-timeout", cfg.ProduceTimeout, "longest wait for a produce's acks")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "how long a Raft follower waits for its leader before an election; leaders heartbeat every tenth of it (longer: less idle CPU per partition, slower failover)")
+}
+
+// loadConfig layers, lowest first: built-in defaults, the YAML file,
+// STRATA_* variables, flags given on the command line. cfg holds the
+// defaults overridden by the flags when it is called.
+func loadConfig(cmd *cobra.Command, file string, cfg *broker.Config) error {
+	if file == "" {
+		file = os.Getenv("STRATA_CONFIG")
+	}
+	final := broker.DefaultConfig()
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&final); err != nil && err != io.EOF {
+			return fmt.Errorf("--config %s: %w", file, err)
+		}
+	}
+	// Environment: parse each variable with its flag's own parser, through a
+	// flag set bound to final.
+	envFlags := pflag.NewFlagSet("env", pflag.ContinueOnError)
+	var ignored string
+	bindFlagSet(envFlags, &final, &ignored)
+	var err error
+	envFlags.VisitAll(func(fl *pflag.Flag) {
+		env := "STRATA_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && err == nil && fl.Name != "config" {
+			if serr := fl.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, serr)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Flags given on the command line win: copy those fields over, matched
+	// by the yaml tag, which is the flag's name.
+	src, dst := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(&final).Elem()
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		for i := 0; i < src.NumField(); i++ {
+			if src.Type().Field(i).Tag.Get("yaml") == fl.Name {
+				dst.Field(i).Set(src.Field(i))
+			}
+		}
+	})
+	*cfg = final
+	return nil
+}

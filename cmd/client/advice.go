@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/stratalog/strata/pkg/apierr"
+	"github.com/stratalog/strata/pkg/client"
+)
+
+// usageError is a mistake on the command line.
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// topicError remembers which topic a failed command was about, so the
+// advice can name it.
+type topicError struct {
+	topic string
+	err   error
+}
+
+func (t *topicError) Error() string { return t.err.Error() }
+func (t *topicError) Unwrap() error { return t.err }
+
+func onTopic(topic string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &topicError{topic, err}
+}
+
+// advise turns an error into the one line strata prints: the API's reason
+// rewritten into what to do about it, where that is clear.
+func advise(err error, e *env) string {
+	return oneLine(adviseMultiline(err, e))
+}
+
+func adviseMultiline(err error, e *env) string {
+	var te *topicError
+	topic := "TOPIC"
+	if errors.As(err, &te) {
+		topic = te.topic
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return ue.msg + " (see --help)"
+	}
+	var ae *apierr.Error
+	isAPI := errors.As(err, &ae)
+	// The broker's messages for bad names and partition counts already
+	// say what is allowed; they pass through unchanged.
+	switch {
+	case errors.Is(err, context.Canceled):
+		return strings.Replace(err.Error(), context.Canceled.Error(), "interrupted", 1)
+	case errors.Is(err, context.DeadlineExceeded) && !isAPI:
+		return fmt.Sprintf("timed out after %s (raise --timeout, or check the brokers at %s)", e.timeout, strings.Join(e.brokers, ","))
+	case errors.Is(err, apierr.ErrUnknownTopic):
+		return fmt.Sprintf("topic %q does not exist (create it with: strata topic create %s)", topic, topic)
+	case errors.Is(err, apierr.ErrTopicExists):
+		return fmt.Sprintf("topic %q already exists (see it with: strata topic describe %s)", topic, topic)
+	case errors.Is(err, apierr.ErrUnknownPartition):
+		return fmt.Sprintf("%v (list the partitions with: strata topic describe %s)", err, topic)
+	case errors.Is(err, apierr.ErrInvalidConfig):
+		return fmt.Sprintf("%v (the keys and their values are listed by: strata topic describe %s)", err, topic)
+	case errors.Is(err, apierr.ErrInvalidReplication):
+		return fmt.Sprintf("%v (--replicas must be between 1 and the number of brokers; see: strata cluster info)", err)
+	case errors.Is(err, apierr.ErrRecordTooLarge):
+		return fmt.Sprintf("%v (raise the limit with: strata topic alter-config %s --set max.message.bytes=N)", err, topic)
+	case isAPI && errors.Is(err, apierr.ErrOffsetOutOfRange) && !strings.Contains(err.Error(), "valid offsets"):
+		return fmt.Sprintf("%v (valid offsets are %d to %d)", err, ae.LogStartOffset, ae.HighWatermark)
+	case errors.Is(err, apierr.ErrUnavailable) && strings.Contains(err.Error(), "unreachable"):
+		return fmt.Sprintf("cannot reach a broker at %s (is it running? set --brokers or STRATA_BROKERS)", strings.Join(e.brokers, ","))
+	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader):
+		return fmt.Sprintf("%v (the cluster is busy or recovering; try again shortly)", err)
+	}
+	return err.Error()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/stratalog/strata/pkg/client"
+	"github.com/stratalog/strata/pkg/record"
+)
+
+type benchConsumeFlags struct {
+	topic    string
+	records  int64
+	offset   string
+	duration time.Duration
+}
+
+func newBenchConsumeCmd(e *env) *cobra.Command {
+	var f benchConsumeFlags
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Consume --records records and report throughput and latency",
+		Long: `Read --records records of --topic from every partition, starting at
+--offset (default start), and report records/s and MB/s. Latency here is
+per fetch: the time of each poll that returned records, weighted by the
+records it returned. Fill the topic first, for example with "strata bench
+produce". The run stops at --records or after --duration; stopping at
+--duration with fewer records is reported, not an error.`,
+		Example: `  strata bench consume --topic bench --records 1000000
+  strata bench consume --topic bench --records 100000 --offset -100000 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return e.benchConsume(cmd.Context(), &f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.topic, "topic", "", "topic to read")
+	fl.Int64Var(&f.records, "records", 100000, "records to consume")
+	fl.StringVar(&f.offset, "offset", "start", "where to start: start, end, N, -N, @time")
+	fl.DurationVar(&f.duration, "duration", 10*time.Minute, "stop after this long even if --records are not done")
+	_ = cmd.MarkFlagRequired("topic")
+	return cmd
+}
+
+func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
+	if f.records < 1 || f.duration <= 0 {
+		return usageErrorf("--records and --duration must be positive")
+	}
+	start, err := client.ParseOffset(f.offset)
+	if err != nil {
+		return usageErrorf("--offset: %v", err)
+	}
+	c, err := e.newClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cs, err := c.NewConsumer(f.topic, client.StartAt(start))
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+
+	runCtx, cancel := context.WithTimeout(ctx, f.duration)
+	defer cancel()
+	run, stopProgress := e.startBench(ctx, f.records)
+	defer stopProgress()
+
+	var got int64
+	for got < f.records {
+		t0 := time.Now()
+		recs, err := cs.Poll(runCtx)
+		if err != nil {
+			if runCtx.Err() != nil && ctx.Err() == nil {
+				break // --duration reached
+			}
+			return onTopic(f.topic, err)
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		var bytes int64
+		for _, r := range recs {
+			bytes += int64(len(r.Key) + len(r.Value))
+		}
+		got += int64(len(recs))
+		run.observe(int64(len(recs)), bytes, time.Since(t0))
+	}
+	stopProgress()
+	if got < f.records {
+		fmt.Fprintf(e.stderr, "stopped by --duration after %d of %d records\n", got, f.records)
+	}
+	return run.print(e.stdout, "consumed")
+}
+
+// parseCodecAcks reads the --compression and --acks flags.
+func parseCodecAcks(compression, acks string) (record.Compression, client.Acks, error) {
+	codec, ok := record.ParseCompression(compression)
+	if !ok {
+		return 0, 0, usageErrorf("--compression %q: want none, gzip, snappy, lz4 or zstd", compression)
+	}
+	a, err := client.ParseAcks(acks)
+	if err != nil {
+		return 0, 0, usageErrorf("--acks %q: want quorum, leader or none", acks)
+	}
+	return codec, a, nil
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"github.com/stratalog/strata/pkg/client"
+)
+
+type consumeFlags struct {
+	offset     string
+	partitions []int32
+	num        int
+	idle       time.Duration
+	format     string
+}
+
+func newConsumeCmd(e *env) *cobra.Command {
+	var f consumeFlags
+	cmd := &cobra.Command{
+		Use:   "consume TOPIC",
+		Short: "Read records and print them to stdout",
+		Long: `Read records from every partition of TOPIC (or those given with
+--partition) and print each with --format, or as one JSON object per line
+with -o json. By default it follows the topic until interrupted (Ctrl-C);
+--num stops after N records, --timeout after that long without a new one.
+
+--offset says where each partition starts:
+  start        the first stored record (default)
+  end          only records produced from now on
+  N            offset N
+  -N           N records before the end
+  @TIME        the first record at or after TIME, RFC 3339
+               (@2026-01-02T15:04:05Z) or Unix milliseconds (@1700000000000)
+If a position is no longer stored (retention deleted it), reading resumes
+at the first stored record and a note goes to stderr.
+
+--format is kcat's: %t topic, %p partition, %o offset, %T timestamp (Unix
+ms), %k key, %v value, %K key length, %S value length, %h headers
+(k=v,k=v), %% a percent sign; \n, \t and \r are newline, tab and return.`,
+		Example: `  strata consume events
+  strata consume events -n 10 --offset -10
+  strata consume events --offset end --format '%p/%o %k=%v\n'
+  strata consume events --partition 0,2 --offset @2026-01-02T15:04:05Z --timeout 5s
+  strata consume events -o json | jq .value`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.consume(cmd.Context(), args[0], &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.offset, "offset", "start", "where to start: start, end, N, -N, @RFC3339 or @unix-ms")
+	fl.Int32SliceVar(&f.partitions, "partition", nil, "partitions to read, repeatable or comma-separated (default all)")
+	fl.IntVarP(&f.num, "num", "n", 0, "stop after N records (0 = no limit)")
+	fl.DurationVar(&f.idle, "timeout", 0, "stop after this long without a new record (0 = follow until interrupted)")
+	fl.StringVarP(&f.format, "format", "f", defaultFormat, "kcat-style format of each record")
+	return cmd
+}
+
+func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error {
+	start, err := client.ParseOffset(f.offset)
+	if err != nil {
+		return usageErrorf("--offset: %v", err)
+	}
+	format, err := parseFormat(f.format)
+	if err != nil {
+		return err
+	}
+	if f.num < 0 || f.idle < 0 {
+		return usageErrorf("--num and --timeout must not be negative")
+	}
+	c, err := e.newClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	opts := []client.ConsumerOpt{
+		client.StartAt(start),
+		client.OnReset(func(topic string, p int32, from, to int64) {
+			fmt.Fprintf(e.stderr, "strata: %s/%d: offset %d is not stored; resuming at %d\n", topic, p, from, to)
+		}),
+	}
+	if len(f.partitions) > 0 {
+		opts = append(opts, client.Partitions(f.partitions...))
+	}
+	cs, err := c.NewConsumer(topic, opts...)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	defer cs.Close()
+
+	out := bufio.NewWriter(e.stdout)
+	defer out.Flush()
+	enc := json.NewEncoder(out)
+	var buf []byte
+	seen := 0
+	last := time.Now()
+	for f.num == 0 || seen < f.num {
+		pollCtx := ctx
+		var cancel context.CancelFunc = func() {}
+		if f.idle > 0 {
+			pollCtx, cancel = context.WithDeadline(ctx, last.Add(f.idle))
+		}
+		recs, err := cs.Poll(pollCtx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil // interrupted: a clean stop
+		case err != nil && f.idle > 0 && errors.Is(err, context.DeadlineExceeded):
+			return nil // idle for --timeout
+		case err != nil:
+			return onTopic(topic, err)
+		}
+		for _, r := range recs {
+			if f.num > 0 && seen == f.num {
+				break
+			}
+			if e.output == "json" {
+				if err := enc.Encode(toRecordJSON(r)); err != nil {
+					return err
+				}
+			} else {
+				buf = format.render(buf[:0], r)
+				if _, err := out.Write(buf); err != nil {
+					return err
+				}
+			}
+			seen++
+		}
+		if len(recs) > 0 {
+			last = time.Now()
+			if err := out.Flush(); err != nil {
+				return err
+			}
+		} else if f.idle > 0 && time.Since(last) >= f.idle {
+			return nil // idle for --timeout
+		}
+	}
+	return nil
+}
+
+func toRecordJSON(r *client.Record) recordJSON {
+	j := recordJSON{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UnixMilli(),
+		Key: bytesJSON(r.Key), Value: bytesJSON(r.Value), Headers: []headerJSON{},
+	}
+	for _, h := range r.Headers {
+		j.Headers = append(j.Headers, headerJSON{h.Key, string(h.Value)})
+	}
+	return j
+}
+
+// bytesJSON shows bytes as a string; nil stays null. Invalid UTF-8 is
+// replaced (JSON strings cannot hold arbitrary bytes).
+func bytesJSON(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := string(b)
+	if !utf8.ValidString(s) {
+		s = string([]rune(s))
+	}
+	return &s
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestReadLine(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string // lines joined by |, then the final error
+	}{
+		{"a\nb\n", 10, "a|b|EOF"},
+		{"a\r\nb", 10, "a|b|EOF"}, // CRLF, and a last line without newline
+		{"\n\n", 10, "||EOF"},     // empty lines are empty records
+		{"", 10, "EOF"},
+		{"abcd\n", 4, "abcd|EOF"},
+		{"abcde\n", 4, "ERR"},
+		{strings.Repeat("x", 200000) + "\nok\n", 1 << 20, fmt.Sprintf("%d|ok|EOF", 200000)}, // past bufio's buffer
+	} {
+		r := bufio.NewReaderSize(strings.NewReader(c.in), 16)
+		var got []string
+		for {
+			b, err := readLine(r, c.max)
+			if err == io.EOF {
+				got = append(got, "EOF")
+				break
+			}
+			if err != nil {
+				if !errors.Is(err, errLineTooLong) {
+					t.Errorf("%q: %v", c.in, err)
+				}
+				got = append(got, "ERR")
+				break
+			}
+			if len(b) > 100 {
+				got = append(got, fmt.Sprint(len(b)))
+			} else {
+				got = append(got, string(b))
+			}
+		}
+		if s := strings.Join(got, "|"); s != c.want {
+			t.Errorf("readLine(%.20q, max %d): %s, want %s", c.in, c.max, s, c.want)
+		}
+	}
+}
+
+func TestSplitKey(t *testing.T) {
+	for _, c := range []struct {
+		line, sep  string
+		key, value string
+		nullKey    bool
+	}{
+		{"user1:login", ":", "user1", "login", false},
+		{"a:b:c", ":", "a", "b:c", false}, // first separator only
+		{":v", ":", "", "v", false},       // empty, not null, key
+		{"k:", ":", "k", "", false},
+		{"novalue", ":", "", "novalue", true}, // no separator: null key
+		{"k=>v", "=>", "k", "v", false},       // multi-byte separator
+		{"k\tv", "\t", "k", "v", false},
+	} {
+		k, v := splitKey([]byte(c.line), c.sep)
+		if string(k) != c.key || string(v) != c.value || (k == nil) != c.nullKey {
+			t.Errorf("splitKey(%q, %q) = %q (nil %v), %q", c.line, c.sep, k, k == nil, v)
+		}
+	}
+}
+
+func TestParseKeyValuesAndHeaders(t *testing.T) {
+	kv, err := parseKeyValues([]string{"a=1", "b=x=y", "c="}, "--config")
+	if err != nil || kv["a"] != "1" || kv["b"] != "x=y" || kv["c"] != "" || len(kv) != 3 {
+		t.Errorf("parseKeyValues: %v, %v", kv, err)
+	}
+	for _, bad := range []string{"a", "=1"} {
+		if _, err := parseKeyValues([]string{bad}, "--config"); err == nil || !strings.Contains(err.Error(), "--config") {
+			t.Errorf("parseKeyValues(%q): %v", bad, err)
+		}
+	}
+	hs, err := parseHeaders([]string{"trace=abc", "trace=def"})
+	if err != nil || len(hs) != 2 || hs[1].Key != "trace" || string(hs[1].Value) != "def" {
+		t.Errorf("parseHeaders: %v, %v", hs, err)
+	}
+	if _, err := parseHeaders([]string{"nokv"}); err == nil {
+		t.Error("parseHeaders accepted a header without =")
+	}
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/apierr"
+	"github.com/stratalog/strata/pkg/client"
+	"github.com/stratalog/strata/pkg/record"
+)
+
+func compact(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestTopicJSONShape(t *testing.T) {
+	d := &v1.TopicDescription{
+		Name: "ev", ReplicationFactor: 1,
+		Partitions: []*v1.PartitionDescription{{Partition: 0, Leader: 1, Replicas: []uint32{1}, InSyncReplicas: []uint32{1},
+			HighWatermark: 5, LogStartOffset: 2, LogEndOffset: 6, SizeBytes: 99}},
+		Configs: []*v1.TopicConfigEntry{{Key: "retention.ms", Value: "1000"}},
+	}
+	want := `{"name":"ev","partitions":[{"partition":0,"leader":1,"replicas":[1],"in_sync_replicas":[1],"high_watermark":5,"log_start_offset":2,"log_end_offset":6}],"configs":{"retention.ms":"1000"}}`
+	if got := compact(t, topicJSON(d)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// Empty lists are [] and {}, never null.
+	if got := compact(t, topicJSON(&v1.TopicDescription{Name: "x", Partitions: []*v1.PartitionDescription{{}}})); got !=
+		`{"name":"x","partitions":[{"partition":0,"leader":0,"replicas":[],"in_sync_replicas":[],"high_watermark":0,"log_start_offset":0,"log_end_offset":0}],"configs":{}}` {
+		t.Errorf("empty: %s", got)
+	}
+}
+
+func TestRecordJSONShape(t *testing.T) {
+	r := &client.Record{Topic: "ev", Partition: 1, Offset: 7, Key: []byte("k"), Value: []byte("v"),
+		Headers: []record.Header{{Key: "h", Value: []byte("x")}}, Timestamp: time.UnixMilli(1700000000000)}
+	want := `{"topic":"ev","partition":1,"offset":7,"timestamp":1700000000000,"key":"k","value":"v","headers":[{"key":"h","value":"x"}]}`
+	if got := compact(t, toRecordJSON(r)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	tomb := &client.Record{Topic: "ev", Timestamp: time.UnixMilli(0)}
+	if got := compact(t, toRecordJSON(tomb)); got != `{"topic":"ev","partition":0,"offset":0,"timestamp":0,"key":null,"value":null,"headers":[]}` {
+		t.Errorf("null key and tombstone: %s", got)
+	}
+}
+
+func TestBenchJSONShape(t *testing.T) {
+	got := compact(t, benchJSON{Records: 10, RecordsPerSec: 5, MBPerSec: 0.5, P50Ms: 1, P99Ms: 2, P999Ms: 3, ElapsedSec: 2})
+	want := `{"records":10,"records_per_sec":5,"mb_per_sec":0.5,"p50_ms":1,"p99_ms":2,"p999_ms":3,"elapsed_sec":2}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestTableHeadersAreUpperCaseAndAligned(t *testing.T) {
+	var b bytes.Buffer
+	tb := newTable(&b, "NAME", "PARTITIONS")
+	tb.row("a-long-name", 3)
+	tb.row("b", 12)
+	if err := tb.flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := "NAME         PARTITIONS\na-long-name  3\nb            12\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestAdvice(t *testing.T) {
+	e := &env{brokers: []string{"127.0.0.1:9092"}, timeout: 10 * time.Second}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{onTopic("x", apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC, "unknown topic")),
+			`topic "x" does not exist (create it with: strata topic create x)`},
+		{onTopic("x", fmt.Errorf("produce: %w", apierr.ErrTopicExists)),
+			`topic "x" already exists (see it with: strata topic describe x)`},
+		{&apierr.Error{Code: v1.ErrorCode_ERROR_CODE_UNAVAILABLE, Message: "broker unreachable: connection refused"},
+			"cannot reach a broker at 127.0.0.1:9092 (is it running? set --brokers or STRATA_BROKERS)"},
+		{fmt.Errorf("x: %w", &apierr.Error{Code: v1.ErrorCode_ERROR_CODE_OFFSET_OUT_OF_RANGE, Message: "offset 9 out of range", LogStartOffset: 2, HighWatermark: 5}),
+			"x: offset 9 out of range (valid offsets are 2 to 5)"},
+		{fmt.Errorf("list topics: %w", context.DeadlineExceeded), "timed out after 10s (raise --timeout, or check the brokers at 127.0.0.1:9092)"},
+		{usageErrorf("--output %q: want table or json", "xml"), `--output "xml": want table or json (see --help)`},
+		{errors.New("two\nlines"), "two; lines"},
+		{fmt.Errorf("produced 3 records to t, then stopped: %w", context.Canceled), "produced 3 records to t, then stopped: interrupted"},
+	} {
+		if got := advise(c.err, e); got != c.want {
+			t.Errorf("advise(%v):\n got %s\nwant %s", c.err, got, c.want)
+		}
+		if strings.Contains(advise(c.err, e), "\n") {
+			t.Errorf("advice for %v is more than one line", c.err)
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/apierr"
+)
+
+// Admin manages topics and reads cluster metadata. Its methods return the
+// API's own messages (package stratav1, api/v1) rather than copies: they
+// are plain data, documented in strata.proto, and a copy would only lag
+// behind them. Errors are *apierr.Error (test them with errors.Is against
+// the apierr sentinels), a context error, or ErrClosed.
+type Admin struct{ c *Client }
+
+// Admin returns the admin API of the client.
+func (c *Client) Admin() *Admin { return &Admin{c: c} }
+
+// CreateTopic creates a topic. replicas 0 means the broker default;
+// configs are topic config keys (see DescribeTopic for the list).
+func (a *Admin) CreateTopic(ctx context.Context, name string, partitions, replicas int32, configs map[string]string) (*v1.TopicDescription, error) {
+	var resp *v1.CreateTopicResponse
+	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
+		resp, err = cl.CreateTopic(ctx, &v1.CreateTopicRequest{Name: name, Partitions: partitions, ReplicationFactor: replicas, Configs: configs})
+		return err
+	})
+	a.c.meta.invalidate()
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetTopic(), nil
+}
+
+// DeleteTopic deletes a topic and its data.
+func (a *Admin) DeleteTopic(ctx context.Context, name string) error {
+	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) error {
+		_, err := cl.DeleteTopic(ctx, &v1.DeleteTopicRequest{Name: name})
+		return err
+	})
+	a.c.meta.invalidate()
+	return err
+}
+
+// ListTopics lists every topic.
+func (a *Admin) ListTopics(ctx context.Context) ([]*v1.TopicSummary, error) {
+	var resp *v1.ListTopicsResponse
+	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
+		resp, err = cl.ListTopics(ctx, &v1.ListTopicsRequest{})
+		return err
+	})
+	return resp.GetTopics(), err
+}
+
+// DescribeTopic returns a topic's partitions (leader, replicas, offsets,
+// size) and its full config, defaults marked.
+func (a *Admin) DescribeTopic(ctx context.Context, name string) (*v1.TopicDescription, error) {
+	var resp *v1.DescribeTopicResponse
+	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
+		resp, err = cl.DescribeTopic(ctx, &v1.DescribeTopicRequest{Name: name})
+		return err
+	})
+	return resp.GetTopic(), err
+}
+
+// AlterTopicConfig sets the keys in set and resets the keys in del to the
+// broker default, in one step, and returns the topic as it now is.
+func (a *Admin) AlterTopicConfig(ctx context.Context, name string, set map[string]string, del []string) (*v1.TopicDescription, error) {
+	var resp *v1.AlterTopicConfigResponse
+	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
+		resp, err = cl.AlterTopicConfig(ctx, &v1.AlterTopicConfigRequest{Name: name, Set: set, Delete: del})
+		return err
+	})
+	return resp.GetTopic(), err
+}
+
+// ListOffsets looks up one partition's offset: LATEST (the high
+// watermark), EARLIEST (the log start) or TIMESTAMP (the first record at
+// or after ts; Found false and the high watermark when there is none).
+func (a *Admin) ListOffsets(ctx context.Context, topic string, partition int32, spec v1.OffsetSpec, ts time.Time) (*v1.ListOffsetsPartitionResult, error) {
+	var tsMs int64
+	if spec == v1.OffsetSpec_OFFSET_SPEC_TIMESTAMP {
+		tsMs = ts.UnixMilli()
+	}
+	res, err := a.c.listOffsets(ctx, topic, []int32{partition}, spec, tsMs)
+	if err != nil {
+		return nil, err
+	}
+	return res[partition], nil
+}
+
+// Metadata returns the cluster's brokers, controller and every topic's
+// partition leaders, fresh from a broker (it also refreshes the client's
+// routing cache).
+func (a *Admin) Metadata(ctx context.Context) (*v1.MetadataResponse, error) {
+	s, err := a.c.meta.refresh(ctx, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return s.resp, nil
+}
+
+// listOffsets asks each partition's leader, with retries; a per-partition
+// error fails the whole call.
+func (c *Client) listOffsets(ctx context.Context, topic string, parts []int32, spec v1.OffsetSpec, ts int64) (map[int32]*v1.ListOffsetsPartitionResult, error) {
+	out := make(map[int32]*v1.ListOffsetsPartitionResult, len(parts))
+	var mu sync.Mutex
+	err := c.retry(ctx, time.Now().Add(c.cfg.retryTimeout), func(ctx context.Context, _ int) error {
+		byLeader := make(map[string][]*v1.ListOffsetsPartition)
+		conns := make(map[string]v1.StrataClient)
+		for _, p := range parts {
+			if _, done := out[p]; done {
+				continue
+			}
+			cl, addr, err := c.meta.leader(ctx, topic, p)
+			if err != nil {
+				return err
+			}
+			conns[addr] = cl
+			byLeader[addr] = append(byLeader[addr], &v1.ListOffsetsPartition{Topic: topic, Partition: p, Spec: spec, TimestampMs: ts})
+		}
+		// One error per partition at most (an RPC failure stands for all
+		// of its partitions), so no sender ever blocks.
+		errs := make(chan error, len(parts))
+		var wg sync.WaitGroup
+		for _, addr := range slices.Sorted(maps.Keys(byLeader)) {
+			wg.Go(func() {
+				resp, err := conns[addr].ListOffsets(ctx, &v1.ListOffsetsRequest{Partitions: byLeader[addr]})
+				if err != nil {
+					errs <- apierr.FromStatus(err)
+					return
+				}
+				for _, r := range resp.GetPartitions() {
+					if err := apierr.FromProto(r.GetError()); err != nil {
+						errs <- fmt.Errorf("list offsets %s/%d: %w", topic, r.GetPartition(), err)
+						continue
+					}
+					mu.Lock()
+					out[r.GetPartition()] = r
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			return err // the first; a retriable one makes retry go again
+		}
+		for _, p := range parts {
+			if _, ok := out[p]; !ok {
+				return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN, "list offsets: no result for %s/%d", topic, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,227 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/apierr"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Client is a connection to a Strata cluster: a pool of gRPC connections,
+// one per broker, and a metadata cache that says which broker leads each
+// partition. It is safe for concurrent use. Producers, consumers and the
+// admin API are made from it and share its connections.
+type Client struct {
+	cfg   config
+	log   *zap.Logger
+	seeds []string
+
+	mu struct {
+		sync.Mutex
+		conns     map[string]*grpc.ClientConn // by address
+		closed    bool
+		producers map[*Producer]struct{}
+		consumers map[*Consumer]struct{}
+	}
+	meta metaCache
+}
+
+// New makes a client for the cluster reachable at brokers (host:port API
+// addresses; one is enough, the rest are learned from metadata). It does
+// not dial: connections are made on first use, so New fails only for bad
+// options or an empty broker list.
+func New(brokers []string, opts ...Opt) (*Client, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.err(); err != nil {
+		return nil, err
+	}
+	var seeds []string
+	for _, b := range brokers {
+		if b != "" {
+			seeds = append(seeds, b)
+		}
+	}
+	if len(seeds) == 0 {
+		return nil, ErrNoBrokers
+	}
+	c := &Client{cfg: cfg, log: cfg.log, seeds: seeds}
+	c.mu.conns = make(map[string]*grpc.ClientConn)
+	c.mu.producers = make(map[*Producer]struct{})
+	c.mu.consumers = make(map[*Consumer]struct{})
+	c.meta.init(c)
+	return c, nil
+}
+
+// Close closes every producer and consumer made from the client (records
+// still buffered in a producer fail with ErrClosed; call Producer.Close
+// first to deliver them) and then the connections. It is safe to call more
+// than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	producers := c.mu.producers
+	consumers := c.mu.consumers
+	c.mu.producers, c.mu.consumers = nil, nil
+	c.mu.Unlock()
+
+	for p := range producers {
+		p.abort()
+	}
+	for cs := range consumers {
+		cs.Close()
+	}
+
+	c.mu.Lock()
+	conns := c.mu.conns
+	c.mu.conns = nil
+	c.mu.Unlock()
+	var errs []error
+	for _, cc := range conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.closed
+}
+
+// conn returns the connection to addr, making it on first use.
+func (c *Client) conn(addr string) (v1.StrataClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrClosed
+	}
+	if cc, ok := c.mu.conns[addr]; ok {
+		return v1.NewStrataClient(cc), nil
+	}
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Fetch responses reach tens of MiB; gRPC's 4 MiB default would refuse them.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
+	}, c.cfg.dialOpts...)
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.conns[addr] = cc
+	return v1.NewStrataClient(cc), nil
+}
+
+// anyConn returns a connection for calls any broker can serve (metadata,
+// admin): the seeds first, in order.
+func (c *Client) anyConn(attempt int) (v1.StrataClient, string, error) {
+	addrs := c.seeds
+	if known := c.meta.brokerAddrs(); len(known) > 0 {
+		addrs = append(append([]string(nil), c.seeds...), known...)
+	}
+	addr := addrs[attempt%len(addrs)]
+	cl, err := c.conn(addr)
+	return cl, addr, err
+}
+
+// retriable reports whether a retry, after a metadata refresh, may help.
+func retriable(err error) bool {
+	return apierr.Retriable(err) || errors.Is(err, ErrNoLeader)
+}
+
+// retry runs fn until it succeeds, fails for good, ctx ends or the
+// deadline passes. After a retriable failure it marks metadata stale and
+// backs off. fn gets the attempt number (0, 1, ...).
+func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx context.Context, attempt int) error) error {
+	backoff := c.cfg.backoffMin
+	var last error // the last retriable error, reported if time runs out
+	for attempt := 0; ; attempt++ {
+		// Each attempt gets at most attemptTimeout, so that one broker
+		// that accepts a connection and never answers cannot hold the
+		// call past its retries.
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := fn(actx, attempt)
+		cancel()
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded) {
+			err = &apierr.Error{Code: v1.ErrorCode_ERROR_CODE_UNAVAILABLE, Message: fmt.Sprintf("no answer from the broker within %s", attemptTimeout)}
+		}
+		if err != nil && last != nil && ctx.Err() != nil {
+			return fmt.Errorf("%w (gave up retrying: %w)", last, ctx.Err())
+		}
+		if err == nil || !retriable(err) {
+			return err
+		}
+		last = err
+		if c.closed() {
+			return ErrClosed
+		}
+		c.meta.invalidate()
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		c.log.Debug("retrying", zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(err))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up retrying: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(backoff*2, c.cfg.backoffMax)
+	}
+}
+
+// call runs an RPC that any broker can serve, with retries within the
+// client's RetryTimeout, and turns gRPC errors into *apierr.Error.
+func (c *Client) call(ctx context.Context, fn func(ctx context.Context, cl v1.StrataClient) error) error {
+	return c.retry(ctx, time.Now().Add(c.cfg.retryTimeout), func(ctx context.Context, attempt int) error {
+		cl, _, err := c.anyConn(attempt)
+		if err != nil {
+			return err
+		}
+		return apierr.FromStatus(fn(ctx, cl))
+	})
+}
+
+// fixAddr makes an advertised address usable from here: a broker that
+// listens on 0.0.0.0 or [::] advertises no usable host, so the host we
+// reached it by is used instead.
+func fixAddr(advertised, via string) string {
+	host, port, err := net.SplitHostPort(advertised)
+	if err != nil {
+		return advertised
+	}
+	if host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		vh, _, err := net.SplitHostPort(via)
+		if err != nil {
+			return advertised
+		}
+		return net.JoinHostPort(vh, port)
+	}
+	return advertised
+}
+
+// attemptTimeout bounds one attempt of any call; the broker's own waits
+// (produce acks, fetch long polls) are asked to end well before it.
+const attemptTimeout = 15 * time.Second
+
+// maxMessageBytes matches the broker's default --max-request-bytes.
+const maxMessageBytes = 64 << 20

@@ -1,0 +1,57 @@
+// Package client is the Go client for Strata: a producer that batches
+// records per partition, a consumer that long-polls partition leaders, and
+// an admin API for topics and cluster metadata, all over Strata's gRPC API
+// (api/v1).
+//
+// What it owns. A Client holds one gRPC connection per broker, made on
+// first use, and a metadata cache (the Metadata RPC) that says how many
+// partitions each topic has and which broker leads each one. Produce and
+// fetch requests for a partition go to its leader's connection. A
+// retriable error (apierr.Retriable: NOT_LEADER, UNAVAILABLE, STORAGE, a
+// broker that cannot be reached) drops the cache and is retried with
+// backoff: producers until the record's DeliveryTimeout, everything else
+// until the client's RetryTimeout. Other errors are returned as
+// *apierr.Error; match them with errors.Is against the apierr sentinels.
+//
+// Usage:
+//
+//	c, err := client.New([]string{"127.0.0.1:9290"})
+//	if err != nil { ... }
+//	defer c.Close()
+//
+//	_, err = c.Admin().CreateTopic(ctx, "events", 3, 1, nil)
+//
+//	p := c.NewProducer(client.Linger(10 * time.Millisecond))
+//	p.Produce(ctx, &client.Record{Topic: "events", Key: []byte("k"), Value: []byte("v")},
+//		func(r *client.Record, err error) { ... r.Partition, r.Offset ... })
+//	if err := p.ProduceSync(ctx, &client.Record{Topic: "events", Value: []byte("now")}).FirstErr(); err != nil { ... }
+//	if err := p.Close(ctx); err != nil { ... } // flushes first
+//
+//	cs, err := c.NewConsumer("events", client.StartAt(client.FromEnd(10)))
+//	for {
+//		recs, err := cs.Poll(ctx)
+//		if err != nil { ... }
+//		for _, r := range recs { ... }
+//	}
+//
+// Partitioning follows Kafka's Java client: a keyed record goes to
+// toPositive(murmur2(key)) % partitions, so the same key lands on the same
+// partition whichever client wrote it; keyless records stick to one
+// partition per batch. RoundRobinPartitioner, StickyPartitioner and
+// ManualPartitioner (honour Record.Partition) are the alternatives.
+//
+// The caller's duties:
+//  1. Close what you make: Producer.Close to deliver buffered records
+//     (Client.Close fails them), Consumer.Close, then Client.Close, which
+//     stops every goroutine the package started.
+//  2. Do not touch a Record after passing it to Produce until its callback
+//     has run: the producer sets its Partition, Offset and Timestamp.
+//  3. Keep producer callbacks short, and never call Flush, Close or
+//     ProduceSync of the same producer from one: they wait for callbacks.
+//  4. Expect duplicates after a retried produce (delivery is at least
+//     once; Strata has no idempotent producer yet), and records skipped
+//     when a consumer's position is reset (see ResetPolicy and OnReset).
+//  5. Call Poll or Next from one goroutine per consumer.
+//  6. Do not modify records returned by Poll: their Key, Value and
+//     Headers may share memory with the fetch response.
+package client
