@@ -1,0 +1,19 @@
+// Package docker runs the repository's docker-compose.yml, three
+// strata-broker containers built FROM scratch, through network partitions
+// and paused brokers, and checks the cluster from the outside: nothing
+// acknowledged is lost and every replica holds the same log.
+//
+// The test builds the static binaries into bin/ (as `make build` does), then
+// brings up a copy of docker-compose.yml under a random project name
+// (strata-it-<random>) with the host ports made ephemeral, so it neither
+// collides with a cluster started by `make cluster-up` nor with another run.
+// Its Go client runs on the host; brokers advertise their service names
+// (strata1:9290 ...), which the client's resolver maps to the containers'
+// addresses on the project network (not to the published ports, which
+// Docker drops when a container is disconnected). Everything is removed with `docker-compose down -v --rmi local`
+// when the test ends, pass or fail.
+//
+// It is skipped only when no Docker daemon answers, or when the host cannot
+// reach container addresses (Docker Desktop, rootless or remote daemons). It needs Compose:
+// docker-compose (v1) or, failing that, the docker compose plugin (v2).
+package docker
