@@ -1,0 +1,47 @@
+# Strata. `make` builds bin/strata-broker and bin/strata.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/stratalog/strata/pkg/broker.Version=$(VERSION)
+
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+
+.PHONY: all build test race fuzz bench proto tools clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/strata-broker ./cmd/broker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/strata ./cmd/client
+
+test:
+	$(GO) test -race ./...
+
+fuzz:
+	FUZZEXECS=3000000 bash .ci/fuzz
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
+
+# Regenerate api/v1 from strata.proto (needs protoc: apt-get install protobuf-compiler).
+proto: tools
+	cd api/v1 && PATH="$$PATH:$$($(GO) env GOPATH)/bin" $(GO) generate .
+
+tools:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+clean:
+	rm -rf bin
+
+# A three-broker cluster in Docker (docker-compose.yml). The image is built
+# FROM scratch around the static binaries, so build them first. Where only
+# Compose v2 is installed: make cluster-up COMPOSE='docker compose'.
+COMPOSE ?= docker-compose
+
+.PHONY: cluster-up cluster-down
+cluster-up: build
+	$(COMPOSE) up -d --build
+
+cluster-down:
+	$(COMPOSE) down -v
