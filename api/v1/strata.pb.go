@@ -276,7 +276,197 @@ func (x ChangeReplicasRequest_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeReplicasRequest_Op.Descriptor instead.
 func (ChangeReplicasRequest_Op) EnumDescriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{4, 0}
+	return file_strata_proto_rawDescGZIP(), []int{7, 0}
+}
+
+type ReadLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`                           // the partition's Raft group name
+	LastIndex     uint64                 `protobuf:"varint,2,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"` // stream entries up to and including this raft index
+	LastTerm      uint64                 `protobuf:"varint,3,opt,name=last_term,json=lastTerm,proto3" json:"last_term,omitempty"`    // the term of last_index; a replica whose entry differs refuses
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogRequest) Reset() {
+	*x = ReadLogRequest{}
+	mi := &file_strata_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogRequest) ProtoMessage() {}
+
+func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
+func (*ReadLogRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReadLogRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ReadLogRequest) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *ReadLogRequest) GetLastTerm() uint64 {
+	if x != nil {
+		return x.LastTerm
+	}
+	return 0
+}
+
+// ReadLogChunk: the first chunk says where the log starts; every chunk
+// carries entries in raft index order.
+type ReadLogChunk struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	LogStartOffset int64                  `protobuf:"varint,1,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"` // first readable offset (first chunk only)
+	BaseOffset     int64                  `protobuf:"varint,2,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`               // offset of the first entry's first record (first chunk only)
+	Entries        []*LogEntry            `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReadLogChunk) Reset() {
+	*x = ReadLogChunk{}
+	mi := &file_strata_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogChunk) ProtoMessage() {}
+
+func (x *ReadLogChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogChunk.ProtoReflect.Descriptor instead.
+func (*ReadLogChunk) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReadLogChunk) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *ReadLogChunk) GetBaseOffset() int64 {
+	if x != nil {
+		return x.BaseOffset
+	}
+	return 0
+}
+
+func (x *ReadLogChunk) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type LogEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Type          uint32                 `protobuf:"varint,3,opt,name=type,proto3" json:"type,omitempty"` // segment.EntryType
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogEntry) Reset() {
+	*x = LogEntry{}
+	mi := &file_strata_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogEntry) ProtoMessage() {}
+
+func (x *LogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
+func (*LogEntry) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LogEntry) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *LogEntry) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *LogEntry) GetType() uint32 {
+	if x != nil {
+		return x.Type
+	}
+	return 0
+}
+
+func (x *LogEntry) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
 }
 
 type ApplyMetadataRequest struct {
@@ -288,7 +478,7 @@ type ApplyMetadataRequest struct {
 
 func (x *ApplyMetadataRequest) Reset() {
 	*x = ApplyMetadataRequest{}
-	mi := &file_strata_proto_msgTypes[0]
+	mi := &file_strata_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +490,7 @@ func (x *ApplyMetadataRequest) String() string {
 func (*ApplyMetadataRequest) ProtoMessage() {}
 
 func (x *ApplyMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[0]
+	mi := &file_strata_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +503,7 @@ func (x *ApplyMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyMetadataRequest.ProtoReflect.Descriptor instead.
 func (*ApplyMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{0}
+	return file_strata_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyMetadataRequest) GetChange() []byte {
@@ -331,7 +521,7 @@ type ApplyMetadataResponse struct {
 
 func (x *ApplyMetadataResponse) Reset() {
 	*x = ApplyMetadataResponse{}
-	mi := &file_strata_proto_msgTypes[1]
+	mi := &file_strata_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +533,7 @@ func (x *ApplyMetadataResponse) String() string {
 func (*ApplyMetadataResponse) ProtoMessage() {}
 
 func (x *ApplyMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[1]
+	mi := &file_strata_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +546,7 @@ func (x *ApplyMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyMetadataResponse.ProtoReflect.Descriptor instead.
 func (*ApplyMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{1}
+	return file_strata_proto_rawDescGZIP(), []int{4}
 }
 
 type ReplicaStatusRequest struct {
@@ -368,7 +558,7 @@ type ReplicaStatusRequest struct {
 
 func (x *ReplicaStatusRequest) Reset() {
 	*x = ReplicaStatusRequest{}
-	mi := &file_strata_proto_msgTypes[2]
+	mi := &file_strata_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +570,7 @@ func (x *ReplicaStatusRequest) String() string {
 func (*ReplicaStatusRequest) ProtoMessage() {}
 
 func (x *ReplicaStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[2]
+	mi := &file_strata_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +583,7 @@ func (x *ReplicaStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatusRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaStatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{2}
+	return file_strata_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReplicaStatusRequest) GetGroups() []string {
@@ -412,7 +602,7 @@ type ReplicaStatusResponse struct {
 
 func (x *ReplicaStatusResponse) Reset() {
 	*x = ReplicaStatusResponse{}
-	mi := &file_strata_proto_msgTypes[3]
+	mi := &file_strata_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +614,7 @@ func (x *ReplicaStatusResponse) String() string {
 func (*ReplicaStatusResponse) ProtoMessage() {}
 
 func (x *ReplicaStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[3]
+	mi := &file_strata_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +627,7 @@ func (x *ReplicaStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatusResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaStatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{3}
+	return file_strata_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReplicaStatusResponse) GetReplicas() []*ReplicaState {
@@ -458,7 +648,7 @@ type ChangeReplicasRequest struct {
 
 func (x *ChangeReplicasRequest) Reset() {
 	*x = ChangeReplicasRequest{}
-	mi := &file_strata_proto_msgTypes[4]
+	mi := &file_strata_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +660,7 @@ func (x *ChangeReplicasRequest) String() string {
 func (*ChangeReplicasRequest) ProtoMessage() {}
 
 func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[4]
+	mi := &file_strata_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +673,7 @@ func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{4}
+	return file_strata_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChangeReplicasRequest) GetGroup() string {
@@ -516,7 +706,7 @@ type ChangeReplicasResponse struct {
 
 func (x *ChangeReplicasResponse) Reset() {
 	*x = ChangeReplicasResponse{}
-	mi := &file_strata_proto_msgTypes[5]
+	mi := &file_strata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +718,7 @@ func (x *ChangeReplicasResponse) String() string {
 func (*ChangeReplicasResponse) ProtoMessage() {}
 
 func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[5]
+	mi := &file_strata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +731,7 @@ func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{5}
+	return file_strata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChangeReplicasResponse) GetMembers() []*GroupMember {
@@ -561,7 +751,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_proto_msgTypes[6]
+	mi := &file_strata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +763,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[6]
+	mi := &file_strata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +776,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{6}
+	return file_strata_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GroupMember) GetNodeId() uint32 {
@@ -623,7 +813,7 @@ type ReplicaState struct {
 
 func (x *ReplicaState) Reset() {
 	*x = ReplicaState{}
-	mi := &file_strata_proto_msgTypes[7]
+	mi := &file_strata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +825,7 @@ func (x *ReplicaState) String() string {
 func (*ReplicaState) ProtoMessage() {}
 
 func (x *ReplicaState) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[7]
+	mi := &file_strata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +838,7 @@ func (x *ReplicaState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
 func (*ReplicaState) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{7}
+	return file_strata_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReplicaState) GetGroup() string {
@@ -746,7 +936,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_strata_proto_msgTypes[8]
+	mi := &file_strata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +948,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[8]
+	mi := &file_strata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +961,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{8}
+	return file_strata_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TransferLeaderRequest) GetTopic() string {
@@ -804,7 +994,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_strata_proto_msgTypes[9]
+	mi := &file_strata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1006,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[9]
+	mi := &file_strata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1019,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{9}
+	return file_strata_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TransferLeaderResponse) GetLeader() uint32 {
@@ -850,7 +1040,7 @@ type MovePartitionRequest struct {
 
 func (x *MovePartitionRequest) Reset() {
 	*x = MovePartitionRequest{}
-	mi := &file_strata_proto_msgTypes[10]
+	mi := &file_strata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1052,7 @@ func (x *MovePartitionRequest) String() string {
 func (*MovePartitionRequest) ProtoMessage() {}
 
 func (x *MovePartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[10]
+	mi := &file_strata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1065,7 @@ func (x *MovePartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MovePartitionRequest.ProtoReflect.Descriptor instead.
 func (*MovePartitionRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{10}
+	return file_strata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MovePartitionRequest) GetTopic() string {
@@ -908,7 +1098,7 @@ type DecommissionBrokerRequest struct {
 
 func (x *DecommissionBrokerRequest) Reset() {
 	*x = DecommissionBrokerRequest{}
-	mi := &file_strata_proto_msgTypes[11]
+	mi := &file_strata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1110,7 @@ func (x *DecommissionBrokerRequest) String() string {
 func (*DecommissionBrokerRequest) ProtoMessage() {}
 
 func (x *DecommissionBrokerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[11]
+	mi := &file_strata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1123,7 @@ func (x *DecommissionBrokerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecommissionBrokerRequest.ProtoReflect.Descriptor instead.
 func (*DecommissionBrokerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{11}
+	return file_strata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DecommissionBrokerRequest) GetNodeId() uint32 {
@@ -958,7 +1148,7 @@ type MoveProgress struct {
 
 func (x *MoveProgress) Reset() {
 	*x = MoveProgress{}
-	mi := &file_strata_proto_msgTypes[12]
+	mi := &file_strata_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1160,7 @@ func (x *MoveProgress) String() string {
 func (*MoveProgress) ProtoMessage() {}
 
 func (x *MoveProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[12]
+	mi := &file_strata_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1173,7 @@ func (x *MoveProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveProgress.ProtoReflect.Descriptor instead.
 func (*MoveProgress) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{12}
+	return file_strata_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MoveProgress) GetTopic() string {
@@ -1045,7 +1235,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_strata_proto_msgTypes[13]
+	mi := &file_strata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1247,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[13]
+	mi := &file_strata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1260,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{13}
+	return file_strata_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -1133,7 +1323,7 @@ type TopicConfigEntry struct {
 
 func (x *TopicConfigEntry) Reset() {
 	*x = TopicConfigEntry{}
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1335,7 @@ func (x *TopicConfigEntry) String() string {
 func (*TopicConfigEntry) ProtoMessage() {}
 
 func (x *TopicConfigEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1348,7 @@ func (x *TopicConfigEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicConfigEntry.ProtoReflect.Descriptor instead.
 func (*TopicConfigEntry) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{14}
+	return file_strata_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TopicConfigEntry) GetKey() string {
@@ -1195,7 +1385,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1397,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1410,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{15}
+	return file_strata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -1267,7 +1457,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1469,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1482,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{16}
+	return file_strata_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateTopicResponse) GetTopic() *TopicDescription {
@@ -1311,7 +1501,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1513,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1526,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{17}
+	return file_strata_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -1354,7 +1544,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1556,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1569,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_proto_rawDescGZIP(), []int{21}
 }
 
 type ListTopicsRequest struct {
@@ -1390,7 +1580,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1592,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1605,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_proto_rawDescGZIP(), []int{22}
 }
 
 type ListTopicsResponse struct {
@@ -1427,7 +1617,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1629,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1642,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicSummary {
@@ -1473,7 +1663,7 @@ type TopicSummary struct {
 
 func (x *TopicSummary) Reset() {
 	*x = TopicSummary{}
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1675,7 @@ func (x *TopicSummary) String() string {
 func (*TopicSummary) ProtoMessage() {}
 
 func (x *TopicSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1688,7 @@ func (x *TopicSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicSummary.ProtoReflect.Descriptor instead.
 func (*TopicSummary) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TopicSummary) GetName() string {
@@ -1531,7 +1721,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_strata_proto_msgTypes[22]
+	mi := &file_strata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1733,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[22]
+	mi := &file_strata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1746,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{22}
+	return file_strata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -1575,7 +1765,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_strata_proto_msgTypes[23]
+	mi := &file_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1777,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[23]
+	mi := &file_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1790,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{23}
+	return file_strata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *TopicDescription {
@@ -1622,7 +1812,7 @@ type TopicDescription struct {
 
 func (x *TopicDescription) Reset() {
 	*x = TopicDescription{}
-	mi := &file_strata_proto_msgTypes[24]
+	mi := &file_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1824,7 @@ func (x *TopicDescription) String() string {
 func (*TopicDescription) ProtoMessage() {}
 
 func (x *TopicDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[24]
+	mi := &file_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1837,7 @@ func (x *TopicDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicDescription.ProtoReflect.Descriptor instead.
 func (*TopicDescription) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TopicDescription) GetName() string {
@@ -1695,7 +1885,7 @@ type PartitionDescription struct {
 
 func (x *PartitionDescription) Reset() {
 	*x = PartitionDescription{}
-	mi := &file_strata_proto_msgTypes[25]
+	mi := &file_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1897,7 @@ func (x *PartitionDescription) String() string {
 func (*PartitionDescription) ProtoMessage() {}
 
 func (x *PartitionDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[25]
+	mi := &file_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1910,7 @@ func (x *PartitionDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionDescription.ProtoReflect.Descriptor instead.
 func (*PartitionDescription) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PartitionDescription) GetPartition() int32 {
@@ -1798,7 +1988,7 @@ type AlterTopicConfigRequest struct {
 
 func (x *AlterTopicConfigRequest) Reset() {
 	*x = AlterTopicConfigRequest{}
-	mi := &file_strata_proto_msgTypes[26]
+	mi := &file_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +2000,7 @@ func (x *AlterTopicConfigRequest) String() string {
 func (*AlterTopicConfigRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[26]
+	mi := &file_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +2013,7 @@ func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AlterTopicConfigRequest) GetName() string {
@@ -1863,7 +2053,7 @@ type AlterTopicConfigResponse struct {
 
 func (x *AlterTopicConfigResponse) Reset() {
 	*x = AlterTopicConfigResponse{}
-	mi := &file_strata_proto_msgTypes[27]
+	mi := &file_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2065,7 @@ func (x *AlterTopicConfigResponse) String() string {
 func (*AlterTopicConfigResponse) ProtoMessage() {}
 
 func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[27]
+	mi := &file_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2078,7 @@ func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AlterTopicConfigResponse) GetTopic() *TopicDescription {
@@ -1896,6 +2086,222 @@ func (x *AlterTopicConfigResponse) GetTopic() *TopicDescription {
 		return x.Topic
 	}
 	return nil
+}
+
+type DeleteRecordsRequest struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Topic         string                    `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []*DeleteRecordsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	TimeoutMs     int32                     `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"` // 0 = broker default
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsRequest) Reset() {
+	*x = DeleteRecordsRequest{}
+	mi := &file_strata_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsRequest) ProtoMessage() {}
+
+func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteRecordsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeleteRecordsRequest) GetPartitions() []*DeleteRecordsPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *DeleteRecordsRequest) GetTimeoutMs() int32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type DeleteRecordsPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	BeforeOffset  int64                  `protobuf:"varint,2,opt,name=before_offset,json=beforeOffset,proto3" json:"before_offset,omitempty"` // new log start offset; -1 = the high watermark (delete everything)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartition) Reset() {
+	*x = DeleteRecordsPartition{}
+	mi := &file_strata_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartition) ProtoMessage() {}
+
+func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteRecordsPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartition) GetBeforeOffset() int64 {
+	if x != nil {
+		return x.BeforeOffset
+	}
+	return 0
+}
+
+type DeleteRecordsResponse struct {
+	state         protoimpl.MessageState          `protogen:"open.v1"`
+	Partitions    []*DeleteRecordsPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResponse) Reset() {
+	*x = DeleteRecordsResponse{}
+	mi := &file_strata_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResponse) ProtoMessage() {}
+
+func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type DeleteRecordsPartitionResult struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Partition      int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Error          *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`                                            // unset on success
+	LogStartOffset int64                  `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"` // the log start offset after the call
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartitionResult) Reset() {
+	*x = DeleteRecordsPartitionResult{}
+	mi := &file_strata_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartitionResult) ProtoMessage() {}
+
+func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartitionResult.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeleteRecordsPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartitionResult) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DeleteRecordsPartitionResult) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
 }
 
 type ProduceRequest struct {
@@ -1910,7 +2316,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_strata_proto_msgTypes[28]
+	mi := &file_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2328,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[28]
+	mi := &file_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2341,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ProduceRequest) GetTopic() string {
@@ -1978,7 +2384,7 @@ type ProducePartition struct {
 
 func (x *ProducePartition) Reset() {
 	*x = ProducePartition{}
-	mi := &file_strata_proto_msgTypes[29]
+	mi := &file_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1990,7 +2396,7 @@ func (x *ProducePartition) String() string {
 func (*ProducePartition) ProtoMessage() {}
 
 func (x *ProducePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[29]
+	mi := &file_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2003,7 +2409,7 @@ func (x *ProducePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartition.ProtoReflect.Descriptor instead.
 func (*ProducePartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ProducePartition) GetPartition() int32 {
@@ -2029,7 +2435,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_strata_proto_msgTypes[30]
+	mi := &file_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2447,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[30]
+	mi := &file_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2460,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ProduceResponse) GetPartitions() []*ProducePartitionResult {
@@ -2078,7 +2484,7 @@ type ProducePartitionResult struct {
 
 func (x *ProducePartitionResult) Reset() {
 	*x = ProducePartitionResult{}
-	mi := &file_strata_proto_msgTypes[31]
+	mi := &file_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2496,7 @@ func (x *ProducePartitionResult) String() string {
 func (*ProducePartitionResult) ProtoMessage() {}
 
 func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[31]
+	mi := &file_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2509,7 @@ func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartitionResult.ProtoReflect.Descriptor instead.
 func (*ProducePartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ProducePartitionResult) GetPartition() int32 {
@@ -2160,7 +2566,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_proto_msgTypes[32]
+	mi := &file_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2578,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[32]
+	mi := &file_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2591,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FetchRequest) GetPartitions() []*FetchPartition {
@@ -2228,7 +2634,7 @@ type FetchPartition struct {
 
 func (x *FetchPartition) Reset() {
 	*x = FetchPartition{}
-	mi := &file_strata_proto_msgTypes[33]
+	mi := &file_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2646,7 @@ func (x *FetchPartition) String() string {
 func (*FetchPartition) ProtoMessage() {}
 
 func (x *FetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[33]
+	mi := &file_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2659,7 @@ func (x *FetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartition.ProtoReflect.Descriptor instead.
 func (*FetchPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FetchPartition) GetTopic() string {
@@ -2293,7 +2699,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_proto_msgTypes[34]
+	mi := &file_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2711,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[34]
+	mi := &file_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2724,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FetchResponse) GetPartitions() []*FetchPartitionResult {
@@ -2344,7 +2750,7 @@ type FetchPartitionResult struct {
 
 func (x *FetchPartitionResult) Reset() {
 	*x = FetchPartitionResult{}
-	mi := &file_strata_proto_msgTypes[35]
+	mi := &file_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2762,7 @@ func (x *FetchPartitionResult) String() string {
 func (*FetchPartitionResult) ProtoMessage() {}
 
 func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[35]
+	mi := &file_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2775,7 @@ func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*FetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FetchPartitionResult) GetTopic() string {
@@ -2423,7 +2829,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[36]
+	mi := &file_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2435,7 +2841,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[36]
+	mi := &file_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,7 +2854,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListOffsetsRequest) GetPartitions() []*ListOffsetsPartition {
@@ -2470,7 +2876,7 @@ type ListOffsetsPartition struct {
 
 func (x *ListOffsetsPartition) Reset() {
 	*x = ListOffsetsPartition{}
-	mi := &file_strata_proto_msgTypes[37]
+	mi := &file_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2888,7 @@ func (x *ListOffsetsPartition) String() string {
 func (*ListOffsetsPartition) ProtoMessage() {}
 
 func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[37]
+	mi := &file_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2901,7 @@ func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListOffsetsPartition) GetTopic() string {
@@ -2535,7 +2941,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[38]
+	mi := &file_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2953,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[38]
+	mi := &file_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2966,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
@@ -2586,7 +2992,7 @@ type ListOffsetsPartitionResult struct {
 
 func (x *ListOffsetsPartitionResult) Reset() {
 	*x = ListOffsetsPartitionResult{}
-	mi := &file_strata_proto_msgTypes[39]
+	mi := &file_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +3004,7 @@ func (x *ListOffsetsPartitionResult) String() string {
 func (*ListOffsetsPartitionResult) ProtoMessage() {}
 
 func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[39]
+	mi := &file_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +3017,7 @@ func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListOffsetsPartitionResult) GetTopic() string {
@@ -2665,7 +3071,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +3083,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +3096,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -2712,7 +3118,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +3130,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +3143,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *MetadataResponse) GetClusterId() string {
@@ -2781,7 +3187,7 @@ type BrokerInfo struct {
 
 func (x *BrokerInfo) Reset() {
 	*x = BrokerInfo{}
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +3199,7 @@ func (x *BrokerInfo) String() string {
 func (*BrokerInfo) ProtoMessage() {}
 
 func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +3212,7 @@ func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerInfo.ProtoReflect.Descriptor instead.
 func (*BrokerInfo) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BrokerInfo) GetNodeId() uint32 {
@@ -2855,7 +3261,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +3273,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +3286,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -2915,7 +3321,7 @@ type PartitionMetadata struct {
 
 func (x *PartitionMetadata) Reset() {
 	*x = PartitionMetadata{}
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3333,7 @@ func (x *PartitionMetadata) String() string {
 func (*PartitionMetadata) ProtoMessage() {}
 
 func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3346,7 @@ func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionMetadata.ProtoReflect.Descriptor instead.
 func (*PartitionMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PartitionMetadata) GetPartition() int32 {
@@ -2968,7 +3374,22 @@ var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
 	"\n" +
-	"\fstrata.proto\x12\tstrata.v1\".\n" +
+	"\fstrata.proto\x12\tstrata.v1\"b\n" +
+	"\x0eReadLogRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x02 \x01(\x04R\tlastIndex\x12\x1b\n" +
+	"\tlast_term\x18\x03 \x01(\x04R\blastTerm\"\x88\x01\n" +
+	"\fReadLogChunk\x12(\n" +
+	"\x10log_start_offset\x18\x01 \x01(\x03R\x0elogStartOffset\x12\x1f\n" +
+	"\vbase_offset\x18\x02 \x01(\x03R\n" +
+	"baseOffset\x12-\n" +
+	"\aentries\x18\x03 \x03(\v2\x13.strata.v1.LogEntryR\aentries\"\\\n" +
+	"\bLogEntry\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\rR\x04type\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\".\n" +
 	"\x14ApplyMetadataRequest\x12\x16\n" +
 	"\x06change\x18\x01 \x01(\fR\x06change\"\x17\n" +
 	"\x15ApplyMetadataResponse\".\n" +
@@ -3095,7 +3516,25 @@ const file_strata_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
 	"\x18AlterTopicConfigResponse\x121\n" +
-	"\x05topic\x18\x01 \x01(\v2\x1b.strata.v1.TopicDescriptionR\x05topic\"\xa7\x01\n" +
+	"\x05topic\x18\x01 \x01(\v2\x1b.strata.v1.TopicDescriptionR\x05topic\"\x8e\x01\n" +
+	"\x14DeleteRecordsRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12A\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2!.strata.v1.DeleteRecordsPartitionR\n" +
+	"partitions\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x05R\ttimeoutMs\"[\n" +
+	"\x16DeleteRecordsPartition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12#\n" +
+	"\rbefore_offset\x18\x02 \x01(\x03R\fbeforeOffset\"`\n" +
+	"\x15DeleteRecordsResponse\x12G\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2'.strata.v1.DeleteRecordsPartitionResultR\n" +
+	"partitions\"\x8e\x01\n" +
+	"\x1cDeleteRecordsPartitionResult\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12&\n" +
+	"\x05error\x18\x02 \x01(\v2\x10.strata.v1.ErrorR\x05error\x12(\n" +
+	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\"\xa7\x01\n" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12;\n" +
 	"\n" +
@@ -3215,7 +3654,7 @@ const file_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\xac\a\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\x80\b\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -3225,15 +3664,17 @@ const file_strata_proto_rawDesc = "" +
 	"\x10AlterTopicConfig\x12\".strata.v1.AlterTopicConfigRequest\x1a#.strata.v1.AlterTopicConfigResponse\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12L\n" +
-	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\x12C\n" +
+	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\x12R\n" +
+	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12C\n" +
 	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse\x12U\n" +
 	"\x0eTransferLeader\x12 .strata.v1.TransferLeaderRequest\x1a!.strata.v1.TransferLeaderResponse\x12K\n" +
 	"\rMovePartition\x12\x1f.strata.v1.MovePartitionRequest\x1a\x17.strata.v1.MoveProgress0\x01\x12U\n" +
-	"\x12DecommissionBroker\x12$.strata.v1.DecommissionBrokerRequest\x1a\x17.strata.v1.MoveProgress0\x012\x8f\x02\n" +
+	"\x12DecommissionBroker\x12$.strata.v1.DecommissionBrokerRequest\x1a\x17.strata.v1.MoveProgress0\x012\xd0\x02\n" +
 	"\x0eStrataInternal\x12R\n" +
 	"\rApplyMetadata\x12\x1f.strata.v1.ApplyMetadataRequest\x1a .strata.v1.ApplyMetadataResponse\x12R\n" +
 	"\rReplicaStatus\x12\x1f.strata.v1.ReplicaStatusRequest\x1a .strata.v1.ReplicaStatusResponse\x12U\n" +
-	"\x0eChangeReplicas\x12 .strata.v1.ChangeReplicasRequest\x1a!.strata.v1.ChangeReplicasResponseB-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
+	"\x0eChangeReplicas\x12 .strata.v1.ChangeReplicasRequest\x1a!.strata.v1.ChangeReplicasResponse\x12?\n" +
+	"\aReadLog\x12\x19.strata.v1.ReadLogRequest\x1a\x17.strata.v1.ReadLogChunk0\x01B-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_proto_rawDescOnce sync.Once
@@ -3248,123 +3689,138 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_strata_proto_goTypes = []any{
-	(ErrorCode)(0),                     // 0: strata.v1.ErrorCode
-	(Acks)(0),                          // 1: strata.v1.Acks
-	(OffsetSpec)(0),                    // 2: strata.v1.OffsetSpec
-	(ChangeReplicasRequest_Op)(0),      // 3: strata.v1.ChangeReplicasRequest.Op
-	(*ApplyMetadataRequest)(nil),       // 4: strata.v1.ApplyMetadataRequest
-	(*ApplyMetadataResponse)(nil),      // 5: strata.v1.ApplyMetadataResponse
-	(*ReplicaStatusRequest)(nil),       // 6: strata.v1.ReplicaStatusRequest
-	(*ReplicaStatusResponse)(nil),      // 7: strata.v1.ReplicaStatusResponse
-	(*ChangeReplicasRequest)(nil),      // 8: strata.v1.ChangeReplicasRequest
-	(*ChangeReplicasResponse)(nil),     // 9: strata.v1.ChangeReplicasResponse
-	(*GroupMember)(nil),                // 10: strata.v1.GroupMember
-	(*ReplicaState)(nil),               // 11: strata.v1.ReplicaState
-	(*TransferLeaderRequest)(nil),      // 12: strata.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),     // 13: strata.v1.TransferLeaderResponse
-	(*MovePartitionRequest)(nil),       // 14: strata.v1.MovePartitionRequest
-	(*DecommissionBrokerRequest)(nil),  // 15: strata.v1.DecommissionBrokerRequest
-	(*MoveProgress)(nil),               // 16: strata.v1.MoveProgress
-	(*Error)(nil),                      // 17: strata.v1.Error
-	(*TopicConfigEntry)(nil),           // 18: strata.v1.TopicConfigEntry
-	(*CreateTopicRequest)(nil),         // 19: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 20: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 21: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 22: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 23: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 24: strata.v1.ListTopicsResponse
-	(*TopicSummary)(nil),               // 25: strata.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),       // 26: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),      // 27: strata.v1.DescribeTopicResponse
-	(*TopicDescription)(nil),           // 28: strata.v1.TopicDescription
-	(*PartitionDescription)(nil),       // 29: strata.v1.PartitionDescription
-	(*AlterTopicConfigRequest)(nil),    // 30: strata.v1.AlterTopicConfigRequest
-	(*AlterTopicConfigResponse)(nil),   // 31: strata.v1.AlterTopicConfigResponse
-	(*ProduceRequest)(nil),             // 32: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),           // 33: strata.v1.ProducePartition
-	(*ProduceResponse)(nil),            // 34: strata.v1.ProduceResponse
-	(*ProducePartitionResult)(nil),     // 35: strata.v1.ProducePartitionResult
-	(*FetchRequest)(nil),               // 36: strata.v1.FetchRequest
-	(*FetchPartition)(nil),             // 37: strata.v1.FetchPartition
-	(*FetchResponse)(nil),              // 38: strata.v1.FetchResponse
-	(*FetchPartitionResult)(nil),       // 39: strata.v1.FetchPartitionResult
-	(*ListOffsetsRequest)(nil),         // 40: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartition)(nil),       // 41: strata.v1.ListOffsetsPartition
-	(*ListOffsetsResponse)(nil),        // 42: strata.v1.ListOffsetsResponse
-	(*ListOffsetsPartitionResult)(nil), // 43: strata.v1.ListOffsetsPartitionResult
-	(*MetadataRequest)(nil),            // 44: strata.v1.MetadataRequest
-	(*MetadataResponse)(nil),           // 45: strata.v1.MetadataResponse
-	(*BrokerInfo)(nil),                 // 46: strata.v1.BrokerInfo
-	(*TopicMetadata)(nil),              // 47: strata.v1.TopicMetadata
-	(*PartitionMetadata)(nil),          // 48: strata.v1.PartitionMetadata
-	nil,                                // 49: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                // 50: strata.v1.AlterTopicConfigRequest.SetEntry
+	(ErrorCode)(0),                       // 0: strata.v1.ErrorCode
+	(Acks)(0),                            // 1: strata.v1.Acks
+	(OffsetSpec)(0),                      // 2: strata.v1.OffsetSpec
+	(ChangeReplicasRequest_Op)(0),        // 3: strata.v1.ChangeReplicasRequest.Op
+	(*ReadLogRequest)(nil),               // 4: strata.v1.ReadLogRequest
+	(*ReadLogChunk)(nil),                 // 5: strata.v1.ReadLogChunk
+	(*LogEntry)(nil),                     // 6: strata.v1.LogEntry
+	(*ApplyMetadataRequest)(nil),         // 7: strata.v1.ApplyMetadataRequest
+	(*ApplyMetadataResponse)(nil),        // 8: strata.v1.ApplyMetadataResponse
+	(*ReplicaStatusRequest)(nil),         // 9: strata.v1.ReplicaStatusRequest
+	(*ReplicaStatusResponse)(nil),        // 10: strata.v1.ReplicaStatusResponse
+	(*ChangeReplicasRequest)(nil),        // 11: strata.v1.ChangeReplicasRequest
+	(*ChangeReplicasResponse)(nil),       // 12: strata.v1.ChangeReplicasResponse
+	(*GroupMember)(nil),                  // 13: strata.v1.GroupMember
+	(*ReplicaState)(nil),                 // 14: strata.v1.ReplicaState
+	(*TransferLeaderRequest)(nil),        // 15: strata.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),       // 16: strata.v1.TransferLeaderResponse
+	(*MovePartitionRequest)(nil),         // 17: strata.v1.MovePartitionRequest
+	(*DecommissionBrokerRequest)(nil),    // 18: strata.v1.DecommissionBrokerRequest
+	(*MoveProgress)(nil),                 // 19: strata.v1.MoveProgress
+	(*Error)(nil),                        // 20: strata.v1.Error
+	(*TopicConfigEntry)(nil),             // 21: strata.v1.TopicConfigEntry
+	(*CreateTopicRequest)(nil),           // 22: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),          // 23: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),           // 24: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),          // 25: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),            // 26: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),           // 27: strata.v1.ListTopicsResponse
+	(*TopicSummary)(nil),                 // 28: strata.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),         // 29: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),        // 30: strata.v1.DescribeTopicResponse
+	(*TopicDescription)(nil),             // 31: strata.v1.TopicDescription
+	(*PartitionDescription)(nil),         // 32: strata.v1.PartitionDescription
+	(*AlterTopicConfigRequest)(nil),      // 33: strata.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil),     // 34: strata.v1.AlterTopicConfigResponse
+	(*DeleteRecordsRequest)(nil),         // 35: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartition)(nil),       // 36: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsResponse)(nil),        // 37: strata.v1.DeleteRecordsResponse
+	(*DeleteRecordsPartitionResult)(nil), // 38: strata.v1.DeleteRecordsPartitionResult
+	(*ProduceRequest)(nil),               // 39: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),             // 40: strata.v1.ProducePartition
+	(*ProduceResponse)(nil),              // 41: strata.v1.ProduceResponse
+	(*ProducePartitionResult)(nil),       // 42: strata.v1.ProducePartitionResult
+	(*FetchRequest)(nil),                 // 43: strata.v1.FetchRequest
+	(*FetchPartition)(nil),               // 44: strata.v1.FetchPartition
+	(*FetchResponse)(nil),                // 45: strata.v1.FetchResponse
+	(*FetchPartitionResult)(nil),         // 46: strata.v1.FetchPartitionResult
+	(*ListOffsetsRequest)(nil),           // 47: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),         // 48: strata.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),          // 49: strata.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil),   // 50: strata.v1.ListOffsetsPartitionResult
+	(*MetadataRequest)(nil),              // 51: strata.v1.MetadataRequest
+	(*MetadataResponse)(nil),             // 52: strata.v1.MetadataResponse
+	(*BrokerInfo)(nil),                   // 53: strata.v1.BrokerInfo
+	(*TopicMetadata)(nil),                // 54: strata.v1.TopicMetadata
+	(*PartitionMetadata)(nil),            // 55: strata.v1.PartitionMetadata
+	nil,                                  // 56: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 57: strata.v1.AlterTopicConfigRequest.SetEntry
 }
 var file_strata_proto_depIdxs = []int32{
-	11, // 0: strata.v1.ReplicaStatusResponse.replicas:type_name -> strata.v1.ReplicaState
-	3,  // 1: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
-	10, // 2: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
-	0,  // 3: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
-	49, // 4: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
-	28, // 5: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	25, // 6: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
-	28, // 7: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	29, // 8: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
-	18, // 9: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
-	50, // 10: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
-	28, // 11: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
-	33, // 12: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	1,  // 13: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	35, // 14: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	17, // 15: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.Error
-	37, // 16: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	39, // 17: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	17, // 18: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.Error
-	41, // 19: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	2,  // 20: strata.v1.ListOffsetsPartition.spec:type_name -> strata.v1.OffsetSpec
-	43, // 21: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	17, // 22: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.Error
-	46, // 23: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	47, // 24: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	17, // 25: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
-	48, // 26: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
-	19, // 27: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	21, // 28: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	23, // 29: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	26, // 30: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	30, // 31: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
-	32, // 32: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	36, // 33: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	40, // 34: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	44, // 35: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	12, // 36: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	14, // 37: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
-	15, // 38: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
-	4,  // 39: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
-	6,  // 40: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
-	8,  // 41: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
-	20, // 42: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	22, // 43: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	24, // 44: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	27, // 45: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	31, // 46: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
-	34, // 47: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	38, // 48: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	42, // 49: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	45, // 50: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	13, // 51: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	16, // 52: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
-	16, // 53: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
-	5,  // 54: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
-	7,  // 55: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
-	9,  // 56: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
-	42, // [42:57] is the sub-list for method output_type
-	27, // [27:42] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	6,  // 0: strata.v1.ReadLogChunk.entries:type_name -> strata.v1.LogEntry
+	14, // 1: strata.v1.ReplicaStatusResponse.replicas:type_name -> strata.v1.ReplicaState
+	3,  // 2: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
+	13, // 3: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
+	0,  // 4: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
+	56, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	31, // 6: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	28, // 7: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
+	31, // 8: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	32, // 9: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
+	21, // 10: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
+	57, // 11: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
+	31, // 12: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
+	36, // 13: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	38, // 14: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	20, // 15: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.Error
+	40, // 16: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	1,  // 17: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
+	42, // 18: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	20, // 19: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.Error
+	44, // 20: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	46, // 21: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	20, // 22: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.Error
+	48, // 23: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	2,  // 24: strata.v1.ListOffsetsPartition.spec:type_name -> strata.v1.OffsetSpec
+	50, // 25: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	20, // 26: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.Error
+	53, // 27: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	54, // 28: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	20, // 29: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
+	55, // 30: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
+	22, // 31: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	24, // 32: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	26, // 33: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	29, // 34: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	33, // 35: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
+	39, // 36: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	43, // 37: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	47, // 38: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	35, // 39: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	51, // 40: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	15, // 41: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	17, // 42: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
+	18, // 43: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
+	7,  // 44: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
+	9,  // 45: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
+	11, // 46: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
+	4,  // 47: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
+	23, // 48: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	25, // 49: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	27, // 50: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	30, // 51: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	34, // 52: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
+	41, // 53: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	45, // 54: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	49, // 55: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	37, // 56: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	52, // 57: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	16, // 58: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	19, // 59: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
+	19, // 60: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
+	8,  // 61: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
+	10, // 62: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
+	12, // 63: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
+	5,  // 64: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
+	48, // [48:65] is the sub-list for method output_type
+	31, // [31:48] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -3378,7 +3834,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   47,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

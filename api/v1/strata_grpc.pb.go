@@ -39,6 +39,7 @@ const (
 	Strata_Produce_FullMethodName            = "/strata.v1.Strata/Produce"
 	Strata_Fetch_FullMethodName              = "/strata.v1.Strata/Fetch"
 	Strata_ListOffsets_FullMethodName        = "/strata.v1.Strata/ListOffsets"
+	Strata_DeleteRecords_FullMethodName      = "/strata.v1.Strata/DeleteRecords"
 	Strata_Metadata_FullMethodName           = "/strata.v1.Strata/Metadata"
 	Strata_TransferLeader_FullMethodName     = "/strata.v1.Strata/TransferLeader"
 	Strata_MovePartition_FullMethodName      = "/strata.v1.Strata/MovePartition"
@@ -59,6 +60,10 @@ type StrataClient interface {
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
 	ListOffsets(ctx context.Context, in *ListOffsetsRequest, opts ...grpc.CallOption) (*ListOffsetsResponse, error)
+	// DeleteRecords moves each partition's log start offset forward on
+	// purpose, on every replica (Kafka's DeleteRecords). Refused on immutable
+	// topics with POLICY_VIOLATION.
+	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
 	// Cluster.
 	Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
 	// Partition administration. Long operations stream their progress.
@@ -155,6 +160,16 @@ func (c *strataClient) ListOffsets(ctx context.Context, in *ListOffsetsRequest, 
 	return out, nil
 }
 
+func (c *strataClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRecordsResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *strataClient) Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MetadataResponse)
@@ -227,6 +242,10 @@ type StrataServer interface {
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
 	ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error)
+	// DeleteRecords moves each partition's log start offset forward on
+	// purpose, on every replica (Kafka's DeleteRecords). Refused on immutable
+	// topics with POLICY_VIOLATION.
+	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
 	// Cluster.
 	Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
 	// Partition administration. Long operations stream their progress.
@@ -266,6 +285,9 @@ func (UnimplementedStrataServer) Fetch(context.Context, *FetchRequest) (*FetchRe
 }
 func (UnimplementedStrataServer) ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListOffsets not implemented")
+}
+func (UnimplementedStrataServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteRecords not implemented")
 }
 func (UnimplementedStrataServer) Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Metadata not implemented")
@@ -444,6 +466,24 @@ func _Strata_ListOffsets_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteRecords(ctx, req.(*DeleteRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Strata_Metadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MetadataRequest)
 	if err := dec(in); err != nil {
@@ -542,6 +582,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Strata_ListOffsets_Handler,
 		},
 		{
+			MethodName: "DeleteRecords",
+			Handler:    _Strata_DeleteRecords_Handler,
+		},
+		{
 			MethodName: "Metadata",
 			Handler:    _Strata_Metadata_Handler,
 		},
@@ -569,6 +613,7 @@ const (
 	StrataInternal_ApplyMetadata_FullMethodName  = "/strata.v1.StrataInternal/ApplyMetadata"
 	StrataInternal_ReplicaStatus_FullMethodName  = "/strata.v1.StrataInternal/ReplicaStatus"
 	StrataInternal_ChangeReplicas_FullMethodName = "/strata.v1.StrataInternal/ChangeReplicas"
+	StrataInternal_ReadLog_FullMethodName        = "/strata.v1.StrataInternal/ReadLog"
 )
 
 // StrataInternalClient is the client API for StrataInternal service.
@@ -584,6 +629,11 @@ type StrataInternalClient interface {
 	// ChangeReplicas changes a partition group's Raft membership (or only
 	// reads it) on the group's leader; NOT_LEADER elsewhere.
 	ChangeReplicas(ctx context.Context, in *ChangeReplicasRequest, opts ...grpc.CallOption) (*ChangeReplicasResponse, error)
+	// ReadLog streams a replica's raft log entries from its first stored
+	// entry up to last_index, as stored (compacted batches included). A
+	// replica that installed a snapshot calls it to fetch the data the
+	// snapshot stands for, from a replica that holds it.
+	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadLogChunk], error)
 }
 
 type strataInternalClient struct {
@@ -624,6 +674,25 @@ func (c *strataInternalClient) ChangeReplicas(ctx context.Context, in *ChangeRep
 	return out, nil
 }
 
+func (c *strataInternalClient) ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadLogChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StrataInternal_ServiceDesc.Streams[0], StrataInternal_ReadLog_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadLogRequest, ReadLogChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StrataInternal_ReadLogClient = grpc.ServerStreamingClient[ReadLogChunk]
+
 // StrataInternalServer is the server API for StrataInternal service.
 // All implementations must embed UnimplementedStrataInternalServer
 // for forward compatibility.
@@ -637,6 +706,11 @@ type StrataInternalServer interface {
 	// ChangeReplicas changes a partition group's Raft membership (or only
 	// reads it) on the group's leader; NOT_LEADER elsewhere.
 	ChangeReplicas(context.Context, *ChangeReplicasRequest) (*ChangeReplicasResponse, error)
+	// ReadLog streams a replica's raft log entries from its first stored
+	// entry up to last_index, as stored (compacted batches included). A
+	// replica that installed a snapshot calls it to fetch the data the
+	// snapshot stands for, from a replica that holds it.
+	ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[ReadLogChunk]) error
 	mustEmbedUnimplementedStrataInternalServer()
 }
 
@@ -655,6 +729,9 @@ func (UnimplementedStrataInternalServer) ReplicaStatus(context.Context, *Replica
 }
 func (UnimplementedStrataInternalServer) ChangeReplicas(context.Context, *ChangeReplicasRequest) (*ChangeReplicasResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ChangeReplicas not implemented")
+}
+func (UnimplementedStrataInternalServer) ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[ReadLogChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method ReadLog not implemented")
 }
 func (UnimplementedStrataInternalServer) mustEmbedUnimplementedStrataInternalServer() {}
 func (UnimplementedStrataInternalServer) testEmbeddedByValue()                        {}
@@ -731,6 +808,17 @@ func _StrataInternal_ChangeReplicas_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StrataInternal_ReadLog_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadLogRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StrataInternalServer).ReadLog(m, &grpc.GenericServerStream[ReadLogRequest, ReadLogChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StrataInternal_ReadLogServer = grpc.ServerStreamingServer[ReadLogChunk]
+
 // StrataInternal_ServiceDesc is the grpc.ServiceDesc for StrataInternal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -751,6 +839,12 @@ var StrataInternal_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _StrataInternal_ChangeReplicas_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ReadLog",
+			Handler:       _StrataInternal_ReadLog_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "strata.proto",
 }
