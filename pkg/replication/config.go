@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -44,10 +45,31 @@ type GroupConfig struct {
 	// Raft overrides DefaultRaftConfig when set. LocalID, Logger and a
 	// TrailingLogs of 0 are overwritten.
 	Raft *raft.Config
+	// LogSource fetches the leader's log when the leader installs a
+	// snapshot on this replica (it no longer holds the entries this replica
+	// needs, because retention deleted them). nil: installs are refused
+	// with ErrSnapshotInstall.
+	LogSource LogSource
 	// CloseDrainTimeout bounds how long Close waits for Apply calls in
 	// flight before shutting raft down (0 = 5s).
 	CloseDrainTimeout time.Duration
 	Logger            *zap.Logger // nil = no logging
+}
+
+// LogSource reads a group's log from another replica (the broker serves it
+// over its internal API; see Group.ServeLog).
+type LogSource interface {
+	// ReadLog calls fn with peer's entries of group, in raft index order,
+	// from its first stored entry to its commit index, in chunks.
+	ReadLog(ctx context.Context, peer raft.ServerID, group string, fn func(LogChunk) error) error
+}
+
+// LogChunk is a run of entries read from a replica's log. The first chunk
+// of a read says where that log starts.
+type LogChunk struct {
+	LogStart   int64 // the replica's logical log start offset
+	BaseOffset int64 // offset of the first entry's first record
+	Entries    []segment.Entry
 }
 
 // Cache defaults: enough for a follower's FSM and the leader's replication

@@ -18,7 +18,8 @@ import (
 //	| u8   | unix ns i64      | u32 (d)  | d bytes   | u32 (x)  | x bytes
 //	+------+------------------+----------+-----------+----------+-----------
 //
-// type is raft.LogType (never LogCommand: commands are batches). appended
+// type is raft.LogType: never LogCommand, except for a control command
+// (control.go), whose data is recognised by its own magic. appended
 // at is 0 for a zero time. Big-endian, like the segment frame around it;
 // the frame's CRC covers it. The layout and these constants are part of
 // the on-disk format: changing them makes stored logs unreadable.
@@ -50,7 +51,7 @@ func decodeRaftEntry(b []byte, l *raft.Log) error {
 		return fmt.Errorf("raft entry of %d bytes, shorter than its %d-byte header", len(b), raftEntryHeader+4)
 	}
 	typ := raft.LogType(b[0])
-	if typ == raft.LogCommand || typ > raft.LogConfiguration {
+	if typ > raft.LogConfiguration {
 		return fmt.Errorf("raft entry of type %d", typ)
 	}
 	at := int64(binary.BigEndian.Uint64(b[1:]))
@@ -62,6 +63,9 @@ func decodeRaftEntry(b []byte, l *raft.Log) error {
 	x := uint64(binary.BigEndian.Uint32(rest))
 	if x != uint64(len(rest)-4) {
 		return fmt.Errorf("raft entry extensions length %d, %d bytes left", x, len(rest)-4)
+	}
+	if typ == raft.LogCommand && !isControl(b[raftEntryHeader:raftEntryHeader+d]) {
+		return fmt.Errorf("raft entry of type command that is not a control command")
 	}
 	l.Type = typ
 	l.AppendedAt = time.Time{}

@@ -29,12 +29,21 @@ import (
 // at a time; highWatermark and changed are read from any goroutine.
 type fsm struct {
 	log    *segment.Log
+	store  *LogStore
 	logger *zap.Logger
+	// install fetches the log from the leader after a snapshot install
+	// (nil: installs are refused with ErrSnapshotInstall).
+	install func(s fsmSnapshot) error
 
 	hwm      atomic.Int64
+	logStart atomic.Int64 // the logical log start offset set by set-log-start commands
+	compact  atomic.Pointer[CompactionTarget]
+	// controlled is called (on the FSM goroutine) after a control command
+	// was applied, so the owner can act on it (delete segments, compact).
+	controlled func()
 	applied  atomic.Uint64 // index of the last entry given to ApplyBatch or restored
 	started  atomic.Bool   // raft finished starting: a Restore now is an install
-	installs atomic.Int64  // snapshot installs attempted (and refused)
+	installs atomic.Int64  // snapshot installs attempted
 
 	mu struct {
 		sync.Mutex
@@ -51,8 +60,8 @@ type applyResult struct {
 	err        error
 }
 
-func newFSM(l *segment.Log, logger *zap.Logger) *fsm {
-	f := &fsm{log: l, logger: logger}
+func newFSM(l *segment.Log, store *LogStore, logger *zap.Logger) *fsm {
+	f := &fsm{log: l, store: store, logger: logger}
 	f.mu.changed = make(chan struct{})
 	return f
 }
@@ -83,8 +92,14 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	hwm := f.hwm.Load()
+	controlled := false
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
+			continue
+		}
+		if isControl(l.Data) {
+			out[i] = f.applyControl(l, hwm)
+			controlled = true
 			continue
 		}
 		h, err := record.ParseHeader(l.Data)
@@ -108,29 +123,62 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		f.applied.Store(logs[n-1].Index)
 	}
 	f.setHighWatermark(hwm)
+	if controlled && f.controlled != nil {
+		f.controlled()
+	}
 	return out
 }
 
-// Snapshot captures the high watermark. raft calls it on the FSM goroutine
-// between applies, so the value matches the snapshot's index.
+// applyControl applies a control command (control.go). The log start never
+// moves back nor past the high watermark; the data below it is deleted
+// later, segment by segment, by the owner (Group.DeleteSegments).
+func (f *fsm) applyControl(l *raft.Log, hwm int64) any {
+	c, err := decodeControl(l.Data)
+	if err != nil {
+		f.logger.Error("replication: bad control command", zap.Uint64("index", l.Index), zap.Error(err))
+		return applyResult{err: err}
+	}
+	switch c.kind {
+	case controlSetLogStart:
+		to := min(c.a, hwm)
+		if to > f.logStart.Load() {
+			f.logStart.Store(to)
+		}
+		return applyResult{base: f.logStart.Load(), last: -1}
+	case controlCompact:
+		t := &CompactionTarget{UpTo: min(c.a, hwm), NowMs: c.b, DeleteRetentionMs: c.c}
+		if old := f.compact.Load(); old == nil || t.UpTo >= old.UpTo {
+			f.compact.Store(t)
+		}
+		return applyResult{base: t.UpTo, last: -1}
+	}
+	return applyResult{}
+}
+
+// Snapshot captures the high watermark, log start and compaction target.
+// raft calls it on the FSM goroutine between applies, so the values match
+// the snapshot's index.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{hwm: f.hwm.Load(), applied: f.applied.Load()}, nil
+	s := &fsmSnapshot{hwm: f.hwm.Load(), applied: f.applied.Load(), logStart: f.logStart.Load()}
+	if t := f.compact.Load(); t != nil {
+		s.compact = *t
+	}
+	return s, nil
 }
 
 // Restore sets the state from a snapshot. At start (raft restoring the
 // latest local snapshot) it checks that the log holds everything the
 // snapshot covers: a log that lost its tail (interval fsync and a power
-// loss) fails it, and raft falls back to an older snapshot. After start a
-// Restore is an install sent by the leader, which cannot work (the
-// snapshot holds no data); it is refused with ErrSnapshotInstall.
+// loss) fails it, and raft falls back to an older snapshot.
+//
+// After start a Restore is an install sent by the leader because it no
+// longer holds the entries this replica needs (retention deleted them).
+// The snapshot holds no data, so install fetches the leader's log (from
+// its first entry to its commit index, which covers the snapshot) and
+// replaces this replica's log with it; see LogStore.Replace.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if f.started.Load() {
-		f.installs.Add(1)
-		f.logger.Error("replication: refusing a snapshot install; this replica must be re-seeded", zap.Error(ErrSnapshotInstall))
-		return ErrSnapshotInstall
-	}
-	b, err := io.ReadAll(io.LimitReader(rc, snapshotSize+1))
+	b, err := io.ReadAll(io.LimitReader(rc, snapshotSizeV2+1))
 	if err != nil {
 		return fmt.Errorf("replication: read snapshot: %w", err)
 	}
@@ -138,41 +186,76 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	if f.started.Load() {
+		f.installs.Add(1)
+		if f.install == nil {
+			f.logger.Error("replication: refusing a snapshot install; this replica must be re-seeded", zap.Error(ErrSnapshotInstall))
+			return ErrSnapshotInstall
+		}
+		f.logger.Info("replication: installing a snapshot: fetching the leader's log",
+			zap.Int64("high_watermark", s.hwm), zap.Int64("log_start", s.logStart))
+		if err := f.install(s); err != nil {
+			f.logger.Warn("replication: snapshot install failed; the leader will retry", zap.Error(err))
+			return err
+		}
+	}
 	if next := f.log.NextOffset(); s.hwm > next {
 		return fmt.Errorf("replication: snapshot high watermark %d is beyond the log end %d", s.hwm, next)
 	}
 	f.applied.Store(s.applied)
+	f.logStart.Store(max(s.logStart, f.log.StartOffset()))
+	if s.compact.UpTo > 0 {
+		t := s.compact
+		f.compact.Store(&t)
+	}
 	f.setHighWatermark(s.hwm)
+	if f.controlled != nil {
+		f.controlled()
+	}
 	return nil
 }
 
-// A snapshot is 28 bytes:
+// A snapshot is 60 bytes (version 2; version 1 was 28, bytes 0..24 and its
+// CRC, and is still read):
 //
-//	0      4   5       8               16              24      28
-//	+------+---+-------+---------------+---------------+-------+
-//	|"SRSN"| 1 | 0 0 0 | high watermark| applied index | crc32c|
-//	| magic|ver| rsvd  | i64           | u64           | u32   |
-//	+------+---+-------+---------------+---------------+-------+
+//	0      4   5       8               16              24
+//	+------+---+-------+---------------+---------------+
+//	|"SRSN"| 2 | 0 0 0 | high watermark| applied index |
+//	| magic|ver| rsvd  | i64           | u64           |
+//	+------+---+-------+---------------+---------------+
+//	24              32              40              48              56      60
+//	+---------------+---------------+---------------+---------------+-------+
+//	| log start     | compact up to | compact now ms| tombstone     | crc32c|
+//	| i64           | i64           | i64           | retention ms  | u32   |
+//	+---------------+---------------+---------------+---------------+-------+
 //
-// CRC-32C over bytes 0..24; big-endian. The applied index is the last
-// command or configuration entry applied (raft's snapshot index may be a
-// later no-op). These constants are part of the format.
+// CRC-32C over everything before it; big-endian. The applied index is the
+// last command or configuration entry applied (raft's snapshot index may
+// be a later no-op). The compaction fields are the latest compact command
+// (all 0 if none). These constants are part of the format.
 const (
 	snapshotMagic   = "SRSN"
-	snapshotVersion = 1
-	snapshotSize    = 28
+	snapshotVersion = 2
+	snapshotSize    = 28 // version 1
+	snapshotSizeV2  = 60
 )
 
 type fsmSnapshot struct {
-	hwm     int64
-	applied uint64
+	hwm      int64
+	applied  uint64
+	logStart int64
+	compact  CompactionTarget
 }
 
 func (s *fsmSnapshot) encode() []byte {
-	b := append(make([]byte, 0, snapshotSize), snapshotMagic...)
+	b := append(make([]byte, 0, snapshotSizeV2), snapshotMagic...)
 	b = append(b, snapshotVersion, 0, 0, 0)
 	b = binary.BigEndian.AppendUint64(b, uint64(s.hwm))
 	b = binary.BigEndian.AppendUint64(b, s.applied)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.logStart))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.compact.UpTo))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.compact.NowMs))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.compact.DeleteRetentionMs))
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -181,17 +264,31 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var errBadSnapshot = errors.New("replication: corrupt snapshot")
 
 func decodeSnapshot(b []byte) (fsmSnapshot, error) {
+	size := 0
+	if len(b) >= 5 && string(b[:4]) == snapshotMagic {
+		switch b[4] {
+		case 1:
+			size = snapshotSize
+		case 2:
+			size = snapshotSizeV2
+		}
+	}
 	switch {
-	case len(b) != snapshotSize:
-		return fsmSnapshot{}, fmt.Errorf("%w: %d bytes, want %d", errBadSnapshot, len(b), snapshotSize)
-	case string(b[:4]) != snapshotMagic || b[4] != snapshotVersion:
+	case size == 0:
 		return fsmSnapshot{}, fmt.Errorf("%w: bad magic or version", errBadSnapshot)
-	case crc32.Checksum(b[:24], castagnoli) != binary.BigEndian.Uint32(b[24:]):
+	case len(b) != size:
+		return fsmSnapshot{}, fmt.Errorf("%w: %d bytes, want %d", errBadSnapshot, len(b), size)
+	case crc32.Checksum(b[:size-4], castagnoli) != binary.BigEndian.Uint32(b[size-4:]):
 		return fsmSnapshot{}, fmt.Errorf("%w: checksum mismatch", errBadSnapshot)
 	}
-	s := fsmSnapshot{hwm: int64(binary.BigEndian.Uint64(b[8:])), applied: binary.BigEndian.Uint64(b[16:])}
-	if s.hwm < 0 {
-		return fsmSnapshot{}, fmt.Errorf("%w: negative high watermark", errBadSnapshot)
+	u := func(at int) int64 { return int64(binary.BigEndian.Uint64(b[at:])) }
+	s := fsmSnapshot{hwm: u(8), applied: uint64(u(16))}
+	if size == snapshotSizeV2 {
+		s.logStart = u(24)
+		s.compact = CompactionTarget{UpTo: u(32), NowMs: u(40), DeleteRetentionMs: u(48)}
+	}
+	if s.hwm < 0 || s.logStart < 0 || s.logStart > s.hwm {
+		return fsmSnapshot{}, fmt.Errorf("%w: high watermark %d, log start %d", errBadSnapshot, s.hwm, s.logStart)
 	}
 	return s, nil
 }

@@ -49,7 +49,7 @@ func TestFSM(t *testing.T) {
 	if err := s.StoreLogs(logs); err != nil {
 		t.Fatal(err)
 	}
-	f := newFSM(l, zap.NewNop())
+	f := newFSM(l, s, zap.NewNop())
 	ch := f.changed()
 	out := f.ApplyBatch(logs)
 	if out[0] != nil || out[1] != (applyResult{base: 0, last: 2}) || out[2] != (applyResult{base: 3, last: 4}) {
@@ -70,12 +70,12 @@ func TestFSM(t *testing.T) {
 	}
 	data := snap.(*fsmSnapshot).encode()
 	// At start: restored. A snapshot beyond the log end is refused.
-	g := newFSM(l, zap.NewNop())
+	g := newFSM(l, s, zap.NewNop())
 	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil || g.highWatermark() != 5 {
 		t.Fatalf("Restore: hwm %d, %v", g.highWatermark(), err)
 	}
 	beyond := (&fsmSnapshot{hwm: 6, applied: 9}).encode()
-	if err := newFSM(l, zap.NewNop()).Restore(io.NopCloser(bytes.NewReader(beyond))); err == nil {
+	if err := newFSM(l, s, zap.NewNop()).Restore(io.NopCloser(bytes.NewReader(beyond))); err == nil {
 		t.Fatal("restored a snapshot beyond the log end")
 	}
 	// After start, a Restore is an install, which is refused.

@@ -42,8 +42,10 @@ type Group struct {
 	// everything committed before it (see awaitLeaderReady).
 	readyTerm atomic.Uint64
 
-	done chan struct{}  // closed once raft is shut down
-	wg   sync.WaitGroup // the leader watcher and the fsync ticker
+	done    chan struct{}  // closed once raft is shut down
+	stop    chan struct{}  // closed when Close starts: cancels a snapshot install's fetch
+	control chan struct{}  // a control command was applied (buffered, 1)
+	wg      sync.WaitGroup // the leader watcher and the fsync ticker
 }
 
 // OpenGroup opens (or creates) the partition log in cfg.Dir, bootstraps
@@ -84,7 +86,7 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	store := NewLogStore(l, LogStoreOptions{
 		SyncEachStore: cfg.FsyncEveryAppend, CacheEntries: cfg.CacheEntries, CacheBytes: cfg.CacheBytes, Logger: logger,
 	})
-	f := newFSM(l, logger)
+	f := newFSM(l, store, logger)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hc.Named("snapshots"))
 	if err != nil {
 		return nil, err
@@ -113,14 +115,22 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 			}
 		}
 	}
+	g := &Group{
+		cfg: cfg, logger: logger, store: store, fsm: f, log: l, done: make(chan struct{}),
+		stop: make(chan struct{}), control: make(chan struct{}, 1),
+	}
+	g.mu.drained = make(chan struct{})
+	if cfg.LogSource != nil {
+		f.install = g.install
+	}
+	f.controlled = g.kickControl
 	r, err := raft.NewRaft(rc, f, store, cfg.Stable, snaps, cfg.Transport)
 	if err != nil {
 		return nil, err
 	}
+	g.raft = r
 	f.started.Store(true)
 
-	g := &Group{cfg: cfg, logger: logger, raft: r, store: store, fsm: f, log: l, done: make(chan struct{})}
-	g.mu.drained = make(chan struct{})
 	g.wg.Add(1)
 	go g.watchLeader()
 	if !cfg.FsyncEveryAppend {
@@ -441,7 +451,7 @@ type Status struct {
 	LogEndOffset   int64  // offset the next stored batch gets
 	LogStartOffset int64
 	// SnapshotInstalls counts snapshot installs the leader attempted on
-	// this replica since it opened (all refused: see ErrSnapshotInstall).
+	// this replica since it opened.
 	SnapshotInstalls int64
 }
 
@@ -451,7 +461,7 @@ func (g *Group) Status() Status {
 	return Status{
 		Term: g.raft.CurrentTerm(), State: g.raft.State(), LeaderID: id,
 		CommitIndex: g.raft.CommitIndex(), AppliedIndex: g.raft.AppliedIndex(), LastIndex: g.log.LastIndex(),
-		HighWatermark: g.HighWatermark(), LogEndOffset: g.log.NextOffset(), LogStartOffset: g.log.StartOffset(),
+		HighWatermark: g.HighWatermark(), LogEndOffset: g.log.NextOffset(), LogStartOffset: g.LogStartOffset(),
 		SnapshotInstalls: g.fsm.installs.Load(),
 	}
 }
@@ -472,6 +482,7 @@ func (g *Group) Close() error {
 		close(g.mu.drained)
 	}
 	g.mu.Unlock()
+	close(g.stop)
 	t := time.NewTimer(g.cfg.CloseDrainTimeout)
 	select {
 	case <-g.mu.drained:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
@@ -52,6 +53,13 @@ type LogStore struct {
 	cache    *recent
 
 	wmu sync.Mutex // serializes the log's writer calls
+
+	// phantom: after a snapshot install replaced the log (see Replace),
+	// raft may still believe the log reaches this index. GetLog answers
+	// indexes between the real end and phantom with a term-0 no-op, so that
+	// raft sees a conflict and deletes them, instead of failing to read
+	// them forever. Cleared once raft deletes or overwrites them.
+	phantom atomic.Uint64
 }
 
 var (
@@ -80,10 +88,11 @@ func NewLogStore(l *segment.Log, opts LogStoreOptions) *LogStore {
 	return &LogStore{log: l, logger: opts.Logger, syncEach: opts.SyncEachStore, cache: newRecent(opts.CacheEntries, opts.CacheBytes)}
 }
 
-// IsMonotonic tells raft that indexes have no gaps (segment.Log refuses
-// them). Raft then deletes the whole log after installing a snapshot
-// rather than relying on a gap; see DeleteRange and ErrSnapshotInstall.
-func (s *LogStore) IsMonotonic() bool { return true }
+// IsMonotonic is false although indexes have no gaps (segment.Log refuses
+// them): a monotonic store makes raft delete the whole log after a
+// snapshot install, and here the install has just replaced the log with
+// the leader's copy (see fsm.Restore), which must stay.
+func (s *LogStore) IsMonotonic() bool { return false }
 
 // FirstIndex is the first stored raft index, 0 when empty.
 func (s *LogStore) FirstIndex() (uint64, error) { return s.log.FirstIndex(), nil }
@@ -101,6 +110,10 @@ func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
 	}
 	e, err := s.log.ReadEntry(index)
 	if errors.Is(err, segment.ErrIndexNotFound) {
+		if index <= s.phantom.Load() && index > s.log.LastIndex() {
+			*out = raft.Log{Index: index, Term: 0, Type: raft.LogNoop}
+			return nil
+		}
 		return raft.ErrLogNotFound
 	}
 	if err != nil {
@@ -125,15 +138,23 @@ func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{
 
 // StoreLogs appends logs, contiguous from LastIndex()+1, with one write
 // and (with SyncEachStore) one fsync. A command's Data must be one framed
-// record batch; its base offset is rewritten in place.
+// record batch or a control command; a batch's base offset is rewritten in
+// place.
+//
+// Entries the log already holds with the same term are skipped, and one
+// held with another term cuts the log there: after a snapshot install
+// raft's idea of the log end can trail the copy Replace fetched.
 func (s *LogStore) StoreLogs(logs []*raft.Log) error {
-	if len(logs) == 0 {
-		return nil
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	logs, err := s.overlap(logs)
+	if err != nil || len(logs) == 0 {
+		return err
 	}
 	entries := make([]segment.Entry, len(logs))
 	for i, l := range logs {
 		e := segment.Entry{Index: l.Index, Term: l.Term}
-		if l.Type == raft.LogCommand {
+		if l.Type == raft.LogCommand && !isControl(l.Data) {
 			if len(l.Extensions) > 0 {
 				return fmt.Errorf("replication: raft entry %d: command extensions are not stored", l.Index)
 			}
@@ -143,8 +164,6 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		}
 		entries[i] = e
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if _, err := s.log.Append(entries...); err != nil {
 		return fmt.Errorf("replication: store raft entries %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 	}
@@ -154,7 +173,82 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		}
 	}
 	s.cache.add(logs)
+	s.phantom.Store(0)
 	return nil
+}
+
+// overlap drops the leading entries the log already holds with the same
+// term, and cuts the log before the first one it holds with another term.
+// Caller holds wmu.
+func (s *LogStore) overlap(logs []*raft.Log) ([]*raft.Log, error) {
+	last := s.log.LastIndex()
+	for len(logs) > 0 && logs[0].Index <= last {
+		e, err := s.log.ReadEntry(logs[0].Index)
+		if err != nil {
+			return nil, fmt.Errorf("replication: store raft entry %d: %w", logs[0].Index, err)
+		}
+		if e.Term != logs[0].Term {
+			if err := s.log.TruncateSuffix(logs[0].Index - 1); err != nil {
+				return nil, fmt.Errorf("replication: store raft entry %d: %w", logs[0].Index, err)
+			}
+			s.cache.truncateAfter(logs[0].Index - 1)
+			break
+		}
+		logs = logs[1:]
+	}
+	return logs, nil
+}
+
+// Replace replaces the whole log with entries fetched from another replica
+// after a snapshot install. fill calls reset once, with the offset of the
+// first fetched entry (the log is emptied to continue there), then add for
+// the entries in order; the log is fsynced at the end. Raft's idea of the
+// log end is kept as a phantom (see LogStore.phantom).
+func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]segment.Entry) error) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	old := s.log.LastIndex()
+	reset := func(base int64) error {
+		if err := s.log.Reset(base); err != nil {
+			return err
+		}
+		s.cache.clear()
+		if old > s.phantom.Load() {
+			s.phantom.Store(old)
+		}
+		return nil
+	}
+	add := func(es []segment.Entry) error {
+		_, err := s.log.Append(es...)
+		return err
+	}
+	if err := fill(reset, add); err != nil {
+		return fmt.Errorf("replication: replace log: %w", err)
+	}
+	return s.log.Sync()
+}
+
+// TruncatePrefix deletes the segments wholly below offset, never beyond
+// raft index maxIndex (entries raft may still need to apply after a
+// restart), and makes the log start there. Retention calls it.
+func (s *LogStore) TruncatePrefix(offset int64, maxIndex uint64) (int64, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	cut := s.log.StartOffset()
+	segs := s.log.Segments()
+	for _, sg := range segs[:max(len(segs)-1, 0)] {
+		if sg.NextOffset > offset || sg.LastIndex > maxIndex {
+			break
+		}
+		cut = sg.NextOffset
+	}
+	if cut <= s.log.StartOffset() {
+		return s.log.StartOffset(), nil
+	}
+	if err := s.log.TruncatePrefix(cut); err != nil {
+		return s.log.StartOffset(), fmt.Errorf("replication: delete segments below %d: %w", cut, err)
+	}
+	return cut, nil
 }
 
 // DeleteRange deletes entries min..max (inclusive), as raft asks:
@@ -167,15 +261,19 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 //     raft's compaction after a snapshot. Ignored (logged at debug):
 //     deleting data is retention's job, and the leader must keep every
 //     entry a lagging follower may need.
-//   - the whole log: raft after installing a snapshot. It cannot happen,
-//     since the FSM refuses installs (ErrSnapshotInstall), so it is
-//     refused too, loudly, rather than dropping the partition's data.
+//   - the whole log: raft's compaction after installing a snapshot that
+//     ends where the copy fetched by the install ends. Ignored too.
+//   - beyond the end, up to the phantom index: see phantom.
 //   - anything else (a hole in the middle) is an error.
 func (s *LogStore) DeleteRange(min, max uint64) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	first, last := s.log.FirstIndex(), s.log.LastIndex()
 	switch {
+	case min > last && min <= s.phantom.Load():
+		// raft deleting entries only it believed in (see phantom).
+		s.phantom.Store(0)
+		return nil
 	case last == 0 || min > max || min > last:
 		return nil
 	case min > first && max >= last:
@@ -191,9 +289,11 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 			zap.Uint64("from_index", min), zap.Uint64("to_index", max))
 		return nil
 	case min <= first:
-		s.logger.Error("replication: refusing to delete the whole log",
+		// raft compacting after a snapshot install whose index is the last
+		// entry the copy holds: the copy is the data, keep it.
+		s.logger.Debug("replication: ignoring raft's deletion of the whole log; retention deletes data",
 			zap.Uint64("from_index", min), zap.Uint64("to_index", max))
-		return fmt.Errorf("replication: refusing to delete the whole log (raft entries %d..%d)", min, max)
+		return nil
 	}
 	return fmt.Errorf("replication: cannot delete raft entries %d..%d from the middle of %d..%d", min, max, first, last)
 }
