@@ -41,9 +41,9 @@ type fsm struct {
 	// controlled is called (on the FSM goroutine) after a control command
 	// was applied, so the owner can act on it (delete segments, compact).
 	controlled func()
-	applied  atomic.Uint64 // index of the last entry given to ApplyBatch or restored
-	started  atomic.Bool   // raft finished starting: a Restore now is an install
-	installs atomic.Int64  // snapshot installs attempted
+	applied    atomic.Uint64 // index of the last entry given to ApplyBatch or restored
+	started    atomic.Bool   // raft finished starting: a Restore now is an install
+	installs   atomic.Int64  // snapshot installs attempted
 
 	mu struct {
 		sync.Mutex
