@@ -138,12 +138,19 @@ type ValidateOptions struct {
 	// AllowControl accepts control and transactional batches (written by
 	// the broker itself, never by producers).
 	AllowControl bool
+	// Compacted accepts batches that key compaction rewrote (see Filter):
+	// fewer records than offsets, possibly none. Set it for stored data
+	// (a log, a fetch response, raft replication of a stored entry), never
+	// for a produce request: a producer's batch holds every offset it
+	// claims.
+	Compacted bool
 }
 
 // Validate checks that b is exactly one well-formed batch: header framing,
 // size limit, CRC, attributes, and every record (decompressing if needed,
 // within MaxDecompressed). It is what the broker runs on every produced
-// batch; nothing that fails it is stored.
+// batch; nothing that fails it is stored. By default it is strict: one
+// record per offset, as producers write batches.
 func Validate(b []byte, opts ValidateOptions) (BatchHeader, error) {
 	h, err := ParseHeader(b)
 	if err != nil {
@@ -158,7 +165,7 @@ func Validate(b []byte, opts ValidateOptions) (BatchHeader, error) {
 	if Checksum(b) != h.CRC {
 		return h, ErrCorrupt
 	}
-	_, err = decodeRecords(b, h, opts.MaxDecompressed, opts.AllowControl, nil)
+	err = walkRecords(b, h, walkRules{maxDecompressed: opts.MaxDecompressed, allowControl: opts.AllowControl, compacted: opts.Compacted}, nil)
 	return h, err
 }
 
@@ -168,7 +175,10 @@ type DecodeOptions struct {
 }
 
 // Decode checks one batch like Validate and returns its records with their
-// offsets and timestamps. Control batches decode to no records.
+// offsets and timestamps. Control batches decode to no records. Decode
+// reads stored data, so it accepts compacted batches (see Filter): their
+// records keep their own offsets, with gaps, and an empty one decodes to no
+// records; the next batch starts at the header's NextOffset either way.
 func Decode(b []byte, opts DecodeOptions) ([]Record, error) {
 	h, err := ParseHeader(b)
 	if err != nil {
@@ -180,83 +190,133 @@ func Decode(b []byte, opts DecodeOptions) ([]Record, error) {
 	if Checksum(b) != h.CRC {
 		return nil, ErrCorrupt
 	}
+	rules := walkRules{maxDecompressed: opts.MaxDecompressed, allowControl: true, compacted: true}
 	if h.IsControl() {
 		// Checked like any batch (a control batch is no licence for bad
 		// framing), then hidden from the application.
-		if _, err := decodeRecords(b, h, opts.MaxDecompressed, true, nil); err != nil {
+		if err := walkRecords(b, h, rules, nil); err != nil {
 			return nil, err
 		}
 		return nil, nil
 	}
-	// Not sized here: the record count is not checked yet, and a lying count
-	// must not size an allocation. decodeRecords grows it once it is.
-	return decodeRecords(b, h, opts.MaxDecompressed, true, []Record{})
+	// Not sized before the walk: the record count is not checked yet, and
+	// a lying count must not size an allocation. The walk checks it before
+	// the first visit.
+	out := []Record{}
+	err = walkRecords(b, h, rules, func(r Record, _ []byte) {
+		if len(out) == 0 {
+			out = slices.Grow(out, int(h.RecordCount))
+		}
+		out = append(out, r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// decodeRecords walks the records of a checked batch, appending them to out
-// when out is non-nil.
-func decodeRecords(b []byte, h BatchHeader, maxDecompressed int, allowControl bool, out []Record) ([]Record, error) {
-	if h.Attributes&^attrKnownMask != 0 {
-		return nil, malformed("unknown attribute bits %#x", h.Attributes&^attrKnownMask)
-	}
-	if c := h.Compression(); c > Zstd {
-		return nil, malformed("unknown compression codec %d", c)
-	}
-	if !allowControl && h.Attributes&(attrControl|attrTransactional|attrDeleteHorizon) != 0 {
-		return nil, malformed("control, transactional and delete-horizon batches are not accepted from producers (attributes %#x)", h.Attributes)
+// walkRules says which batches walkRecords accepts.
+type walkRules struct {
+	maxDecompressed int
+	allowControl    bool
+	compacted       bool // fewer records than offsets (see Filter)
+}
+
+// checkCount checks a batch's record count against its last offset delta:
+// equal plus one for a producer's batch; at most that, and possibly zero,
+// for a compacted one.
+func checkCount(h BatchHeader, compacted bool) error {
+	if compacted {
+		if h.LastOffsetDelta < 0 || h.RecordCount < 0 || int64(h.RecordCount) > int64(h.LastOffsetDelta)+1 {
+			return malformed("record count %d, last offset delta %d: a compacted batch holds 0 to last offset delta + 1 records", h.RecordCount, h.LastOffsetDelta)
+		}
+		return nil
 	}
 	if h.RecordCount < 1 {
-		return nil, malformed("record count %d, a batch holds at least one record", h.RecordCount)
+		return malformed("record count %d, a batch holds at least one record", h.RecordCount)
 	}
 	if h.LastOffsetDelta != h.RecordCount-1 {
-		return nil, malformed("last offset delta %d does not match record count %d", h.LastOffsetDelta, h.RecordCount)
+		return malformed("last offset delta %d does not match record count %d", h.LastOffsetDelta, h.RecordCount)
 	}
+	return nil
+}
+
+// walkRecords checks the records of a batch whose framing and CRC are
+// checked, calling visit (when not nil) with each record, its offset and
+// timestamp set, and its encoded bytes (length prefix included; they alias
+// the batch or its decompressed copy).
+func walkRecords(b []byte, h BatchHeader, rules walkRules, visit func(r Record, raw []byte)) error {
+	if h.Attributes&^attrKnownMask != 0 {
+		return malformed("unknown attribute bits %#x", h.Attributes&^attrKnownMask)
+	}
+	if c := h.Compression(); c > Zstd {
+		return malformed("unknown compression codec %d", c)
+	}
+	if !rules.allowControl && h.Attributes&(attrControl|attrTransactional|attrDeleteHorizon) != 0 {
+		return malformed("control, transactional and delete-horizon batches are not accepted from producers (attributes %#x)", h.Attributes)
+	}
+	if err := checkCount(h, rules.compacted); err != nil {
+		return err
+	}
+	maxDecompressed := rules.maxDecompressed
 	if maxDecompressed <= 0 {
 		maxDecompressed = DefaultMaxDecompressed
 	}
 	body, err := decompress(h.Compression(), b[HeaderSize:], maxDecompressed)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Every record takes at least 7 bytes (length, attributes, timestamp
 	// delta, offset delta, key length, value length, header count); a count
 	// beyond that is a lie that must not size an allocation.
 	if int64(h.RecordCount) > int64(len(body)/minRecordSize) {
-		return nil, malformed("record count %d cannot fit in %d bytes", h.RecordCount, len(body))
-	}
-	if out != nil {
-		out = slices.Grow(out, int(h.RecordCount))
+		return malformed("record count %d cannot fit in %d bytes", h.RecordCount, len(body))
 	}
 	// The max timestamp is the records' own: the base timestamp need not be
 	// one of them (deltas may be negative, and a delete horizon replaces it).
 	maxTs := int64(math.MinInt64)
+	prevDelta := int64(-1)
 	for i := int32(0); i < h.RecordCount; i++ {
 		var r Record
-		var tsDelta int64
-		r, tsDelta, body, err = readRecord(body, i)
+		var tsDelta, offDelta int64
+		rest := body
+		r, tsDelta, offDelta, rest, err = readRecord(body, i)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		// A producer's batch numbers its records 0, 1, 2, ...; compaction
+		// leaves gaps, but the deltas still increase within the batch.
+		if !rules.compacted && offDelta != int64(i) {
+			return malformed("record %d has offset delta %d", i, offDelta)
+		}
+		if offDelta <= prevDelta || offDelta > int64(h.LastOffsetDelta) {
+			return malformed("record %d has offset delta %d, after %d, last offset delta %d", i, offDelta, prevDelta, h.LastOffsetDelta)
+		}
+		prevDelta = offDelta
 		ts := h.BaseTimestamp + tsDelta
 		maxTs = max(maxTs, ts)
-		if out != nil {
-			r.Offset = h.BaseOffset + int64(i)
+		if visit != nil {
+			r.Offset = h.BaseOffset + offDelta
 			if h.Attributes&attrLogAppendTime != 0 {
 				// The broker stamped the batch: every record's
 				// timestamp is the max timestamp, as Kafka clients read it.
 				ts = h.MaxTimestamp
 			}
 			r.Timestamp = time.UnixMilli(ts)
-			out = append(out, r)
+			visit(r, body[:len(body)-len(rest)])
 		}
+		body = rest
 	}
 	if len(body) != 0 {
-		return nil, malformed("%d bytes after the last record", len(body))
+		return malformed("%d bytes after the last record", len(body))
 	}
-	if h.Attributes&attrLogAppendTime == 0 && maxTs != h.MaxTimestamp {
-		return nil, malformed("max timestamp %d, records say %d", h.MaxTimestamp, maxTs)
+	// A compacted batch keeps the max timestamp of the records it lost, so
+	// that its place in the time index and its age never change.
+	full := int64(h.RecordCount) == int64(h.LastOffsetDelta)+1
+	if h.Attributes&attrLogAppendTime == 0 && (full && maxTs != h.MaxTimestamp || !full && maxTs > h.MaxTimestamp) {
+		return malformed("max timestamp %d, records say %d", h.MaxTimestamp, maxTs)
 	}
-	return out, nil
+	return nil
 }
 
 // reader reads varints and byte strings, remembering the first error.
@@ -302,14 +362,16 @@ func (r *reader) bytes(what string, nullable bool) []byte {
 	return v
 }
 
-func readRecord(b []byte, i int32) (Record, int64, []byte, error) {
+// readRecord reads record i from b, returning it with its timestamp and
+// offset deltas and the bytes after it.
+func readRecord(b []byte, i int32) (Record, int64, int64, []byte, error) {
 	r := reader{b: b}
 	n := r.varint("record length")
 	if r.err != nil {
-		return Record{}, 0, nil, r.err
+		return Record{}, 0, 0, nil, r.err
 	}
 	if n < 1 || n > int64(len(r.b)) {
-		return Record{}, 0, nil, malformed("record %d: length %d, %d bytes left", i, n, len(r.b))
+		return Record{}, 0, 0, nil, malformed("record %d: length %d, %d bytes left", i, n, len(r.b))
 	}
 	rest := r.b[n:]
 	r.b = r.b[:n]
@@ -332,13 +394,10 @@ func readRecord(b []byte, i int32) (Record, int64, []byte, error) {
 		}
 	}
 	if r.err != nil {
-		return Record{}, 0, nil, fmt.Errorf("record %d: %w", i, r.err)
-	}
-	if offDelta != int64(i) {
-		return Record{}, 0, nil, malformed("record %d has offset delta %d", i, offDelta)
+		return Record{}, 0, 0, nil, fmt.Errorf("record %d: %w", i, r.err)
 	}
 	if len(r.b) != 0 {
-		return Record{}, 0, nil, malformed("record %d: %d bytes past its fields", i, len(r.b))
+		return Record{}, 0, 0, nil, malformed("record %d: %d bytes past its fields", i, len(r.b))
 	}
-	return rec, tsDelta, rest, nil
+	return rec, tsDelta, offDelta, rest, nil
 }

@@ -20,4 +20,8 @@
 //     the input buffer is reused.
 //  3. Nil and empty differ: a nil Key is a null key, a nil Value is a
 //     tombstone, as in Kafka.
+//  4. Stored batches may be compacted (Filter): fewer records than
+//     offsets, possibly none. Decode accepts them; Validate does only with
+//     ValidateOptions.Compacted, which the produce path must never set.
+//     Advance by BatchHeader.NextOffset, never by RecordCount.
 package record

@@ -22,6 +22,17 @@ func addSeeds(f *testing.F) {
 		f.Add(fix(b, func(b []byte) { be.PutUint32(b[offRecordCount:], 1000) }))
 		f.Add(fix(b, func(b []byte) { b[len(b)-1] ^= 1 }))
 		f.Add(b[:len(b)-1])
+		// Compacted: some records kept, none kept.
+		for _, keep := range []func(Record) bool{
+			func(r Record) bool { return r.Offset%2 == 1 },
+			func(Record) bool { return false },
+		} {
+			out, _, err := Filter(b, DecodeOptions{}, keep)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(out)
+		}
 	}
 	plain := encode(f, sampleRecords(), None)
 	f.Add(withPayload(plain, Snappy, xerial(plain[HeaderSize:HeaderSize+50], plain[HeaderSize+50:])))
@@ -30,9 +41,10 @@ func addSeeds(f *testing.F) {
 }
 
 // FuzzDecode: Decode never panics; a batch it accepts, Validate (with
-// AllowControl) accepts too; and re-encoding the decoded records,
-// uncompressed with the same timestamps, gives a batch that decodes to the
-// same records.
+// AllowControl and Compacted) accepts too; the records' offsets strictly
+// increase within the batch; and re-encoding the decoded records of a full
+// batch, uncompressed with the same timestamps, gives a batch that decodes
+// to the same records.
 func FuzzDecode(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -60,7 +72,7 @@ func checkDecode(t *testing.T, b []byte) {
 		}
 		return
 	}
-	h, verr := Validate(b, ValidateOptions{MaxDecompressed: fuzzLimit, AllowControl: true})
+	h, verr := Validate(b, ValidateOptions{MaxDecompressed: fuzzLimit, AllowControl: true, Compacted: true})
 	if verr != nil {
 		t.Fatalf("Decode accepted the batch, Validate: %v", verr)
 	}
@@ -72,6 +84,17 @@ func checkDecode(t *testing.T, b []byte) {
 	}
 	if len(recs) != int(h.RecordCount) {
 		t.Fatalf("%d records, header counts %d", len(recs), h.RecordCount)
+	}
+	for i, r := range recs {
+		if r.Offset < h.BaseOffset || r.Offset > h.LastOffset() || i > 0 && r.Offset <= recs[i-1].Offset {
+			t.Fatalf("record %d at offset %d, batch [%d, %d]", i, r.Offset, h.BaseOffset, h.LastOffset())
+		}
+	}
+	if int64(h.RecordCount) != int64(h.LastOffsetDelta)+1 {
+		if _, err := Validate(b, ValidateOptions{MaxDecompressed: fuzzLimit, AllowControl: true}); err == nil {
+			t.Fatal("strict Validate accepted a compacted batch")
+		}
+		return // offsets with gaps: Encode cannot rebuild them
 	}
 	// A record whose timestamp is the zero time would be re-encoded
 	// with the clock: make the clock say the zero time too.
@@ -129,5 +152,81 @@ func TestSeedsValid(t *testing.T) {
 	x := withPayload(plain, Snappy, xerial(plain[HeaderSize:HeaderSize+50], plain[HeaderSize+50:]))
 	if got, err := Decode(x, DecodeOptions{}); err != nil || !bytes.Equal(got[0].Key, []byte("k0")) {
 		t.Errorf("xerial seed: %v", err)
+	}
+}
+
+// FuzzFilter filters arbitrary batches with a keep mask. Property: Filter
+// never panics and fails only with the package's errors; what it returns
+// passes Validate for compacted batches (and, when a record was removed,
+// not the strict one), decodes to exactly the kept records with their
+// offsets and timestamps, keeps the batch's offset range, and filtering it
+// again keeping everything returns it unchanged.
+func FuzzFilter(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > fuzzLimit {
+			return
+		}
+		checkFilter(t, b, 0x5)
+		if fixed, ok := withCRC(b); ok {
+			for _, mask := range []uint64{0, 0x5, 1<<64 - 1} {
+				checkFilter(t, fixed, mask)
+			}
+		}
+	})
+}
+
+func checkFilter(t *testing.T, b []byte, mask uint64) {
+	opts := DecodeOptions{MaxDecompressed: fuzzLimit}
+	recs, derr := Decode(b, opts)
+	var want []Record
+	i := 0
+	out, removed, err := Filter(b, opts, func(r Record) bool {
+		k := mask&(1<<(i%64)) != 0
+		i++
+		if k {
+			want = append(want, r)
+		}
+		return k
+	})
+	if (err == nil) != (derr == nil) {
+		t.Fatalf("Filter: %v, Decode: %v", err, derr)
+	}
+	if err != nil {
+		if !isMalformed(err) && !isTooLarge(err) && err != ErrCorrupt {
+			t.Fatalf("Filter: error %v is none of the package's", err)
+		}
+		return
+	}
+	h, _ := ParseHeader(b)
+	if h.IsControl() {
+		if removed != 0 || !bytes.Equal(out, b) {
+			t.Fatal("Filter changed a control batch")
+		}
+		return
+	}
+	if removed != len(recs)-len(want) {
+		t.Fatalf("removed %d, want %d", removed, len(recs)-len(want))
+	}
+	oh, err := Validate(out, ValidateOptions{MaxDecompressed: max(fuzzLimit, len(out)), AllowControl: true, Compacted: true})
+	if err != nil {
+		t.Fatalf("Validate of the filtered batch: %v", err)
+	}
+	if oh.BaseOffset != h.BaseOffset || oh.LastOffsetDelta != h.LastOffsetDelta || oh.MaxTimestamp != h.MaxTimestamp {
+		t.Fatalf("filtered header %+v, from %+v", oh, h)
+	}
+	if removed > 0 {
+		if _, err := Validate(out, ValidateOptions{MaxDecompressed: max(fuzzLimit, len(out)), AllowControl: true}); err == nil {
+			t.Fatal("strict Validate accepted a filtered batch")
+		}
+	}
+	got, err := Decode(out, DecodeOptions{MaxDecompressed: max(fuzzLimit, len(out))})
+	if err != nil {
+		t.Fatalf("Decode of the filtered batch: %v", err)
+	}
+	checkRecords(t, got, want)
+	again, n, err := Filter(out, DecodeOptions{MaxDecompressed: max(fuzzLimit, len(out))}, func(Record) bool { return true })
+	if err != nil || n != 0 || !bytes.Equal(again, out) {
+		t.Fatalf("refilter keeping all: %d removed, %v", n, err)
 	}
 }
