@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -111,45 +109,36 @@ func (c *Client) listOffsets(ctx context.Context, topic string, parts []int32, s
 	out := make(map[int32]*v1.ListOffsetsPartitionResult, len(parts))
 	var mu sync.Mutex
 	err := c.retry(ctx, time.Now().Add(c.cfg.retryTimeout), func(ctx context.Context, _ int) error {
-		byLeader := make(map[string][]*v1.ListOffsetsPartition)
-		conns := make(map[string]v1.StrataClient)
+		var todo []int32
 		for _, p := range parts {
-			if _, done := out[p]; done {
-				continue
+			if _, done := out[p]; !done {
+				todo = append(todo, p)
 			}
-			cl, addr, err := c.meta.leader(ctx, topic, p)
+		}
+		err := c.eachLeader(ctx, topic, todo, func(ctx context.Context, cl v1.StrataClient, via string, parts []int32) error {
+			req := &v1.ListOffsetsRequest{}
+			for _, p := range parts {
+				req.Partitions = append(req.Partitions, &v1.ListOffsetsPartition{Topic: topic, Partition: p, Spec: spec, TimestampMs: ts})
+			}
+			resp, err := cl.ListOffsets(ctx, req)
 			if err != nil {
-				return err
+				return c.leaderErr(topic, parts, via, apierr.FromStatus(err))
 			}
-			conns[addr] = cl
-			byLeader[addr] = append(byLeader[addr], &v1.ListOffsetsPartition{Topic: topic, Partition: p, Spec: spec, TimestampMs: ts})
-		}
-		// One error per partition at most (an RPC failure stands for all
-		// of its partitions), so no sender ever blocks.
-		errs := make(chan error, len(parts))
-		var wg sync.WaitGroup
-		for _, addr := range slices.Sorted(maps.Keys(byLeader)) {
-			wg.Go(func() {
-				resp, err := conns[addr].ListOffsets(ctx, &v1.ListOffsetsRequest{Partitions: byLeader[addr]})
-				if err != nil {
-					errs <- apierr.FromStatus(err)
-					return
+			var worst error
+			for _, r := range resp.GetPartitions() {
+				if err := apierr.FromProto(r.GetError()); err != nil {
+					err = c.leaderErr(topic, []int32{r.GetPartition()}, via, err)
+					worst = worse(worst, fmt.Errorf("list offsets %s/%d: %w", topic, r.GetPartition(), err))
+					continue
 				}
-				for _, r := range resp.GetPartitions() {
-					if err := apierr.FromProto(r.GetError()); err != nil {
-						errs <- fmt.Errorf("list offsets %s/%d: %w", topic, r.GetPartition(), err)
-						continue
-					}
-					mu.Lock()
-					out[r.GetPartition()] = r
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			return err // the first; a retriable one makes retry go again
+				mu.Lock()
+				out[r.GetPartition()] = r
+				mu.Unlock()
+			}
+			return worst
+		})
+		if err != nil {
+			return err // a retriable one makes retry go again
 		}
 		for _, p := range parts {
 			if _, ok := out[p]; !ok {

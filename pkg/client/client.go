@@ -148,10 +148,15 @@ func retriable(err error) bool {
 
 // retry runs fn until it succeeds, fails for good, ctx ends or the
 // deadline passes. After a retriable failure it marks metadata stale and
-// backs off. fn gets the attempt number (0, 1, ...).
+// backs off; after a redirect (a NOT_LEADER whose hint the metadata cache
+// took, see redirectedError) it keeps the metadata and retries at once,
+// unless the previous attempt was redirected too: leaders named during an
+// election may bounce, and those retries back off. fn gets the attempt
+// number (0, 1, ...).
 func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx context.Context, attempt int) error) error {
 	backoff := c.cfg.backoffMin
 	var last error // the last retriable error, reported if time runs out
+	wasRedirect := false
 	for attempt := 0; ; attempt++ {
 		// Each attempt gets at most attemptTimeout, so that one broker
 		// that accepts a connection and never answers cannot hold the
@@ -172,12 +177,22 @@ func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx cont
 		if c.closed() {
 			return ErrClosed
 		}
-		c.meta.invalidate()
+		isRedirect := redirected(err)
+		if !isRedirect {
+			c.meta.invalidate()
+		}
 		wait := backoff/2 + rand.N(backoff/2+1)
+		if isRedirect && !wasRedirect {
+			wait = 0
+		}
+		wasRedirect = isRedirect
 		if time.Now().Add(wait).After(deadline) {
 			return err
 		}
 		c.log.Debug("retrying", zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(err))
+		if wait == 0 {
+			continue
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

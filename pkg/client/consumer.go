@@ -218,80 +218,69 @@ func (cs *Consumer) resolve(ctx context.Context, parts []int32, o Offset) (map[i
 }
 
 // fetch sends one fetch per leader, concurrently, and decodes the
-// replies. A partition with a retriable error is left for the next
-// attempt; if no partition returned records, that error is returned so
-// the caller retries.
+// replies on the calling goroutine (OnReset runs there). A partition with
+// a retriable error is left for the next attempt; if no partition
+// returned records, the error that matters most (see worse) is returned
+// so the caller retries. NOT_LEADER replies that name the new leader
+// reroute their partition at once (see leaderErr).
 func (cs *Consumer) fetch(ctx context.Context) ([]*Record, error) {
 	cs.mu.Lock()
 	pos := maps.Clone(cs.mu.pos)
 	cs.mu.Unlock()
 
-	byLeader := make(map[string][]*v1.FetchPartition)
-	conns := make(map[string]v1.StrataClient)
-	for _, p := range slices.Sorted(maps.Keys(pos)) {
-		cl, addr, err := cs.c.meta.leader(ctx, cs.topic, p)
-		if err != nil {
-			return nil, err
-		}
-		conns[addr] = cl
-		byLeader[addr] = append(byLeader[addr], &v1.FetchPartition{Topic: cs.topic, Partition: p, Offset: pos[p], MaxBytes: cs.cfg.fetchMaxBytes})
-	}
-
 	type reply struct {
+		via  string
 		resp *v1.FetchResponse
-		err  error
 	}
-	replies := make([]reply, 0, len(byLeader))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for addr, parts := range byLeader {
-		wg.Go(func() {
-			resp, err := conns[addr].Fetch(ctx, &v1.FetchRequest{
-				Partitions: parts,
-				MaxWaitMs:  int32(cs.cfg.maxWait.Milliseconds()),
-				MinBytes:   1,
-				MaxBytes:   cs.cfg.fetchMaxBytes,
-			})
-			mu.Lock()
-			replies = append(replies, reply{resp, apierr.FromStatus(err)})
-			mu.Unlock()
-		})
+	var (
+		mu      sync.Mutex
+		replies []reply
+	)
+	failure := cs.c.eachLeader(ctx, cs.topic, slices.Sorted(maps.Keys(pos)), func(ctx context.Context, cl v1.StrataClient, via string, parts []int32) error {
+		req := &v1.FetchRequest{
+			MaxWaitMs: int32(cs.cfg.maxWait.Milliseconds()),
+			MinBytes:  1,
+			MaxBytes:  cs.cfg.fetchMaxBytes,
+		}
+		for _, p := range parts {
+			req.Partitions = append(req.Partitions, &v1.FetchPartition{Topic: cs.topic, Partition: p, Offset: pos[p], MaxBytes: cs.cfg.fetchMaxBytes})
+		}
+		resp, err := cl.Fetch(ctx, req)
+		if err != nil {
+			return cs.c.leaderErr(cs.topic, parts, via, apierr.FromStatus(err))
+		}
+		mu.Lock()
+		replies = append(replies, reply{via, resp})
+		mu.Unlock()
+		return nil
+	})
+	if failure != nil && !retriable(failure) {
+		return nil, failure
 	}
-	wg.Wait()
 
 	var out []*Record
-	var retryErr error
 	for _, rp := range replies {
-		if rp.err != nil {
-			if !retriable(rp.err) {
-				return out, rp.err
-			}
-			retryErr = rp.err
-			continue
-		}
 		for _, pr := range rp.resp.GetPartitions() {
-			recs, err := cs.handle(ctx, pr, pos)
+			recs, err := cs.handle(ctx, pr, pos, rp.via)
 			out = append(out, recs...)
 			if err != nil && !retriable(err) {
 				return out, err
 			}
-			if err != nil {
-				retryErr = err
-			}
+			failure = worse(failure, err)
 		}
 	}
 	if len(out) > 0 {
-		if retryErr != nil {
+		if failure != nil && !redirected(failure) {
 			cs.c.meta.invalidate() // the failed partitions try fresh routes next Poll
 		}
 		return out, nil
 	}
-	return nil, retryErr
+	return nil, failure
 }
 
-// handle applies one partition's fetch result: records, a reset, or an
-// error.
-func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos map[int32]int64) ([]*Record, error) {
+// handle applies one partition's fetch result, from the broker at via:
+// records, a reset, or an error.
+func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos map[int32]int64, via string) ([]*Record, error) {
 	p := pr.GetPartition()
 	from, ok := pos[p]
 	if !ok {
@@ -299,9 +288,9 @@ func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos
 	}
 	if err := apierr.FromProto(pr.GetError()); err != nil {
 		if errors.Is(err, apierr.ErrOffsetOutOfRange) {
-			return nil, cs.reset(ctx, p, from)
+			return nil, cs.reset(ctx, p, from, err)
 		}
-		return nil, fmt.Errorf("fetch %s/%d at %d: %w", cs.topic, p, from, err)
+		return nil, fmt.Errorf("fetch %s/%d at %d: %w", cs.topic, p, from, cs.c.leaderErr(cs.topic, []int32{p}, via, err))
 	}
 	recs, next, err := decodeFetched(cs.topic, p, pr.GetBatches(), from)
 	cs.mu.Lock()
@@ -317,8 +306,19 @@ func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos
 }
 
 // reset moves a partition whose position is out of range per the
-// ResetPolicy and tells OnReset.
-func (cs *Consumer) reset(ctx context.Context, p int32, from int64) error {
+// ResetPolicy and tells OnReset; with NoReset it returns oor, the
+// broker's OFFSET_OUT_OF_RANGE error, saying the valid range.
+func (cs *Consumer) reset(ctx context.Context, p int32, from int64, oor error) error {
+	if cs.cfg.reset.kind == offsetNone {
+		var e *apierr.Error
+		if !errors.As(oor, &e) {
+			return fmt.Errorf("fetch %s/%d at %d: %w", cs.topic, p, from, oor)
+		}
+		out := *e // the same code and range, in words
+		out.Message = fmt.Sprintf("%s/%d: offset %d is not stored; valid offsets are %d to %d (reset policy none)",
+			cs.topic, p, from, e.LogStartOffset, e.HighWatermark)
+		return &out
+	}
 	to, err := cs.resolve(ctx, []int32{p}, cs.cfg.reset)
 	if err != nil {
 		return fmt.Errorf("reset %s/%d: %w", cs.topic, p, err)

@@ -53,6 +53,10 @@ func Partitions(ps ...int32) ConsumerOpt {
 // Earliest().
 func StartAt(o Offset) ConsumerOpt {
 	return func(c *consumerConfig) {
+		if o.kind == offsetNone {
+			c.fail("StartAt: NoReset() is a reset policy, not a start")
+			return
+		}
 		if (o.kind == offsetExact || o.kind == offsetFromEnd) && o.n < 0 {
 			c.fail("StartAt: offset %d is negative", o.n)
 			return
@@ -62,12 +66,14 @@ func StartAt(o Offset) ConsumerOpt {
 }
 
 // ResetPolicy says where to go when the position is out of the stored
-// range (retention deleted it, or AtOffset named a future offset):
-// Earliest() or Latest(). Default Earliest(), which skips the least.
+// range (retention or DeleteRecords deleted it, or AtOffset named a
+// future offset): Earliest() or Latest(), or NoReset() to stay and have
+// Poll return the OFFSET_OUT_OF_RANGE error. Default Earliest(), which
+// skips the least.
 func ResetPolicy(o Offset) ConsumerOpt {
 	return func(c *consumerConfig) {
-		if o.kind != offsetEarliest && o.kind != offsetLatest {
-			c.fail("ResetPolicy: %s is neither Earliest() nor Latest()", o)
+		if o.kind != offsetEarliest && o.kind != offsetLatest && o.kind != offsetNone {
+			c.fail("ResetPolicy: %s is none of Earliest(), Latest() and NoReset()", o)
 			return
 		}
 		c.reset = o

@@ -5,13 +5,16 @@
 //
 // What it owns. A Client holds one gRPC connection per broker, made on
 // first use, and a metadata cache (the Metadata RPC) that says how many
-// partitions each topic has and which broker leads each one. Produce and
-// fetch requests for a partition go to its leader's connection. A
-// retriable error (apierr.Retriable: NOT_LEADER, UNAVAILABLE, STORAGE, a
-// broker that cannot be reached) drops the cache and is retried with
-// backoff: producers until the record's DeliveryTimeout, everything else
-// until the client's RetryTimeout. Other errors are returned as
-// *apierr.Error; match them with errors.Is against the apierr sentinels.
+// partitions each topic has and which broker leads each one. Produce,
+// fetch, ListOffsets and DeleteRecords requests for a partition go to its
+// leader's connection. A NOT_LEADER reply that names the new leader
+// reroutes the partition there and is retried at once; any other
+// retriable error (apierr.Retriable: NOT_LEADER without a leader,
+// UNAVAILABLE, STORAGE, a broker that cannot be reached) drops the cache
+// and is retried with backoff: producers until the record's
+// DeliveryTimeout, everything else until the client's RetryTimeout. Other
+// errors are returned as *apierr.Error; match them with errors.Is against
+// the apierr sentinels.
 //
 // Usage:
 //

@@ -23,11 +23,12 @@ type fakeBroker struct {
 	v1.UnimplementedStrataServer
 	addr string
 
-	mu     sync.Mutex
-	topics map[string][]*fakePart
-	fail   map[string][]v1.ErrorCode // RPC name -> codes to fail the next calls with
-	calls  map[string]int
-	notify chan struct{} // closed and replaced on every produce
+	mu        sync.Mutex
+	topics    map[string][]*fakePart
+	fail      map[string][]*apierr.Error // RPC name -> errors to fail the next calls with
+	calls     map[string]int
+	immutable map[string]bool // topics that refuse DeleteRecords
+	notify    chan struct{}   // closed and replaced on every produce
 }
 
 type fakePart struct {
@@ -43,7 +44,7 @@ func startFake(t *testing.T) *fakeBroker {
 		t.Fatal(err)
 	}
 	f := &fakeBroker{addr: lis.Addr().String(), topics: make(map[string][]*fakePart),
-		fail: make(map[string][]v1.ErrorCode), calls: make(map[string]int), notify: make(chan struct{})}
+		fail: make(map[string][]*apierr.Error), calls: make(map[string]int), immutable: make(map[string]bool), notify: make(chan struct{})}
 	s := grpc.NewServer()
 	v1.RegisterStrataServer(s, f)
 	done := make(chan struct{})
@@ -53,9 +54,17 @@ func startFake(t *testing.T) *fakeBroker {
 }
 
 func (f *fakeBroker) failNext(rpc string, codes ...v1.ErrorCode) {
+	for _, c := range codes {
+		f.failNextWith(rpc, apierr.New(c, "injected %s", c))
+	}
+}
+
+// failNextWith fails the next calls of rpc with errs, as whole-call
+// errors (NOT_LEADER with a leader hint, for one).
+func (f *fakeBroker) failNextWith(rpc string, errs ...*apierr.Error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fail[rpc] = append(f.fail[rpc], codes...)
+	f.fail[rpc] = append(f.fail[rpc], errs...)
 }
 
 func (f *fakeBroker) callCount(rpc string) int {
@@ -67,9 +76,9 @@ func (f *fakeBroker) callCount(rpc string) int {
 // injected returns the injected error for rpc, if any. Caller holds mu.
 func (f *fakeBroker) injected(rpc string) error {
 	f.calls[rpc]++
-	if codes := f.fail[rpc]; len(codes) > 0 {
-		f.fail[rpc] = codes[1:]
-		return apierr.ToStatus(apierr.New(codes[0], "injected %s", codes[0]))
+	if errs := f.fail[rpc]; len(errs) > 0 {
+		f.fail[rpc] = errs[1:]
+		return apierr.ToStatus(errs[0])
 	}
 	return nil
 }
@@ -295,13 +304,62 @@ func (f *fakeBroker) ListOffsets(_ context.Context, r *v1.ListOffsetsRequest) (*
 func (f *fakeBroker) truncateFront(topic string, partition int32, offset int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := f.topics[topic][partition]
+	f.truncateFrontLocked(f.topics[topic][partition], offset)
+}
+
+func (f *fakeBroker) truncateFrontLocked(p *fakePart, offset int64) {
 	for len(p.batches) > 0 {
 		h, _ := record.ParseHeader(p.batches[0])
 		if h.NextOffset() > offset {
 			break
 		}
 		p.batches = p.batches[1:]
-		p.logStart = h.NextOffset()
 	}
+	p.logStart = max(p.logStart, offset)
+}
+
+// DeleteRecords moves log starts forward like the broker: -1 means the
+// high watermark, an offset past it is OFFSET_OUT_OF_RANGE, and topics
+// marked immutable refuse with POLICY_VIOLATION per partition.
+func (f *fakeBroker) DeleteRecords(_ context.Context, r *v1.DeleteRecordsRequest) (*v1.DeleteRecordsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("DeleteRecords"); err != nil {
+		return nil, err
+	}
+	ps, ok := f.topics[r.Topic]
+	if !ok {
+		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC, "topic %q does not exist", r.Topic))
+	}
+	resp := &v1.DeleteRecordsResponse{}
+	for _, dp := range r.Partitions {
+		res := &v1.DeleteRecordsPartitionResult{Partition: dp.Partition}
+		resp.Partitions = append(resp.Partitions, res)
+		switch {
+		case int(dp.Partition) >= len(ps):
+			res.Error = apierr.ToProto(apierr.ErrUnknownPartition)
+		case f.immutable[r.Topic]:
+			res.Error = apierr.ToProto(apierr.New(v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION, "topic %q is immutable", r.Topic))
+		default:
+			p := ps[dp.Partition]
+			to := dp.BeforeOffset
+			if to == -1 {
+				to = p.next
+			}
+			if to > p.next {
+				res.Error = apierr.ToProto(&apierr.Error{Code: v1.ErrorCode_ERROR_CODE_OFFSET_OUT_OF_RANGE,
+					Message: "past the high watermark", LogStartOffset: p.logStart, HighWatermark: p.next})
+				continue
+			}
+			f.truncateFrontLocked(p, to)
+			res.LogStartOffset = p.logStart
+		}
+	}
+	return resp, nil
+}
+
+func (f *fakeBroker) setImmutable(topic string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.immutable[topic] = true
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -13,11 +14,22 @@ import (
 
 // metaCache holds the latest Metadata response, reshaped for routing.
 //
-// Routing is by metadata even though a cluster has one broker today: each
-// partition's produce and fetch go to the connection of the broker that
-// metadata names as its leader, so that when partitions become Raft groups
-// only the broker changes. A stale entry costs one NOT_LEADER or
-// UNAVAILABLE reply, which invalidates the cache and is retried.
+// Each partition's produce and fetch go to the connection of the broker
+// that metadata names as its leader. A stale entry costs one NOT_LEADER or
+// UNAVAILABLE reply. A NOT_LEADER reply usually names the new leader (the
+// old leader's Raft group knows it before the cluster metadata does): that
+// hint is recorded for the partition and overrides the snapshot, so the
+// retry goes straight to the new leader without a Metadata call. Any other
+// retriable error (or a hint without a usable address) invalidates the
+// cache, and the next call reloads it; a reload drops the hints it
+// supersedes.
+//
+// The rejected alternative was to reload metadata in the background after
+// every hint: it needs a goroutine with an owner, costs every client a
+// Metadata call per leader change, and the metadata it would fetch lags
+// the hint anyway. Other partitions that moved answer with their own
+// hints, and the cache still reloads on the first miss without one or
+// after MetadataMaxAge.
 type metaCache struct {
 	c    *Client
 	load sync.Mutex // one Metadata call at a time; waiters reuse its result
@@ -25,7 +37,15 @@ type metaCache struct {
 		sync.Mutex
 		snap  *snapshot
 		stale bool
+		hints map[topicPartition]leaderHint // newer than snap; see redirect
 	}
+}
+
+// leaderHint is a partition's leader as a NOT_LEADER reply named it.
+type leaderHint struct {
+	id   uint32
+	addr string // usable API address
+	at   time.Time
 }
 
 type snapshot struct {
@@ -81,6 +101,7 @@ func (m *metaCache) refresh(ctx context.Context, since time.Time) (*snapshot, er
 	}
 	var resp *v1.MetadataResponse
 	var via string
+	started := time.Now()
 	err := m.c.retry(ctx, time.Now().Add(m.c.cfg.retryTimeout), func(ctx context.Context, attempt int) error {
 		cl, addr, err := m.c.anyConn(attempt)
 		if err != nil {
@@ -99,6 +120,13 @@ func (m *metaCache) refresh(ctx context.Context, since time.Time) (*snapshot, er
 	s := newSnapshot(resp, via)
 	m.mu.Lock()
 	m.mu.snap, m.mu.stale = s, false
+	// The metadata answers for the time the call started at the
+	// earliest; hints learned while it was in flight may be newer.
+	for tp, h := range m.mu.hints {
+		if h.at.Before(started) {
+			delete(m.mu.hints, tp)
+		}
+	}
 	m.mu.Unlock()
 	return s, nil
 }
@@ -162,7 +190,9 @@ func (m *metaCache) topic(ctx context.Context, name string) (*topicMeta, error) 
 	return t, nil
 }
 
-// leader returns the connection to the leader of topic/partition.
+// leader returns the connection to the leader of topic/partition: the
+// one a NOT_LEADER reply named, if newer than the metadata, else the
+// metadata's.
 func (m *metaCache) leader(ctx context.Context, topic string, partition int32) (v1.StrataClient, string, error) {
 	t, err := m.topic(ctx, topic)
 	if err != nil {
@@ -172,11 +202,45 @@ func (m *metaCache) leader(ctx context.Context, topic string, partition int32) (
 	if !ok {
 		return nil, "", apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION, "topic %q has no partition %d", topic, partition)
 	}
-	s, _ := m.current()
+	m.mu.Lock()
+	h, hinted := m.mu.hints[topicPartition{topic, partition}]
+	s := m.mu.snap
+	m.mu.Unlock()
+	if hinted {
+		cl, err := m.c.conn(h.addr)
+		return cl, h.addr, err
+	}
 	addr, ok := s.brokers[id]
 	if id == 0 || !ok {
 		return nil, "", fmt.Errorf("%s/%d: %w", topic, partition, ErrNoLeader)
 	}
 	cl, err := m.c.conn(addr)
 	return cl, addr, err
+}
+
+// redirect records the leader that err, a NOT_LEADER reply from the
+// broker at via about topic/partition, names, and reports whether it did:
+// false when err is another error or names no leader that can be reached
+// (no id, or an id with no address in the reply or the metadata).
+func (m *metaCache) redirect(topic string, partition int32, via string, err error) bool {
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != v1.ErrorCode_ERROR_CODE_NOT_LEADER || e.LeaderID == 0 {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	addr := e.LeaderAddr
+	if addr != "" {
+		addr = fixAddr(addr, via)
+	} else if m.mu.snap != nil {
+		addr = m.mu.snap.brokers[e.LeaderID]
+	}
+	if addr == "" || addr == via {
+		return false // nowhere new to go: let the metadata decide
+	}
+	if m.mu.hints == nil {
+		m.mu.hints = make(map[topicPartition]leaderHint)
+	}
+	m.mu.hints[topicPartition{topic, partition}] = leaderHint{id: e.LeaderID, addr: addr, at: time.Now()}
+	return true
 }

@@ -22,6 +22,7 @@ const (
 	offsetExact
 	offsetFromEnd
 	offsetTime
+	offsetNone // only a ResetPolicy: do not reset
 )
 
 // Earliest starts at the first stored record (the log start offset).
@@ -42,6 +43,12 @@ func FromEnd(n int64) Offset { return Offset{kind: offsetFromEnd, n: n} }
 // the high watermark if there is none).
 func AtTime(t time.Time) Offset { return Offset{kind: offsetTime, t: t} }
 
+// NoReset is a ResetPolicy, not a start: a position out of the stored
+// range is not moved, and Poll returns the broker's OFFSET_OUT_OF_RANGE
+// error (an *apierr.Error whose LogStartOffset and HighWatermark give the
+// valid range), like Kafka's auto.offset.reset=none.
+func NoReset() Offset { return Offset{kind: offsetNone} }
+
 func (o Offset) String() string {
 	switch o.kind {
 	case offsetEarliest:
@@ -54,6 +61,8 @@ func (o Offset) String() string {
 		return "-" + strconv.FormatInt(o.n, 10)
 	case offsetTime:
 		return "@" + o.t.UTC().Format(time.RFC3339Nano)
+	case offsetNone:
+		return "none"
 	}
 	return "?"
 }

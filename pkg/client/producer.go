@@ -21,7 +21,8 @@ import (
 // when its batch is ready — full (BatchMaxBytes), lingered (Linger), or
 // forced by ProduceSync or Flush — and gone once the list is empty or not
 // ready. The sender encodes one batch, sends it, retries retriable errors
-// with fresh metadata until the delivery timeout, then calls the
+// until the delivery timeout (straight to the new leader when a NOT_LEADER
+// reply names it, with fresh metadata otherwise), then calls the
 // callbacks in order and frees the slots.
 //
 // One sender per partition (MaxInFlight 1) keeps per-partition order
@@ -439,10 +440,11 @@ func (p *Producer) send(tp topicPartition, batch []pending) error {
 	defer cancel()
 	var base int64
 	err = p.c.retry(ctx, deadline, func(ctx context.Context, _ int) error {
-		cl, _, err := p.c.meta.leader(ctx, tp.topic, tp.partition)
+		cl, addr, err := p.c.meta.leader(ctx, tp.topic, tp.partition)
 		if err != nil {
 			return err
 		}
+		parts := []int32{tp.partition}
 		req := &v1.ProduceRequest{
 			Topic:      tp.topic,
 			Partitions: []*v1.ProducePartition{{Partition: tp.partition, Batches: b}},
@@ -451,12 +453,12 @@ func (p *Producer) send(tp topicPartition, batch []pending) error {
 		}
 		resp, err := cl.Produce(ctx, req)
 		if err != nil {
-			return apierr.FromStatus(err)
+			return p.c.leaderErr(tp.topic, parts, addr, apierr.FromStatus(err))
 		}
 		for _, pr := range resp.GetPartitions() {
 			if pr.GetPartition() == tp.partition {
 				base = pr.GetBaseOffset()
-				return apierr.FromProto(pr.GetError())
+				return p.c.leaderErr(tp.topic, parts, addr, apierr.FromProto(pr.GetError()))
 			}
 		}
 		return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN, "produce reply has no result for %s", tp)
