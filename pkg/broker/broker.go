@@ -176,6 +176,7 @@ func (b *Broker) Start() (err error) {
 	b.goLoop(func() { b.runReplicas(ctx) })
 	b.goLoop(func() { b.runLeaderNews(ctx) })
 	b.goLoop(func() { b.runRebalance(ctx) })
+	b.goLoop(func() { b.runHousekeeping(ctx) })
 	return nil
 }
 

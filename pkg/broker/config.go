@@ -47,6 +47,17 @@ type Config struct {
 	// before calling an election; the leader heartbeats every tenth of it.
 	// It trades failover time for idle CPU (see docs/operations.md).
 	RaftHeartbeatTimeout time.Duration `yaml:"raft-heartbeat-timeout"` // --raft-heartbeat-timeout
+	// RetentionCheckInterval is how often partition leaders check their
+	// topics' retention and compaction settings, and every replica deletes
+	// segments below the log start (Kafka's log.retention.check.interval.ms).
+	RetentionCheckInterval time.Duration `yaml:"retention-check-interval"` // --retention-check-interval
+	// CleanerBytesPerSecond caps the compaction cleaner's disk I/O (read
+	// plus written) on this broker; 0 = unlimited.
+	CleanerBytesPerSecond int64 `yaml:"cleaner-bytes-per-second"` // --cleaner-bytes-per-second
+
+	// Clock, when set, replaces time.Now for retention and compaction
+	// decisions (tests). Not a flag.
+	Clock func() time.Time `yaml:"-"`
 }
 
 // DefaultConfig is a single-node broker on loopback with its data under the
@@ -69,6 +80,9 @@ func DefaultConfig() Config {
 		ShutdownTimeout:      10 * time.Second,
 		LogLevel:             "info",
 		RaftHeartbeatTimeout: time.Second,
+
+		RetentionCheckInterval: 30 * time.Second,
+		CleanerBytesPerSecond:  64 << 20,
 	}
 }
 
@@ -147,6 +161,12 @@ func (c Config) Validate() error {
 	}
 	if c.RaftHeartbeatTimeout < 100*time.Millisecond || c.RaftHeartbeatTimeout > time.Minute {
 		return fmt.Errorf("--raft-heartbeat-timeout %s: want 100ms to 1m", c.RaftHeartbeatTimeout)
+	}
+	if c.RetentionCheckInterval < 10*time.Millisecond {
+		return fmt.Errorf("--retention-check-interval %s: want at least 10ms (Kafka's default is 5m, ours 30s)", c.RetentionCheckInterval)
+	}
+	if c.CleanerBytesPerSecond < 0 {
+		return fmt.Errorf("--cleaner-bytes-per-second %d: want 0 (unlimited) or more", c.CleanerBytesPerSecond)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

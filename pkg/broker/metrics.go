@@ -31,6 +31,8 @@ type metrics struct {
 	notReady     func(method string) bool
 	commitSecs   prometheus.Histogram
 	commitGroups prometheus.Histogram
+
+	retentionDeleted prometheus.Counter // bytes of segments deleted below the log start
 }
 
 func newMetrics() *metrics {
@@ -60,6 +62,9 @@ func newMetrics() *metrics {
 			Name: "strata_produce_batches", Help: "Record batches per produce append to one partition.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
+		retentionDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_retention_deleted_bytes_total", Help: "Bytes of segments deleted because retention or delete-records moved the log start below them.",
+		}),
 	}
 	m.partition = &partition.Metrics{CommitSeconds: m.commitSecs, CommitBatches: m.commitGroups}
 	m.notReady = func(string) bool { return false }
@@ -67,7 +72,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(b *Broker) {
-	m.reg.MustRegister(m.requests, m.bytesIn, m.recordsIn, m.bytesOut, m.badBatches, m.commitSecs, m.commitGroups,
+	m.reg.MustRegister(m.requests, m.bytesIn, m.recordsIn, m.bytesOut, m.badBatches, m.commitSecs, m.commitGroups, m.retentionDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&partitionCollector{b: b})
 }

@@ -198,7 +198,7 @@ func (b *Broker) openReplica(t metadata.Topic, p int32, a metadata.Assignment, c
 	part, err := partition.Open(partition.Options{
 		Dir: b.partitionDir(t, p), Topic: t.Name, ID: p, Group: group, Config: cfg,
 		NodeID: metadata.ServerID(b.cfg.NodeID), Transport: tr, Stable: b.stable.For(group), Bootstrap: boot,
-		Raft: b.raftCfg(), Fsync: b.fsync, FsyncInterval: b.cfg.FsyncInterval,
+		Raft: b.raftCfg(), Fsync: b.fsync, FsyncInterval: b.cfg.FsyncInterval, LogSource: logSource{b},
 		Logger: b.log, Metrics: b.metrics.partition,
 	})
 	if err != nil {

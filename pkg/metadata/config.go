@@ -227,3 +227,14 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Deletes reports whether retention deletes old segments (cleanup.policy
+// delete or compact,delete) and the topic is not immutable.
+func (c TopicConfig) Deletes() bool {
+	return !c.Immutable && (c.CleanupPolicy == "delete" || c.CleanupPolicy == "compact,delete")
+}
+
+// Compacts reports whether the topic is key-compacted.
+func (c TopicConfig) Compacts() bool {
+	return !c.Immutable && (c.CleanupPolicy == "compact" || c.CleanupPolicy == "compact,delete")
+}

@@ -54,6 +54,10 @@ type Options struct {
 	Bootstrap []raft.Server    // initial replicas, when this one is among them
 	Raft      *raft.Config     // overrides replication.DefaultRaftConfig (tests shorten timeouts)
 
+	// LogSource lets this replica fetch the leader's log when the leader
+	// installs a snapshot (after retention deleted entries it needs).
+	LogSource replication.LogSource
+
 	Fsync         FsyncPolicy
 	FsyncInterval time.Duration // for FsyncInterval; default 1s
 	Clock         func() time.Time
@@ -112,6 +116,7 @@ func Open(opts Options) (*Partition, error) {
 		FsyncEveryAppend: opts.Fsync == FsyncAlways,
 		FsyncInterval:    opts.FsyncInterval,
 		Raft:             opts.Raft,
+		LogSource:        opts.LogSource,
 		Logger:           lg,
 	})
 	if err != nil {
@@ -165,6 +170,11 @@ func (p *Partition) Append(ctx context.Context, batches [][]byte, acks Acks) (Re
 		if _, err := record.Validate(b, record.ValidateOptions{MaxBatchBytes: int(cfg.MaxMessageBytes)}); err != nil {
 			return Result{}, fmt.Errorf("batch %d for %s/%d: %w", i, p.opts.Topic, p.opts.ID, err)
 		}
+		if cfg.Compacts() {
+			if err := requireKeys(b); err != nil {
+				return Result{}, fmt.Errorf("batch %d for %s/%d: %w", i, p.opts.Topic, p.opts.ID, err)
+			}
+		}
 	}
 	if !p.group.IsLeader() {
 		return Result{}, p.notLeader()
@@ -192,6 +202,23 @@ func (p *Partition) Append(ctx context.Context, batches [][]byte, acks Acks) (Re
 	}
 	p.opts.Metrics.observeCommit(len(batches), time.Since(start))
 	return Result{Base: base, Last: last, LogStart: p.LogStartOffset()}, nil
+}
+
+// requireKeys refuses a batch holding a record without a key: compaction
+// keeps the latest record per key, so a keyless record has no place in a
+// compacted topic (Kafka refuses it too).
+func requireKeys(b []byte) error {
+	recs, err := record.Decode(b, record.DecodeOptions{})
+	if err != nil {
+		return err
+	}
+	for i, r := range recs {
+		if r.Key == nil {
+			return apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST,
+				"record %d of the batch has no key: records in a compacted topic (cleanup.policy=compact) need a key; give one, or use a topic with cleanup.policy=delete", i)
+		}
+	}
+	return nil
 }
 
 func (p *Partition) notLeader() error {
@@ -231,8 +258,9 @@ func errClosed() error {
 // below it is committed.
 func (p *Partition) HighWatermark() int64 { return p.group.HighWatermark() }
 
-// LogStartOffset is the first offset still stored.
-func (p *Partition) LogStartOffset() int64 { return p.group.Log().StartOffset() }
+// LogStartOffset is the first readable offset (retention and
+// DeleteRecords move it, on every replica).
+func (p *Partition) LogStartOffset() int64 { return p.group.LogStartOffset() }
 
 // LogEndOffset is the offset the next record stored here gets.
 func (p *Partition) LogEndOffset() int64 { return p.group.Log().NextOffset() }
@@ -284,7 +312,8 @@ func (p *Partition) outOfRange(offset, start, hwm int64) error {
 // OffsetForTimestamp finds the first visible batch whose records reach ts
 // (Unix ms); found is false if none does.
 func (p *Partition) OffsetForTimestamp(ts int64) (int64, bool, error) {
-	return p.group.Log().OffsetForTimestamp(ts, p.HighWatermark())
+	off, found, err := p.group.Log().OffsetForTimestamp(ts, p.HighWatermark())
+	return max(off, p.LogStartOffset()), found, err
 }
 
 // Close waits for background appends, then stops the Raft group and closes

@@ -1,0 +1,74 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/pkg/apierr"
+)
+
+// runHousekeeping applies retention and schedules compaction every
+// --retention-check-interval: on each partition this broker leads it
+// commits a new log start when the topic's limits call for one, and a new
+// compaction target; on every replica it deletes the segments below the
+// replicated log start. Compaction itself runs on the cleaner (cleaner.go).
+func (b *Broker) runHousekeeping(ctx context.Context) {
+	t := time.NewTicker(b.cfg.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.housekeepOnce(ctx)
+		}
+	}
+}
+
+func (b *Broker) now() time.Time {
+	if b.cfg.Clock != nil {
+		return b.cfg.Clock()
+	}
+	return time.Now()
+}
+
+// housekeepOnce is one pass of runHousekeeping over every replica.
+func (b *Broker) housekeepOnce(ctx context.Context) {
+	now := b.now()
+	for _, p := range b.replicas.all() {
+		if ctx.Err() != nil {
+			return
+		}
+		lg := b.log.With(zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()))
+		if p.IsLeader() {
+			before := p.LogStartOffset()
+			if after, err := p.EnforceRetention(ctx, now); err != nil {
+				logHousekeeping(lg, "retention", err)
+			} else if after > before {
+				lg.Info("retention moved the log start", zap.Int64("from", before), zap.Int64("to", after))
+			}
+			if err := p.ScheduleCompaction(ctx, now); err != nil {
+				logHousekeeping(lg, "schedule compaction", err)
+			}
+		}
+		if n, err := p.DeleteSegments(ctx); err != nil {
+			logHousekeeping(lg, "delete segments", err)
+		} else if n > 0 {
+			b.metrics.retentionDeleted.Add(float64(n))
+			lg.Info("deleted segments below the log start", zap.Int64("bytes", n), zap.Int64("log_start", p.LogStartOffset()))
+		}
+	}
+}
+
+// logHousekeeping logs a failed step: leadership moving away mid-step is
+// routine (the next leader takes over), anything else is a warning.
+func logHousekeeping(lg *zap.Logger, what string, err error) {
+	if errors.Is(err, context.Canceled) || apierr.Retriable(err) {
+		lg.Debug(what+" deferred", zap.Error(err))
+		return
+	}
+	lg.Warn(what+" failed", zap.Error(err))
+}
