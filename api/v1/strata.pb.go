@@ -794,21 +794,22 @@ func (x *GroupMember) GetVoter() bool {
 }
 
 type ReplicaState struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Group          string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	Topic          string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition      int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
-	NodeId         uint32                 `protobuf:"varint,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Role           string                 `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"` // leader, follower, candidate, shutdown
-	Term           uint64                 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
-	Leader         uint32                 `protobuf:"varint,7,opt,name=leader,proto3" json:"leader,omitempty"`
-	LastIndex      uint64                 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
-	CommitIndex    uint64                 `protobuf:"varint,9,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	HighWatermark  int64                  `protobuf:"varint,10,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
-	LogEndOffset   int64                  `protobuf:"varint,11,opt,name=log_end_offset,json=logEndOffset,proto3" json:"log_end_offset,omitempty"`
-	LogStartOffset int64                  `protobuf:"varint,12,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Group            string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topic            string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition        int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	NodeId           uint32                 `protobuf:"varint,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Role             string                 `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"` // leader, follower, candidate, shutdown
+	Term             uint64                 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
+	Leader           uint32                 `protobuf:"varint,7,opt,name=leader,proto3" json:"leader,omitempty"`
+	LastIndex        uint64                 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	CommitIndex      uint64                 `protobuf:"varint,9,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	HighWatermark    int64                  `protobuf:"varint,10,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogEndOffset     int64                  `protobuf:"varint,11,opt,name=log_end_offset,json=logEndOffset,proto3" json:"log_end_offset,omitempty"`
+	LogStartOffset   int64                  `protobuf:"varint,12,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	SnapshotInstalls int64                  `protobuf:"varint,13,opt,name=snapshot_installs,json=snapshotInstalls,proto3" json:"snapshot_installs,omitempty"` // snapshot installs this replica received since it opened
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReplicaState) Reset() {
@@ -921,6 +922,13 @@ func (x *ReplicaState) GetLogEndOffset() int64 {
 func (x *ReplicaState) GetLogStartOffset() int64 {
 	if x != nil {
 		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetSnapshotInstalls() int64 {
+	if x != nil {
+		return x.SnapshotInstalls
 	}
 	return 0
 }
@@ -3411,7 +3419,7 @@ const file_strata_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\"<\n" +
 	"\vGroupMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x14\n" +
-	"\x05voter\x18\x02 \x01(\bR\x05voter\"\xea\x02\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x97\x03\n" +
 	"\fReplicaState\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
@@ -3426,7 +3434,8 @@ const file_strata_proto_rawDesc = "" +
 	"\x0ehigh_watermark\x18\n" +
 	" \x01(\x03R\rhighWatermark\x12$\n" +
 	"\x0elog_end_offset\x18\v \x01(\x03R\flogEndOffset\x12(\n" +
-	"\x10log_start_offset\x18\f \x01(\x03R\x0elogStartOffset\"[\n" +
+	"\x10log_start_offset\x18\f \x01(\x03R\x0elogStartOffset\x12+\n" +
+	"\x11snapshot_installs\x18\r \x01(\x03R\x10snapshotInstalls\"[\n" +
 	"\x15TransferLeaderRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x0e\n" +

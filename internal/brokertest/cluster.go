@@ -16,7 +16,7 @@ import (
 // in Configs so a test can restart it on the same data dir and ports.
 func StartCluster(t testing.TB, n int, opts ...func(*broker.Config)) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, opts: opts}
 	for i := 1; i <= n; i++ {
 		cfg := Config(t, uint32(i))
 		cfg.BootstrapExpect = n
@@ -71,6 +71,7 @@ type Cluster struct {
 	t       testing.TB
 	Brokers []*broker.Broker // index i holds node i+1; nil while stopped
 	Configs []broker.Config
+	opts    []func(*broker.Config)
 }
 
 // Broker returns node id's broker (nil while stopped).
@@ -114,6 +115,9 @@ func (c *Cluster) Add() *broker.Broker {
 		if b != nil {
 			cfg.Join = append(cfg.Join, c.Configs[i].GossipAddr)
 		}
+	}
+	for _, o := range c.opts {
+		o(&cfg)
 	}
 	b := Run(c.t, cfg)
 	cfg.APIAddr, cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = b.APIAddr(), b.HTTPAddr(), b.RaftAddr(), b.GossipAddr()

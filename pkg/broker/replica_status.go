@@ -29,6 +29,7 @@ func (b *Broker) ReplicaStatus(ctx context.Context, req *v1.ReplicaStatusRequest
 			Role: roleName(st.State.String()), Term: st.Term, Leader: leader,
 			LastIndex: st.LastIndex, CommitIndex: st.CommitIndex,
 			HighWatermark: st.HighWatermark, LogEndOffset: st.LogEndOffset, LogStartOffset: st.LogStartOffset,
+			SnapshotInstalls: st.SnapshotInstalls,
 		})
 	}
 	if len(req.Groups) == 0 {

@@ -114,6 +114,16 @@ func deleteRecords(t *testing.T, addrs []string, topic string, before int64) (in
 func replicaStarts(t *testing.T, c *brokertest.Cluster, ids ...uint32) map[uint32]int64 {
 	t.Helper()
 	out := map[uint32]int64{}
+	for id, st := range replicaStates(t, c, ids...) {
+		out[id] = st.LogStartOffset
+	}
+	return out
+}
+
+// replicaStates reads each broker's (only) replica state, by node id.
+func replicaStates(t *testing.T, c *brokertest.Cluster, ids ...uint32) map[uint32]*v1.ReplicaState {
+	t.Helper()
+	out := map[uint32]*v1.ReplicaState{}
 	for _, id := range ids {
 		cc := dialInternal(t, c.Broker(id).APIAddr())
 		resp, err := cc.ReplicaStatus(ctx(t), &v1.ReplicaStatusRequest{})
@@ -121,7 +131,7 @@ func replicaStarts(t *testing.T, c *brokertest.Cluster, ids ...uint32) map[uint3
 			t.Fatal(err)
 		}
 		for _, r := range resp.Replicas {
-			out[id] = r.LogStartOffset
+			out[id] = r
 		}
 	}
 	return out
@@ -214,6 +224,9 @@ func TestDeleteRecordsAndSnapshotInstall(t *testing.T) {
 	eventually(t, "broker 4's replica has the log start", func() bool {
 		return replicaStarts(t, c, 4)[4] == cut
 	})
+	if n := replicaStates(t, c, 4)[4].SnapshotInstalls; n < 1 {
+		t.Errorf("broker 4 caught up with %d snapshot installs; the leader had deleted its log's start, so it needs one", n)
+	}
 	// Read everything from broker 4 alone, after moving leadership there.
 	if _, err := a.TransferLeader(ctx(t), "dr", 0, 4); err != nil {
 		t.Fatalf("transfer to 4: %v", err)

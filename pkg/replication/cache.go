@@ -99,3 +99,26 @@ func (c *recent) clear() {
 	}
 	c.lo, c.hi, c.bytes = 1, 0, 0
 }
+
+// dropBefore drops cached entries below index (their segments were
+// deleted: serving them would hide that from raft).
+func (c *recent) dropBefore(index uint64) {
+	if len(c.ring) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.hi >= c.lo && c.lo < index {
+		c.dropFirst()
+	}
+}
+
+// reset empties the cache.
+func (c *recent) reset() {
+	if len(c.ring) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clear()
+}

@@ -212,7 +212,7 @@ func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]se
 		if err := s.log.Reset(base); err != nil {
 			return err
 		}
-		s.cache.clear()
+		s.cache.reset()
 		if old > s.phantom.Load() {
 			s.phantom.Store(old)
 		}
@@ -248,6 +248,7 @@ func (s *LogStore) TruncatePrefix(offset int64, maxIndex uint64) (int64, error) 
 	if err := s.log.TruncatePrefix(cut); err != nil {
 		return s.log.StartOffset(), fmt.Errorf("replication: delete segments below %d: %w", cut, err)
 	}
+	s.cache.dropBefore(s.log.FirstIndex())
 	return cut, nil
 }
 
