@@ -43,6 +43,18 @@ type Options struct {
 	// flight to one follower. Default 4 (raft's NetworkTransport uses 2:
 	// deep pipelines raise commit latency under load, raft PR 541).
 	PipelineDepth int
+
+	// HeartbeatThinning caps the window within which a group's heartbeat
+	// to a peer is answered locally with the last real answer instead of
+	// being sent (see thin.go for the rules and why they are safe). The
+	// window is also never more than a sixth of raft's HeartbeatTimeout,
+	// which the transport learns from the heartbeats' timing. Default
+	// DefaultHeartbeatThinning; negative turns thinning off (every
+	// heartbeat is sent), which a caller of raft.VerifyLeader needs.
+	HeartbeatThinning time.Duration
+
+	// now is the clock heartbeat thinning reads; tests replace it.
+	now func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +81,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PipelineDepth <= 0 {
 		o.PipelineDepth = 4
+	}
+	if o.HeartbeatThinning == 0 {
+		o.HeartbeatThinning = DefaultHeartbeatThinning
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	return o
 }
@@ -97,8 +115,10 @@ type Mux struct {
 	wg      sync.WaitGroup
 
 	// served counts requests received, heartbeats among them; tests read
-	// them to measure the idle RPC rate.
-	served struct{ requests, heartbeats atomic.Uint64 }
+	// them to measure the idle RPC rate. thinned counts heartbeats this
+	// broker answered locally instead of sending.
+	served  struct{ requests, heartbeats atomic.Uint64 }
+	thinned atomic.Uint64
 
 	// blocked is the set of blocked peers, copied on write: every frame
 	// read checks it.

@@ -21,6 +21,7 @@ type Transport struct {
 	consumer chan raft.RPC
 	closing  chan struct{}
 	hb       atomic.Pointer[func(raft.RPC)]
+	thin     *thinner // nil: thinning off
 
 	mu struct {
 		sync.Mutex
@@ -38,12 +39,16 @@ var (
 )
 
 func newTransport(m *Mux, group string) *Transport {
-	return &Transport{
+	t := &Transport{
 		m:        m,
 		group:    group,
 		consumer: make(chan raft.RPC),
 		closing:  make(chan struct{}),
 	}
+	if m.opts.HeartbeatThinning > 0 {
+		t.thin = newThinner(m.opts.HeartbeatThinning)
+	}
+	return t
 }
 
 // Group returns the group name the Transport was registered with.
@@ -74,9 +79,19 @@ func (t *Transport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte 
 // DecodePeer implements raft.Transport.
 func (t *Transport) DecodePeer(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
 
-// AppendEntries implements raft.Transport.
+// AppendEntries implements raft.Transport. A heartbeat may be answered
+// without being sent; see thin.go.
 func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	return t.call(target, rpcAppendEntries, args, nil, resp)
+	if t.thin == nil || !isHeartbeat(args) || t.isClosed() {
+		return t.call(target, rpcAppendEntries, args, nil, resp)
+	}
+	if t.thin.answer(target, args, t.m.opts.now(), resp) {
+		t.m.thinned.Add(1)
+		return nil
+	}
+	err := t.call(target, rpcAppendEntries, args, nil, resp)
+	t.thin.sent(target, args, t.m.opts.now(), resp, err)
+	return err
 }
 
 // RequestVote implements raft.Transport.
