@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -118,6 +119,7 @@ type benchProduceFlags struct {
 	acks        string
 	partitions  int32
 	duration    time.Duration
+	keys        int
 }
 
 func newBenchProduceCmd(e *env) *cobra.Command {
@@ -149,14 +151,22 @@ The run stops at --records or after --duration, whichever comes first.`,
 	fl.StringVar(&f.compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 	fl.StringVar(&f.acks, "acks", "quorum", "quorum (all), leader or none")
 	fl.Int32Var(&f.partitions, "partitions", 1, "partitions, when the topic is created")
+	fl.IntVar(&f.keys, "keys", 0, "give records keys key-0 .. key-<N-1> in turn (0 = no key); needed for compacted topics")
 	fl.DurationVar(&f.duration, "duration", 10*time.Minute, "stop after this long even if --records are not done")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
 
 func (e *env) benchProduce(ctx context.Context, f *benchProduceFlags) error {
-	if f.records < 1 || f.recordSize < 0 || f.producers < 1 || f.duration <= 0 {
-		return usageErrorf("--records, --producers and --duration must be positive, --record-size not negative")
+	if f.records < 1 || f.recordSize < 0 || f.producers < 1 || f.duration <= 0 || f.keys < 0 {
+		return usageErrorf("--records, --producers and --duration must be positive, --record-size and --keys not negative")
+	}
+	var seq atomic.Int64
+	key := func() []byte {
+		if f.keys == 0 {
+			return nil
+		}
+		return fmt.Appendf(nil, "key-%d", seq.Add(1)%int64(f.keys))
 	}
 	codec, acks, err := parseCodecAcks(f.compression, f.acks)
 	if err != nil {
@@ -204,7 +214,7 @@ func (e *env) benchProduce(ctx context.Context, f *benchProduceFlags) error {
 					break
 				}
 				sent := time.Now()
-				p.Produce(runCtx, &client.Record{Topic: f.topic, Value: value}, func(r *client.Record, err error) {
+				p.Produce(runCtx, &client.Record{Topic: f.topic, Key: key(), Value: value}, func(r *client.Record, err error) {
 					if err != nil {
 						if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 							setErr(err)
