@@ -303,6 +303,21 @@ func TestRetentionByTimeAndSize(t *testing.T) {
 	if _, err := deleteRecords(t, addrs, "ledger", 5); !errors.Is(err, apierr.ErrPolicyViolation) {
 		t.Fatalf("delete-records on an immutable topic: %v", err)
 	}
+	// Every way to shrink it through the API is refused, and changes nothing.
+	for _, set := range []map[string]string{
+		{"retention.ms": "1000"}, {"retention.bytes": "1024"}, {"cleanup.policy": "compact"},
+		{"cleanup.policy": "compact,delete"}, {"immutable": "false"},
+	} {
+		if _, err := a.AlterTopicConfig(ctx(t), "ledger", set, nil); !errors.Is(err, apierr.ErrPolicyViolation) && !errors.Is(err, apierr.ErrInvalidConfig) {
+			t.Errorf("alter-config %v on an immutable topic: %v", set, err)
+		}
+	}
+	if _, err := a.AlterTopicConfig(ctx(t), "ledger", nil, []string{"immutable"}); !errors.Is(err, apierr.ErrPolicyViolation) {
+		t.Errorf("removing immutable: %v", err)
+	}
+	if err := a.DeleteTopic(ctx(t), "ledger"); !errors.Is(err, apierr.ErrPolicyViolation) {
+		t.Errorf("deleting an immutable topic: %v", err)
+	}
 	clock.Add(100 * 365 * 24 * time.Hour)
 	time.Sleep(100 * time.Millisecond) // several retention checks; nothing may happen
 	if s := logStart(t, a, "ledger"); s != 0 {
