@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,10 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareStart(cfg.Dir, l, snaps, logger); err != nil {
+		return nil, err
+	}
+	store.marker = filepath.Join(cfg.Dir, installMarker)
 	rc := DefaultRaftConfig()
 	if cfg.Raft != nil {
 		c := *cfg.Raft

@@ -3,6 +3,8 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -60,6 +62,9 @@ type LogStore struct {
 	// raft sees a conflict and deletes them, instead of failing to read
 	// them forever. Cleared once raft deletes or overwrites them.
 	phantom atomic.Uint64
+	// marker is the file that exists while Replace runs (see prepareStart);
+	// empty = none.
+	marker string
 }
 
 var (
@@ -208,6 +213,11 @@ func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]se
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	old := s.log.LastIndex()
+	if s.marker != "" {
+		if err := os.WriteFile(s.marker, nil, 0o644); err != nil {
+			return fmt.Errorf("replication: replace log: %w", err)
+		}
+	}
 	reset := func(base int64) error {
 		if err := s.log.Reset(base); err != nil {
 			return err
@@ -223,9 +233,30 @@ func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]se
 		return err
 	}
 	if err := fill(reset, add); err != nil {
+		// Leave an empty log rather than a part of the copy: the leader
+		// installs again.
+		if rerr := s.log.Reset(s.log.StartOffset()); rerr != nil {
+			s.logger.Error("replication: cannot empty a partly copied log", zap.Error(rerr))
+			return fmt.Errorf("replication: replace log: %w", err)
+		}
+		s.cache.reset()
+		s.removeMarker()
 		return fmt.Errorf("replication: replace log: %w", err)
 	}
-	return s.log.Sync()
+	if err := s.log.Sync(); err != nil {
+		return fmt.Errorf("replication: replace log: %w", err)
+	}
+	s.removeMarker()
+	return nil
+}
+
+func (s *LogStore) removeMarker() {
+	if s.marker == "" {
+		return
+	}
+	if err := os.Remove(s.marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.logger.Warn("replication: cannot remove the install marker", zap.Error(err))
+	}
 }
 
 // TruncatePrefix deletes the segments wholly below offset, never beyond

@@ -1,0 +1,97 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"github.com/stratalog/strata/pkg/segment"
+)
+
+// installMarker names the file that exists while a snapshot install
+// replaces the log (LogStore.Replace): if it is there at start, the
+// install was cut short and the log holds a part of the leader's copy.
+const installMarker = "install.pending"
+
+// prepareStart makes the log and the raft snapshots agree before raft
+// starts, since raft refuses to start when no snapshot restores and
+// panics when it must apply an entry the log lacks:
+//
+//  1. an install cut short (installMarker present): the partial copy and
+//     every snapshot go; the replica starts empty and the leader installs
+//     again;
+//  2. a snapshot the log does not cover (its index beyond the log's last,
+//     or its high watermark beyond the log end: an install that failed
+//     after raft stored the snapshot, or a power loss under interval
+//     fsync) is deleted;
+//  3. if no snapshot is left but the log no longer starts at index 1
+//     (retention deleted its start), raft would replay from index 1: the
+//     log goes too, and the leader installs a snapshot.
+func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, logger *zap.Logger) error {
+	snapDir := filepath.Join(dir, "snapshots")
+	marker := filepath.Join(dir, installMarker)
+	if _, err := os.Stat(marker); err == nil {
+		logger.Warn("replication: a snapshot install was interrupted; discarding the partial log copy, the leader will install again")
+		if err := l.Reset(l.StartOffset()); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(snapDir); err != nil {
+			return fmt.Errorf("replication: discard snapshots: %w", err)
+		}
+		if err := os.Remove(marker); err != nil {
+			return fmt.Errorf("replication: remove %s: %w", installMarker, err)
+		}
+		return nil
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		return err
+	}
+	kept := 0
+	for _, m := range metas {
+		ok, why := snapshotCovered(snaps, m, l)
+		if ok {
+			kept++
+			continue
+		}
+		logger.Warn("replication: deleting a snapshot the log does not cover", zap.String("snapshot", m.ID), zap.String("why", why))
+		if err := os.RemoveAll(filepath.Join(snapDir, m.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("replication: delete snapshot %s: %w", m.ID, err)
+		}
+	}
+	if kept == 0 && l.FirstIndex() > 1 {
+		logger.Warn("replication: no snapshot covers the deleted start of the log; discarding it, the leader will install a snapshot",
+			zap.Uint64("first_index", l.FirstIndex()))
+		return l.Reset(l.StartOffset())
+	}
+	return nil
+}
+
+func snapshotCovered(snaps *raft.FileSnapshotStore, m *raft.SnapshotMeta, l *segment.Log) (bool, string) {
+	if m.Index > l.LastIndex() {
+		return false, fmt.Sprintf("snapshot index %d beyond the log's last index %d", m.Index, l.LastIndex())
+	}
+	_, rc, err := snaps.Open(m.ID)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, snapshotSizeV2+1))
+	if err != nil {
+		return false, err.Error()
+	}
+	s, err := decodeSnapshot(b)
+	if err != nil {
+		return false, err.Error()
+	}
+	if s.hwm > l.NextOffset() {
+		return false, fmt.Sprintf("high watermark %d beyond the log end %d", s.hwm, l.NextOffset())
+	}
+	return true, ""
+}
