@@ -89,12 +89,14 @@ func (c *conn) isClosed() bool {
 	}
 }
 
-// lazyFlushDelay is how long a lazily written frame (a heartbeat or its
-// answer) may wait in the write buffer for company. Raft heartbeats of
-// hundreds of groups are spread evenly in time, so flushing each alone costs
-// a write syscall apiece on both sides, the largest part of an idle broker's
-// CPU. A heartbeat arriving 10 ms later changes nothing for raft: leaders
-// send one every HeartbeatTimeout/10 (100 ms and more).
+// lazyFlushDelay is how long a lazily written frame (an AppendEntries
+// without entries, see isLazy, or its answer) may wait in the write buffer
+// for company. Raft heartbeats and idle AppendEntries of hundreds of groups
+// are spread evenly in time, so flushing each alone costs a write syscall
+// apiece on both sides, the largest part of an idle broker's CPU. One
+// arriving 10 ms later changes nothing for raft: leaders send a heartbeat
+// every HeartbeatTimeout/10 (100 ms and more) and an idle AppendEntries
+// every CommitTimeout (500 ms in Strata).
 const lazyFlushDelay = 10 * time.Millisecond
 
 // write writes one encoded frame. It flushes unless another writer is
@@ -192,7 +194,7 @@ type call struct {
 	onDone func() // pipelines: runs after done is closed
 
 	cancelled error // set by cancelCall before start ran; guarded by the conn's mu
-	lazy      bool  // a heartbeat: its frame may wait lazyFlushDelay to share a write
+	lazy      bool  // no entries: its frame may wait lazyFlushDelay to share a write (isLazy)
 }
 
 func newCall(resp any) *call {

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // TestIdleCost reports what 300 idle groups of 3 replicas cost on one
 // machine: goroutines and heap per replica (raft's included, and the
-// transport's alone) and the RPC rate at rest. It asserts only the
-// transport's share: no goroutine per group, and a few hundred bytes.
+// transport's alone), the RPC rate at rest and the CPU it takes, with
+// heartbeat thinning off and on. It asserts only the transport's share: no
+// goroutine per group, and a few hundred bytes.
 //
 // Raft settings for many groups: a follower gets a heartbeat every
 // HeartbeatTimeout/10 to 2*HeartbeatTimeout/10 (150 ms on average here) and
@@ -25,7 +29,7 @@ func TestIdleCost(t *testing.T) {
 
 	// The transport's own share, without raft.
 	ms := newMuxes(t, nodes, Options{})
-	before := heapInUse()
+	heap0 := heapInUse()
 	var trs []*Transport
 	for g := 0; g < groups; g++ {
 		for _, m := range ms {
@@ -36,7 +40,7 @@ func TestIdleCost(t *testing.T) {
 			trs = append(trs, tr)
 		}
 	}
-	transportBytes := float64(heapInUse()-before) / float64(groups*nodes)
+	transportBytes := float64(heapInUse()-heap0) / float64(groups*nodes)
 	runtime.KeepAlive(trs)
 	for _, tr := range trs {
 		tr.Close()
@@ -45,52 +49,80 @@ func TestIdleCost(t *testing.T) {
 		m.Close()
 	}
 
-	g0 := runtime.NumGoroutine()
-	before = heapInUse()
-	c := newCluster(t, nodes, groups, timing{
-		heartbeat: time.Second, election: time.Second, lease: 500 * time.Millisecond, commit: 500 * time.Millisecond,
-	})
-	c.waitLeaders(60 * time.Second)
-	// Let elections settle and pipelines open.
-	waitFor(t, 30*time.Second, "no elections in flight", func() bool {
-		for _, g := range c.groups {
-			n := 0
-			for _, r := range c.rafts[g] {
-				if r.State() == 1 /* Candidate */ {
+	// Raft's idle traffic and CPU, with heartbeat thinning off (every
+	// heartbeat sent) and with the default.
+	var mine int
+	for _, run := range []struct {
+		name string
+		opts Options
+	}{
+		{"thinning off", Options{HeartbeatThinning: -1}},
+		{"thinning on (default)", Options{}},
+	} {
+		g0 := runtime.NumGoroutine()
+		before := heapInUse()
+		c := newClusterOpts(t, nodes, groups, timing{
+			heartbeat: time.Second, election: time.Second, lease: 500 * time.Millisecond, commit: 500 * time.Millisecond,
+		}, run.opts)
+		c.waitLeaders(60 * time.Second)
+		// Let elections settle and pipelines open.
+		waitFor(t, 30*time.Second, "no elections in flight", func() bool {
+			for _, g := range c.groups {
+				n := 0
+				for _, r := range c.rafts[g] {
+					if r.State() == raft.Candidate {
+						return false
+					}
+					if r.State() == raft.Leader {
+						n++
+					}
+				}
+				if n != 1 {
 					return false
 				}
-				if r.State() == 2 /* Leader */ {
-					n++
+			}
+			return true
+		})
+		if run.opts.HeartbeatThinning >= 0 {
+			// Thinning starts once a leader has timed thinBlock
+			// heartbeats to a follower (3-7s).
+			waitFor(t, 30*time.Second, "leaders thin heartbeats", func() bool {
+				var n uint64
+				for _, m := range c.muxes {
+					n += m.thinned.Load()
 				}
-			}
-			if n != 1 {
-				return false
-			}
+				return n > uint64(groups*2*4)
+			})
 		}
-		return true
-	})
-	var reqs0, hbs0 uint64
-	for _, m := range c.muxes {
-		reqs0 += m.served.requests.Load()
-		hbs0 += m.served.heartbeats.Load()
-	}
-	start := time.Now()
-	time.Sleep(3 * time.Second) // the measurement window, not a wait for a condition
-	elapsed := time.Since(start).Seconds()
-	var reqs, hbs uint64
-	for _, m := range c.muxes {
-		reqs += m.served.requests.Load()
-		hbs += m.served.heartbeats.Load()
-	}
-	replicas := float64(groups * nodes)
-	all := runtime.NumGoroutine() - g0
-	mine := transportGoroutines()
-	heap := float64(heapInUse()-before) / replicas
+		var reqs0, hbs0, thin0 uint64
+		for _, m := range c.muxes {
+			reqs0 += m.served.requests.Load()
+			hbs0 += m.served.heartbeats.Load()
+			thin0 += m.thinned.Load()
+		}
+		cpu0 := cpuTime()
+		start := time.Now()
+		time.Sleep(5 * time.Second) // the measurement window, not a wait for a condition
+		elapsed := time.Since(start).Seconds()
+		cpu := (cpuTime() - cpu0).Seconds()
+		var reqs, hbs, thin uint64
+		for _, m := range c.muxes {
+			reqs += m.served.requests.Load()
+			hbs += m.served.heartbeats.Load()
+			thin += m.thinned.Load()
+		}
+		replicas := float64(groups * nodes)
+		all := runtime.NumGoroutine() - g0
+		mine = transportGoroutines()
+		heap := float64(heapInUse()-before) / replicas
 
-	t.Logf("%d groups x %d replicas, idle:", groups, nodes)
-	t.Logf("  goroutines: %.2f per replica in all (raft's included), transport's own %d in all (%.3f per replica)", float64(all)/replicas, mine, float64(mine)/replicas)
-	t.Logf("  heap in use: %.0f B per replica with raft and in-memory stores; transport's share %.0f B per group Transport", heap, transportBytes)
-	t.Logf("  idle RPCs: %.0f/s across the cluster (%.0f/s heartbeats), %.1f/s per group", float64(reqs-reqs0)/elapsed, float64(hbs-hbs0)/elapsed, float64(reqs-reqs0)/elapsed/groups)
+		t.Logf("%d groups x %d replicas, idle, %s:", groups, nodes, run.name)
+		t.Logf("  goroutines: %.2f per replica in all (raft's included), transport's own %d in all (%.3f per replica)", float64(all)/replicas, mine, float64(mine)/replicas)
+		t.Logf("  heap in use: %.0f B per replica with raft and in-memory stores; transport's share %.0f B per group Transport", heap, transportBytes)
+		t.Logf("  idle RPCs: %.0f/s across the cluster (%.0f/s heartbeats sent, %.0f/s answered locally), %.1f/s per group", float64(reqs-reqs0)/elapsed, float64(hbs-hbs0)/elapsed, float64(thin-thin0)/elapsed, float64(reqs-reqs0)/elapsed/groups)
+		t.Logf("  CPU: %.1f%% of a core for the %d brokers in this process (%.1f%% each)", 100*cpu/elapsed, nodes, 100*cpu/elapsed/nodes)
+		c.close()
+	}
 
 	if transportBytes > 1024 {
 		t.Errorf("a group's Transport costs %.0f bytes, want < 1 KiB", transportBytes)
@@ -121,4 +153,13 @@ func transportGoroutines() int {
 		}
 	}
 	return n
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -73,6 +73,7 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	f := &appendFuture{start: time.Now(), args: args, resp: resp}
 	f.call = newCall(resp)
 	f.call.onDone = p.advance
+	f.call.lazy = isLazy(args)
 
 	p.mu.Lock()
 	if p.mu.closed {

@@ -25,7 +25,7 @@ type inbound struct {
 	req      raft.RPC
 	respCh   chan raft.RPCResponse
 	deadline time.Time
-	lazy     bool // a heartbeat: the answer may wait lazyFlushDelay to share a write
+	lazy     bool // no entries: the answer may wait lazyFlushDelay to share a write (isLazy)
 }
 
 // serveRequest routes one request frame; it runs on the connection's
@@ -60,6 +60,9 @@ func (m *Mux) serveRequest(c *conn, f *frame) {
 	if snapshot != nil {
 		in.req.Reader = bytes.NewReader(snapshot)
 	}
+	if f.rpc == rpcAppendEntries && isLazy(cmd.(*raft.AppendEntriesRequest)) {
+		in.lazy = true
+	}
 	if f.rpc == rpcAppendEntries && isHeartbeat(cmd.(*raft.AppendEntriesRequest)) {
 		m.served.heartbeats.Add(1)
 		if fn := t.hb.Load(); fn != nil {
@@ -80,6 +83,16 @@ func isHeartbeat(req *raft.AppendEntriesRequest) bool {
 	return req.Term != 0 && leader != nil &&
 		req.PrevLogEntry == 0 && req.PrevLogTerm == 0 &&
 		len(req.Entries) == 0 && req.LeaderCommitIndex == 0
+}
+
+// isLazy reports whether an AppendEntries, and its answer, may wait
+// lazyFlushDelay in the write buffer: one without entries. That is a
+// heartbeat, or the leader's idle AppendEntries every CommitTimeout that
+// tells a follower the commit index, or a probe for a follower's log;
+// none is waited for by a client, and an entry written after it flushes
+// it anyway. AppendEntries carrying entries are flushed at once.
+func isLazy(req *raft.AppendEntriesRequest) bool {
+	return len(req.Entries) == 0
 }
 
 // heartbeat runs raft's heartbeat handler and answers, lazily (see

@@ -212,7 +212,7 @@ func (t *Transport) call(target raft.ServerAddress, typ rpcType, args any, snaps
 		return fmt.Errorf("%s to %s (group %q): %w", typ, target, t.group, err)
 	}
 	cl := newCall(resp)
-	if ae, ok := args.(*raft.AppendEntriesRequest); ok && isHeartbeat(ae) {
+	if ae, ok := args.(*raft.AppendEntriesRequest); ok && isLazy(ae) {
 		cl.lazy = true
 	}
 	c.start(cl, b, t.m.opts.timeout(typ))
