@@ -151,6 +151,9 @@ func (h BatchHeader) Compression() Compression {
 // IsControl reports a control batch (never shown to applications).
 func (h BatchHeader) IsControl() bool { return h.Attributes&attrControl != 0 }
 
+// IsTransactional reports a batch written inside a transaction.
+func (h BatchHeader) IsTransactional() bool { return h.Attributes&attrTransactional != 0 }
+
 // ParseHeader decodes the fixed prefix of b. It checks only that b is long
 // enough for the prefix and that the declared length is sane; Validate checks
 // the rest.

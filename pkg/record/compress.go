@@ -31,19 +31,29 @@ func zstdEncoder() *zstd.Encoder {
 	return zstdEnc
 }
 
+// Pooled codec state: a gzip writer carries ~800 KiB of tables and an lz4
+// reader its block buffers; allocating them per batch dominated the cost of
+// small batches, which compaction re-encodes and decodes by the million.
+var (
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+)
+
 func compress(c Compression, src []byte) ([]byte, error) {
 	switch c {
 	case None:
 		return src, nil
 	case Gzip:
 		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
+		w := gzipWriters.Get().(*gzip.Writer)
+		w.Reset(&buf)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
 		if err := w.Close(); err != nil {
 			return nil, err
 		}
+		gzipWriters.Put(w)
 		return buf.Bytes(), nil
 	case Snappy:
 		return s2.EncodeSnappy(nil, src), nil
@@ -84,7 +94,12 @@ func decompress(c Compression, src []byte, limit int) ([]byte, error) {
 		}
 		return snappyBlock(src, limit)
 	case LZ4:
-		return readLimited(lz4.NewReader(bytes.NewReader(src)), limit, codecError("lz4"))
+		r := lz4Readers.Get().(*lz4.Reader)
+		r.Reset(bytes.NewReader(src))
+		out, err := readLimited(r, limit, codecError("lz4"))
+		r.Reset(nil) // drop the reference to src
+		lz4Readers.Put(r)
+		return out, err
 	case Zstd:
 		r, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1))
 		if err != nil {

@@ -24,6 +24,10 @@ var (
 	// type, non-contiguous raft index, bad batch framing, too large). A
 	// retry with the same entries does not help.
 	ErrInvalidEntry = errors.New("segment: invalid entry")
+	// ErrCompactAborted: a suffix truncation ran during Compact, which
+	// stopped (segments already swapped stay compacted). Running Compact
+	// again helps.
+	ErrCompactAborted = errors.New("segment: compaction aborted by a suffix truncation, run it again")
 )
 
 // OutOfRangeError is returned for an offset outside [Start, End]; End is

@@ -17,6 +17,11 @@ import (
 //	00000000000000004096.log        next segment, base offset 4096
 //	...
 //	start-offset                    logical start offset (after TruncatePrefix)
+//	cleaner-offset                  offset below which the log is compacted
+//	00000000000000000000.log.cleaned  a compacted segment being written
+//	00000000000000000000.log.swap     ... committed, being swapped in
+//
+// (see compact.go and swap.go for the cleaner's files and protocol).
 //
 // .log file: a 24-byte file header, then frames back to back.
 //
@@ -72,8 +77,8 @@ import (
 // the last one, and a final one when the segment is rolled, so the last
 // entry of a closed segment holds its max timestamp.
 //
-// start-offset file: 12 bytes, written atomically (tmp, fsync, rename, fsync
-// of the directory).
+// start-offset and cleaner-offset files: 12 bytes each, written atomically
+// (tmp, fsync, rename, fsync of the directory).
 //
 //	0                           8             12
 //	+---------------------------+-------------+
@@ -105,6 +110,7 @@ const (
 	indexSuffix     = ".index"
 	timeIndexSuffix = ".timeindex"
 	startFileName   = "start-offset"
+	cleanerFileName = "cleaner-offset"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -176,23 +182,23 @@ func frameCRC(hdr, payload []byte) uint32 {
 	return crc32.Update(c, castagnoli, payload)
 }
 
-// appendStartFile encodes the start-offset file.
+// appendStartFile encodes the start-offset (or cleaner-offset) file.
 func appendStartFile(dst []byte, start int64) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(start))
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[len(dst)-8:], castagnoli))
 }
 
-// parseStartFile decodes the start-offset file.
+// parseStartFile decodes the start-offset (or cleaner-offset) file.
 func parseStartFile(b []byte) (int64, error) {
 	if len(b) != startFileSize {
-		return 0, fmt.Errorf("%s: %d bytes, want %d", startFileName, len(b), startFileSize)
+		return 0, fmt.Errorf("%d bytes, want %d", len(b), startFileSize)
 	}
 	if crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
-		return 0, fmt.Errorf("%s: checksum mismatch", startFileName)
+		return 0, fmt.Errorf("checksum mismatch")
 	}
 	v := int64(binary.BigEndian.Uint64(b))
 	if v < 0 {
-		return 0, fmt.Errorf("%s: negative start offset %d", startFileName, v)
+		return 0, fmt.Errorf("negative offset %d", v)
 	}
 	return v, nil
 }

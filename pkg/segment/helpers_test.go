@@ -120,7 +120,7 @@ func splitBatches(t testing.TB, b []byte) [][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := record.Validate(one, record.ValidateOptions{}); err != nil {
+		if _, err := record.Validate(one, record.ValidateOptions{AllowControl: true, Compacted: true}); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, one)
@@ -153,7 +153,7 @@ func readAll(t testing.TB, l *Log) [][]byte {
 		}
 		h, _ := record.ParseHeader(bs[0])
 		out = append(out, bs[0])
-		off = h.BaseOffset + int64(h.RecordCount)
+		off = h.NextOffset()
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,7 +16,8 @@ type EntryType uint8
 // The entry types.
 const (
 	// EntryBatch: Data is one Kafka v2 record batch (pkg/record); it
-	// occupies RecordCount offsets.
+	// occupies LastOffsetDelta+1 offsets, which is its record count unless
+	// key compaction removed records from it (see Compact).
 	EntryBatch EntryType = 1
 	// EntryRaft: Data is opaque raft-internal data (no-op, configuration);
 	// it occupies no offsets and is never shown to consumers.
@@ -98,12 +100,23 @@ type Log struct {
 	buf      []byte // frames of one Append
 	dirDirty bool   // a file was created or removed since the last dir fsync
 
+	// The cleaner's coordination (compact.go, swap.go). cmu makes Compact
+	// runs one at a time. swapMu is held by each segment swap, and by
+	// TruncateSuffix, TruncatePrefix and Close for their whole duration,
+	// so that a swap never interleaves with them; it is taken before mu.
+	cmu         sync.Mutex
+	swapMu      sync.Mutex
+	closing     atomic.Bool             // set first thing by Close: Compact stops
+	compactHook func(step string) error // tests: called at each swap step
+
 	mu struct {
 		sync.RWMutex
-		segs   []*segment // oldest first; the last may be active
-		start  int64
-		next   int64
-		closed bool
+		segs    []*segment // oldest first; the last may be active
+		start   int64
+		next    int64
+		closed  bool
+		cleaned int64  // CleanedUpTo, persisted in cleaner-offset
+		gen     uint64 // bumped by TruncateSuffix: a running Compact aborts
 	}
 }
 
@@ -154,8 +167,11 @@ type SegmentInfo struct {
 	Size                   int64  // bytes of the .log file
 	MaxTimestamp           int64  // -1 when it holds no batch
 	// Created is when the segment got its first append; for a segment
-	// found on disk at Open, its file's modification time.
+	// found on disk at Open, its file's modification time (which Compact
+	// preserves).
 	Created time.Time
+	// Active: appends go here; Compact never rewrites it.
+	Active bool
 }
 
 // Segments describes the segments, oldest first.
@@ -166,7 +182,7 @@ func (l *Log) Segments() []SegmentInfo {
 	for i, s := range l.mu.segs {
 		out[i] = SegmentInfo{
 			BaseOffset: s.base, NextOffset: s.next, BaseIndex: s.baseIndex, LastIndex: s.lastIndex,
-			Size: s.size, MaxTimestamp: s.maxTs, Created: s.created,
+			Size: s.size, MaxTimestamp: s.maxTs, Created: s.created, Active: s.active,
 		}
 	}
 	return out
@@ -190,6 +206,9 @@ func (l *Log) RecoveryReport() *CorruptionError { return l.report }
 // Close fsyncs the active segment and closes every file. Later calls
 // return ErrClosed.
 func (l *Log) Close() error {
+	l.closing.Store(true)
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	err := l.Sync()
 	if err == ErrClosed {
 		return err

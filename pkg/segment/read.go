@@ -71,7 +71,7 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int) ([]byte, error) {
 			if cerr != nil {
 				return nil, cerr
 			}
-			if bh.BaseOffset+int64(bh.RecordCount) <= offset {
+			if bh.NextOffset() <= offset {
 				continue
 			}
 			if bh.BaseOffset >= maxOffset || (n > 0 && len(buf) > maxBytes) {
@@ -210,7 +210,7 @@ func (l *Log) OffsetForTimestamp(ts int64, maxOffset int64) (offset int64, found
 			switch {
 			case bh.BaseOffset >= maxOffset:
 				return 0, false, nil
-			case bh.BaseOffset+int64(bh.RecordCount) <= start || bh.MaxTimestamp < ts:
+			case bh.NextOffset() <= start || bh.MaxTimestamp < ts:
 				continue
 			}
 			return max(bh.BaseOffset, start), true, nil

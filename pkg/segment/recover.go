@@ -35,6 +35,15 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := l.recoverSwaps(); err != nil {
+		return nil, err
+	}
+	cleaned, err := readOffsetFile(dir, cleanerFileName)
+	if err != nil {
+		// Only an optimisation is lost: the next Compact reads more.
+		l.logger.Warn("segment: ignoring a damaged cleaner offset", zap.Error(err))
+		cleaned = 0
+	}
 	segs, err := l.openSegments()
 	if err != nil {
 		return nil, err
@@ -57,6 +66,7 @@ func Open(dir string, opts Options) (*Log, error) {
 			zap.Int64("start", l.mu.start), zap.Int64("next", l.mu.next))
 		l.mu.start = l.mu.next
 	}
+	l.mu.cleaned = min(cleaned, l.mu.next)
 	return l, nil
 }
 
@@ -227,10 +237,12 @@ func quickCheckFiles(path string, logSize int64, relNext uint32) (int64, error) 
 	return quickCheck(fi, ft, logSize, relNext)
 }
 
-// removeSegmentFiles removes a segment's files, indexes first: a crash in
-// between leaves a .log without indexes, which Open rebuilds.
+// removeSegmentFiles removes a segment's files: a compaction's leftovers
+// first (so that recovery cannot swap in a segment deleted since), then
+// the indexes, then the .log: a crash in between leaves a .log without
+// indexes, which Open rebuilds.
 func removeSegmentFiles(path string) error {
-	for _, suf := range []string{indexSuffix, timeIndexSuffix, logSuffix} {
+	for _, suf := range []string{swapSuffix, logSuffix + cleanedSuffix, indexSuffix + cleanedSuffix, timeIndexSuffix + cleanedSuffix, indexSuffix, timeIndexSuffix, logSuffix} {
 		if err := os.Remove(path + suf); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("segment: remove: %w", err)
 		}

@@ -234,7 +234,7 @@ func (s *segment) scan(interval int, lim scanLimits) (scanResult, *CorruptionErr
 		isBatch, ts, next := h.typ == EntryBatch, int64(0), res.next
 		if isBatch {
 			bh, _ := record.ParseHeader(payload)
-			ts, next = bh.MaxTimestamp, bh.BaseOffset+int64(bh.RecordCount)
+			ts, next = bh.MaxTimestamp, bh.NextOffset()
 		}
 		res.add(res.pos, s.rel(res.next), uint32(h.index-s.baseIndex), frameHeaderSize+int64(h.length), isBatch, ts)
 		res.pos, res.next, res.lastIndex = fr.pos, next, h.index
@@ -264,7 +264,7 @@ func (s *segment) checkFrame(pos int64, h frameHeader, payload []byte, wantIndex
 	if bh.BaseOffset != wantOffset {
 		return s.corrupt(pos, "batch base offset %d, want %d", bh.BaseOffset, wantOffset)
 	}
-	next := bh.BaseOffset + int64(bh.RecordCount)
+	next := bh.NextOffset()
 	if next-s.base > 1<<32-1 || (limit != 0 && next > limit) {
 		return s.corrupt(pos, "batch offsets [%d, %d) beyond the segment", bh.BaseOffset, next)
 	}
@@ -272,7 +272,10 @@ func (s *segment) checkFrame(pos int64, h frameHeader, payload []byte, wantIndex
 }
 
 // checkBatch checks the framing Append relies on: one whole batch whose
-// record count matches its last offset delta.
+// record count fits its last offset delta. It occupies LastOffsetDelta+1
+// offsets; its record count is that (as a producer writes it) or fewer,
+// possibly 0, once compacted (see record.Filter). Compacted batches reach
+// Append too: a follower stores what the leader's log holds.
 func checkBatch(b []byte) (record.BatchHeader, error) {
 	h, err := record.ParseHeader(b)
 	if err != nil {
@@ -281,7 +284,7 @@ func checkBatch(b []byte) (record.BatchHeader, error) {
 	if h.Size() != len(b) {
 		return h, fmt.Errorf("batch length says %d bytes, %d present", h.Size(), len(b))
 	}
-	if h.RecordCount < 1 || h.LastOffsetDelta != h.RecordCount-1 {
+	if h.LastOffsetDelta < 0 || h.RecordCount < 0 || int64(h.RecordCount) > int64(h.LastOffsetDelta)+1 {
 		return h, fmt.Errorf("record count %d, last offset delta %d", h.RecordCount, h.LastOffsetDelta)
 	}
 	return h, nil

@@ -18,6 +18,8 @@ import (
 // segment's max timestamp); conflicts are rare and a scan costs no more
 // than the one recovery does.
 func (l *Log) TruncateSuffix(afterIndex uint64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.RLock()
 	closed, segs, start := l.mu.closed, l.mu.segs, l.mu.start
 	has := l.hasEntries()
@@ -55,6 +57,7 @@ func (l *Log) TruncateSuffix(afterIndex uint64) error {
 
 	removed := segs[k+1:]
 	l.mu.Lock()
+	l.mu.gen++
 	l.mu.segs = segs[: k+1 : k+1]
 	if k >= 0 {
 		s := segs[k]
@@ -64,7 +67,17 @@ func (l *Log) TruncateSuffix(afterIndex uint64) error {
 	} else {
 		l.mu.next = start
 	}
+	// The log below CleanedUpTo is deduplicated; below the new end it
+	// still is. Persisted now: appends would soon refill the offsets above.
+	lowered := l.mu.cleaned > l.mu.next
+	l.mu.cleaned = min(l.mu.cleaned, l.mu.next)
+	cleaned := l.mu.cleaned
 	l.mu.Unlock()
+	if lowered {
+		if err := writeOffsetFile(l.dir, cleanerFileName, cleaned); err != nil {
+			return err
+		}
+	}
 
 	for i := len(removed) - 1; i >= 0; i-- {
 		removed[i].f.Close()
@@ -102,6 +115,8 @@ func (l *Log) TruncateSuffix(afterIndex uint64) error {
 // before any segment is deleted. beforeOffset above NextOffset returns an
 // *OutOfRangeError.
 func (l *Log) TruncatePrefix(beforeOffset int64) error {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.RLock()
 	closed, segs, start, next := l.mu.closed, l.mu.segs, l.mu.start, l.mu.next
 	l.mu.RUnlock()
@@ -135,22 +150,32 @@ func (l *Log) TruncatePrefix(beforeOffset int64) error {
 	return l.syncDir()
 }
 
-// writeStartFile persists the start offset atomically: tmp file, fsync,
-// rename, fsync of the directory.
+// writeStartFile persists the start offset atomically.
 func writeStartFile(dir string, start int64) error {
-	name := filepath.Join(dir, startFileName)
-	if err := writeFile(name+".tmp", appendStartFile(nil, start), true); err != nil {
-		return fmt.Errorf("segment: write %s: %w", startFileName, err)
+	return writeOffsetFile(dir, startFileName, start)
+}
+
+// writeOffsetFile persists an offset file (start-offset, cleaner-offset)
+// atomically: tmp file, fsync, rename, fsync of the directory.
+func writeOffsetFile(dir, file string, v int64) error {
+	name := filepath.Join(dir, file)
+	if err := writeFile(name+".tmp", appendStartFile(nil, v), true); err != nil {
+		return fmt.Errorf("segment: write %s: %w", file, err)
 	}
 	if err := os.Rename(name+".tmp", name); err != nil {
-		return fmt.Errorf("segment: write %s: %w", startFileName, err)
+		return fmt.Errorf("segment: write %s: %w", file, err)
 	}
 	return syncDir(dir)
 }
 
 // readStartFile returns the persisted start offset, 0 if none.
 func readStartFile(dir string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, startFileName))
+	return readOffsetFile(dir, startFileName)
+}
+
+// readOffsetFile returns the offset persisted in file, 0 if none.
+func readOffsetFile(dir, file string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -159,7 +184,7 @@ func readStartFile(dir string) (int64, error) {
 	}
 	v, err := parseStartFile(b)
 	if err != nil {
-		return 0, &CorruptionError{Segment: startFileName, Err: err}
+		return 0, &CorruptionError{Segment: file, Err: err}
 	}
 	return v, nil
 }

@@ -50,7 +50,7 @@ func (l *Log) Append(entries ...Entry) ([]int64, error) {
 			if err != nil {
 				return nil, invalidEntry("entry %d: %v", i, err)
 			}
-			offsets += int64(h.RecordCount)
+			offsets += int64(h.LastOffsetDelta) + 1
 		default:
 			return nil, invalidEntry("entry %d has type %d", i, e.Type)
 		}
@@ -83,7 +83,7 @@ func (l *Log) Append(entries ...Entry) ([]int64, error) {
 		if e.Type == EntryBatch {
 			record.SetBaseOffset(e.Data, next)
 			h, _ := record.ParseHeader(e.Data)
-			ts, next = h.MaxTimestamp, next+int64(h.RecordCount)
+			ts, next = h.MaxTimestamp, h.NextOffset()
 		}
 		n := int64(len(buf))
 		buf = appendFrame(buf, e)
