@@ -55,6 +55,11 @@ const (
 	ErrorCode_ERROR_CODE_UNAVAILABLE         ErrorCode = 14 // broker shutting down or recovering; retriable
 	ErrorCode_ERROR_CODE_INVALID_REPLICATION ErrorCode = 15 // replicas < 1 or more than brokers
 	ErrorCode_ERROR_CODE_POLICY_VIOLATION    ErrorCode = 16 // e.g. weakening an immutable topic
+	ErrorCode_ERROR_CODE_NOT_COORDINATOR     ErrorCode = 17 // retriable; Error.leader_id names the group's coordinator if known
+	ErrorCode_ERROR_CODE_UNKNOWN_MEMBER      ErrorCode = 18 // the member is not in the group (expired or never joined): rejoin with epoch 0
+	ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH ErrorCode = 19 // stale member epoch (a zombie): rejoin with epoch 0
+	ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY     ErrorCode = 20 // the group has active members (delete, offset reset)
+	ErrorCode_ERROR_CODE_UNKNOWN_GROUP       ErrorCode = 21 // no such group
 )
 
 // Enum value maps for ErrorCode.
@@ -77,6 +82,11 @@ var (
 		14: "ERROR_CODE_UNAVAILABLE",
 		15: "ERROR_CODE_INVALID_REPLICATION",
 		16: "ERROR_CODE_POLICY_VIOLATION",
+		17: "ERROR_CODE_NOT_COORDINATOR",
+		18: "ERROR_CODE_UNKNOWN_MEMBER",
+		19: "ERROR_CODE_FENCED_MEMBER_EPOCH",
+		20: "ERROR_CODE_GROUP_NOT_EMPTY",
+		21: "ERROR_CODE_UNKNOWN_GROUP",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_NONE":                0,
@@ -96,6 +106,11 @@ var (
 		"ERROR_CODE_UNAVAILABLE":         14,
 		"ERROR_CODE_INVALID_REPLICATION": 15,
 		"ERROR_CODE_POLICY_VIOLATION":    16,
+		"ERROR_CODE_NOT_COORDINATOR":     17,
+		"ERROR_CODE_UNKNOWN_MEMBER":      18,
+		"ERROR_CODE_FENCED_MEMBER_EPOCH": 19,
+		"ERROR_CODE_GROUP_NOT_EMPTY":     20,
+		"ERROR_CODE_UNKNOWN_GROUP":       21,
 	}
 )
 
@@ -3378,6 +3393,1330 @@ func (x *PartitionMetadata) GetReplicas() []uint32 {
 	return nil
 }
 
+type FindCoordinatorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorRequest) Reset() {
+	*x = FindCoordinatorRequest{}
+	mi := &file_strata_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorRequest) ProtoMessage() {}
+
+func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *FindCoordinatorRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type FindCoordinatorResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	NodeId           uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ApiAddr          string                 `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	OffsetsPartition int32                  `protobuf:"varint,3,opt,name=offsets_partition,json=offsetsPartition,proto3" json:"offsets_partition,omitempty"` // the __consumer_offsets partition holding the group
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *FindCoordinatorResponse) Reset() {
+	*x = FindCoordinatorResponse{}
+	mi := &file_strata_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCoordinatorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCoordinatorResponse) ProtoMessage() {}
+
+func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
+func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *FindCoordinatorResponse) GetNodeId() uint32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *FindCoordinatorResponse) GetApiAddr() string {
+	if x != nil {
+		return x.ApiAddr
+	}
+	return ""
+}
+
+func (x *FindCoordinatorResponse) GetOffsetsPartition() int32 {
+	if x != nil {
+		return x.OffsetsPartition
+	}
+	return 0
+}
+
+type TopicPartitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []int32                `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitions) Reset() {
+	*x = TopicPartitions{}
+	mi := &file_strata_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitions) ProtoMessage() {}
+
+func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
+func (*TopicPartitions) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *TopicPartitions) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicPartitions) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type GroupHeartbeatRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Group    string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"` // empty on the first call: the coordinator assigns one
+	// 0 = join; the epoch the coordinator last returned = heartbeat;
+	// -1 = leave; -2 = a static member leaving for a restart (keeps its
+	// partitions for session_timeout_ms).
+	MemberEpoch        int32    `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	InstanceId         string   `protobuf:"bytes,4,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"` // static membership: the same id gets its partitions back
+	ClientId           string   `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Topics             []string `protobuf:"bytes,6,rep,name=topics,proto3" json:"topics,omitempty"`                                                // subscription by name ...
+	TopicRegex         string   `protobuf:"bytes,7,opt,name=topic_regex,json=topicRegex,proto3" json:"topic_regex,omitempty"`                      // ... or by RE2 regular expression (new topics are picked up)
+	SessionTimeoutMs   int32    `protobuf:"varint,8,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"` // 0 = broker default (45 s)
+	RebalanceTimeoutMs int32    `protobuf:"varint,9,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
+	Assignor           string   `protobuf:"bytes,10,opt,name=assignor,proto3" json:"assignor,omitempty"` // "uniform" (default: sticky, cooperative), "range", "roundrobin"
+	// The partitions the member owns now (it has stopped consuming any it
+	// was asked to revoke); absent on a plain heartbeat when nothing changed.
+	Owned          []*TopicPartitions `protobuf:"bytes,11,rep,name=owned,proto3" json:"owned,omitempty"`
+	OwnedUnchanged bool               `protobuf:"varint,12,opt,name=owned_unchanged,json=ownedUnchanged,proto3" json:"owned_unchanged,omitempty"` // true = owned is omitted because it did not change
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GroupHeartbeatRequest) Reset() {
+	*x = GroupHeartbeatRequest{}
+	mi := &file_strata_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupHeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupHeartbeatRequest) ProtoMessage() {}
+
+func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *GroupHeartbeatRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupHeartbeatRequest) GetTopicRegex() string {
+	if x != nil {
+		return x.TopicRegex
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetSessionTimeoutMs() int32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatRequest) GetRebalanceTimeoutMs() int32 {
+	if x != nil {
+		return x.RebalanceTimeoutMs
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatRequest) GetAssignor() string {
+	if x != nil {
+		return x.Assignor
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetOwned() []*TopicPartitions {
+	if x != nil {
+		return x.Owned
+	}
+	return nil
+}
+
+func (x *GroupHeartbeatRequest) GetOwnedUnchanged() bool {
+	if x != nil {
+		return x.OwnedUnchanged
+	}
+	return false
+}
+
+type GroupHeartbeatResponse struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	MemberId            string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch         int32                  `protobuf:"varint,2,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	HeartbeatIntervalMs int32                  `protobuf:"varint,3,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	// The partitions the member should own now. A partition another member
+	// still owns is withheld until that member releases it, so no partition
+	// is consumed by two members of one epoch.
+	Assignment    []*TopicPartitions `protobuf:"bytes,4,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupHeartbeatResponse) Reset() {
+	*x = GroupHeartbeatResponse{}
+	mi := &file_strata_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupHeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupHeartbeatResponse) ProtoMessage() {}
+
+func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GroupHeartbeatResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatResponse) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatResponse) GetHeartbeatIntervalMs() int32 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatResponse) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type OffsetCommit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"` // the next offset to consume
+	Metadata      string                 `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetCommit) Reset() {
+	*x = OffsetCommit{}
+	mi := &file_strata_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetCommit) ProtoMessage() {}
+
+func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
+func (*OffsetCommit) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *OffsetCommit) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *OffsetCommit) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OffsetCommit) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *OffsetCommit) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+type CommitOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"` // empty with member_epoch -1: an admin commit, refused while members are active
+	MemberEpoch   int32                  `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Offsets       []*OffsetCommit        `protobuf:"bytes,4,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsRequest) Reset() {
+	*x = CommitOffsetsRequest{}
+	mi := &file_strata_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsRequest) ProtoMessage() {}
+
+func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *CommitOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *CommitOffsetsRequest) GetOffsets() []*OffsetCommit {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type CommitOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*CommitOffsetResult  `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsResponse) Reset() {
+	*x = CommitOffsetsResponse{}
+	mi := &file_strata_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsResponse) ProtoMessage() {}
+
+func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *CommitOffsetsResponse) GetResults() []*CommitOffsetResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type CommitOffsetResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Error         *Error                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"` // unset on success
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetResult) Reset() {
+	*x = CommitOffsetResult{}
+	mi := &file_strata_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetResult) ProtoMessage() {}
+
+func (x *CommitOffsetResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetResult.ProtoReflect.Descriptor instead.
+func (*CommitOffsetResult) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CommitOffsetResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *CommitOffsetResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *CommitOffsetResult) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type FetchOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Partitions    []*TopicPartitions     `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"` // empty = every committed offset of the group
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsRequest) Reset() {
+	*x = FetchOffsetsRequest{}
+	mi := &file_strata_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsRequest) ProtoMessage() {}
+
+func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *FetchOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FetchOffsetsRequest) GetPartitions() []*TopicPartitions {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type FetchOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []*CommittedOffset     `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsResponse) Reset() {
+	*x = FetchOffsetsResponse{}
+	mi := &file_strata_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsResponse) ProtoMessage() {}
+
+func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type CommittedOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"` // -1 = nothing committed
+	Metadata      string                 `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	CommitTimeMs  int64                  `protobuf:"varint,5,opt,name=commit_time_ms,json=commitTimeMs,proto3" json:"commit_time_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommittedOffset) Reset() {
+	*x = CommittedOffset{}
+	mi := &file_strata_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommittedOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommittedOffset) ProtoMessage() {}
+
+func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
+func (*CommittedOffset) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *CommittedOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *CommittedOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *CommittedOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *CommittedOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *CommittedOffset) GetCommitTimeMs() int64 {
+	if x != nil {
+		return x.CommitTimeMs
+	}
+	return 0
+}
+
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_strata_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{64}
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupSummary        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_strata_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type GroupSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // empty, stable, reconciling
+	Members       int32                  `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
+	Coordinator   uint32                 `protobuf:"varint,4,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSummary) Reset() {
+	*x = GroupSummary{}
+	mi := &file_strata_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSummary) ProtoMessage() {}
+
+func (x *GroupSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
+func (*GroupSummary) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *GroupSummary) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *GroupSummary) GetCoordinator() uint32 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_strata_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DescribeGroupResponse struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Group         string                    `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	State         string                    `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Epoch         int32                     `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Assignor      string                    `protobuf:"bytes,4,opt,name=assignor,proto3" json:"assignor,omitempty"`
+	Coordinator   uint32                    `protobuf:"varint,5,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	Members       []*GroupMemberDescription `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions    []*GroupPartitionLag      `protobuf:"bytes,7,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	TotalLag      int64                     `protobuf:"varint,8,opt,name=total_lag,json=totalLag,proto3" json:"total_lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_strata_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *DescribeGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetEpoch() int32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetAssignor() string {
+	if x != nil {
+		return x.Assignor
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetCoordinator() uint32 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetMembers() []*GroupMemberDescription {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetPartitions() []*GroupPartitionLag {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetTotalLag() int64 {
+	if x != nil {
+		return x.TotalLag
+	}
+	return 0
+}
+
+type GroupMemberDescription struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	InstanceId    string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	MemberEpoch   int32                  `protobuf:"varint,4,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Assignment    []*TopicPartitions     `protobuf:"bytes,5,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	Topics        []string               `protobuf:"bytes,6,rep,name=topics,proto3" json:"topics,omitempty"`
+	TopicRegex    string                 `protobuf:"bytes,7,opt,name=topic_regex,json=topicRegex,proto3" json:"topic_regex,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMemberDescription) Reset() {
+	*x = GroupMemberDescription{}
+	mi := &file_strata_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMemberDescription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMemberDescription) ProtoMessage() {}
+
+func (x *GroupMemberDescription) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMemberDescription.ProtoReflect.Descriptor instead.
+func (*GroupMemberDescription) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GroupMemberDescription) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMemberDescription) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *GroupMemberDescription) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMemberDescription) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupMemberDescription) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *GroupMemberDescription) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupMemberDescription) GetTopicRegex() string {
+	if x != nil {
+		return x.TopicRegex
+	}
+	return ""
+}
+
+type GroupPartitionLag struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Committed     int64                  `protobuf:"varint,3,opt,name=committed,proto3" json:"committed,omitempty"`              // -1 = nothing committed
+	LogEnd        int64                  `protobuf:"varint,4,opt,name=log_end,json=logEnd,proto3" json:"log_end,omitempty"`      // the partition's high watermark
+	Lag           int64                  `protobuf:"varint,5,opt,name=lag,proto3" json:"lag,omitempty"`                          // log_end - committed (log_end - log start when nothing is committed)
+	MemberId      string                 `protobuf:"bytes,6,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"` // the member that owns it, if any
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPartitionLag) Reset() {
+	*x = GroupPartitionLag{}
+	mi := &file_strata_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPartitionLag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPartitionLag) ProtoMessage() {}
+
+func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
+func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GroupPartitionLag) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupPartitionLag) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetCommitted() int64 {
+	if x != nil {
+		return x.Committed
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetLogEnd() int64 {
+	if x != nil {
+		return x.LogEnd
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_strata_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *DeleteGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_strata_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{72}
+}
+
 var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
@@ -3635,7 +4974,113 @@ const file_strata_proto_rawDesc = "" +
 	"\x11PartitionMetadata\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\rR\x06leader\x12\x1a\n" +
-	"\breplicas\x18\x03 \x03(\rR\breplicas*\x8c\x04\n" +
+	"\breplicas\x18\x03 \x03(\rR\breplicas\".\n" +
+	"\x16FindCoordinatorRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"z\n" +
+	"\x17FindCoordinatorResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x19\n" +
+	"\bapi_addr\x18\x02 \x01(\tR\aapiAddr\x12+\n" +
+	"\x11offsets_partition\x18\x03 \x01(\x05R\x10offsetsPartition\"G\n" +
+	"\x0fTopicPartitions\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\x05R\n" +
+	"partitions\"\xbb\x03\n" +
+	"\x15GroupHeartbeatRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x12\x1f\n" +
+	"\vinstance_id\x18\x04 \x01(\tR\n" +
+	"instanceId\x12\x1b\n" +
+	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06topics\x18\x06 \x03(\tR\x06topics\x12\x1f\n" +
+	"\vtopic_regex\x18\a \x01(\tR\n" +
+	"topicRegex\x12,\n" +
+	"\x12session_timeout_ms\x18\b \x01(\x05R\x10sessionTimeoutMs\x120\n" +
+	"\x14rebalance_timeout_ms\x18\t \x01(\x05R\x12rebalanceTimeoutMs\x12\x1a\n" +
+	"\bassignor\x18\n" +
+	" \x01(\tR\bassignor\x120\n" +
+	"\x05owned\x18\v \x03(\v2\x1a.strata.v1.TopicPartitionsR\x05owned\x12'\n" +
+	"\x0fowned_unchanged\x18\f \x01(\bR\x0eownedUnchanged\"\xc8\x01\n" +
+	"\x16GroupHeartbeatResponse\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x02 \x01(\x05R\vmemberEpoch\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x03 \x01(\x05R\x13heartbeatIntervalMs\x12:\n" +
+	"\n" +
+	"assignment\x18\x04 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"assignment\"v\n" +
+	"\fOffsetCommit\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\"\x9f\x01\n" +
+	"\x14CommitOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x121\n" +
+	"\aoffsets\x18\x04 \x03(\v2\x17.strata.v1.OffsetCommitR\aoffsets\"P\n" +
+	"\x15CommitOffsetsResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.strata.v1.CommitOffsetResultR\aresults\"p\n" +
+	"\x12CommitOffsetResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12&\n" +
+	"\x05error\x18\x03 \x01(\v2\x10.strata.v1.ErrorR\x05error\"g\n" +
+	"\x13FetchOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12:\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"partitions\"L\n" +
+	"\x14FetchOffsetsResponse\x124\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x1a.strata.v1.CommittedOffsetR\aoffsets\"\x9f\x01\n" +
+	"\x0fCommittedOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\x12$\n" +
+	"\x0ecommit_time_ms\x18\x05 \x01(\x03R\fcommitTimeMs\"\x13\n" +
+	"\x11ListGroupsRequest\"E\n" +
+	"\x12ListGroupsResponse\x12/\n" +
+	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\"v\n" +
+	"\fGroupSummary\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\amembers\x18\x03 \x01(\x05R\amembers\x12 \n" +
+	"\vcoordinator\x18\x04 \x01(\rR\vcoordinator\",\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xaf\x02\n" +
+	"\x15DescribeGroupResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x05R\x05epoch\x12\x1a\n" +
+	"\bassignor\x18\x04 \x01(\tR\bassignor\x12 \n" +
+	"\vcoordinator\x18\x05 \x01(\rR\vcoordinator\x12;\n" +
+	"\amembers\x18\x06 \x03(\v2!.strata.v1.GroupMemberDescriptionR\amembers\x12<\n" +
+	"\n" +
+	"partitions\x18\a \x03(\v2\x1c.strata.v1.GroupPartitionLagR\n" +
+	"partitions\x12\x1b\n" +
+	"\ttotal_lag\x18\b \x01(\x03R\btotalLag\"\x8b\x02\n" +
+	"\x16GroupMemberDescription\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1f\n" +
+	"\vinstance_id\x18\x02 \x01(\tR\n" +
+	"instanceId\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12!\n" +
+	"\fmember_epoch\x18\x04 \x01(\x05R\vmemberEpoch\x12:\n" +
+	"\n" +
+	"assignment\x18\x05 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"assignment\x12\x16\n" +
+	"\x06topics\x18\x06 \x03(\tR\x06topics\x12\x1f\n" +
+	"\vtopic_regex\x18\a \x01(\tR\n" +
+	"topicRegex\"\xad\x01\n" +
+	"\x11GroupPartitionLag\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1c\n" +
+	"\tcommitted\x18\x03 \x01(\x03R\tcommitted\x12\x17\n" +
+	"\alog_end\x18\x04 \x01(\x03R\x06logEnd\x12\x10\n" +
+	"\x03lag\x18\x05 \x01(\x03R\x03lag\x12\x1b\n" +
+	"\tmember_id\x18\x06 \x01(\tR\bmemberId\"*\n" +
+	"\x12DeleteGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
+	"\x13DeleteGroupResponse*\xad\x05\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x16\n" +
 	"\x12ERROR_CODE_UNKNOWN\x10\x01\x12\x1c\n" +
@@ -3654,7 +5099,12 @@ const file_strata_proto_rawDesc = "" +
 	"\x12ERROR_CODE_STORAGE\x10\r\x12\x1a\n" +
 	"\x16ERROR_CODE_UNAVAILABLE\x10\x0e\x12\"\n" +
 	"\x1eERROR_CODE_INVALID_REPLICATION\x10\x0f\x12\x1f\n" +
-	"\x1bERROR_CODE_POLICY_VIOLATION\x10\x10*7\n" +
+	"\x1bERROR_CODE_POLICY_VIOLATION\x10\x10\x12\x1e\n" +
+	"\x1aERROR_CODE_NOT_COORDINATOR\x10\x11\x12\x1d\n" +
+	"\x19ERROR_CODE_UNKNOWN_MEMBER\x10\x12\x12\"\n" +
+	"\x1eERROR_CODE_FENCED_MEMBER_EPOCH\x10\x13\x12\x1e\n" +
+	"\x1aERROR_CODE_GROUP_NOT_EMPTY\x10\x14\x12\x1c\n" +
+	"\x18ERROR_CODE_UNKNOWN_GROUP\x10\x15*7\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_QUORUM\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\x0f\n" +
@@ -3663,7 +5113,7 @@ const file_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\x80\b\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\xc3\f\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -3675,7 +5125,15 @@ const file_strata_proto_rawDesc = "" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12L\n" +
 	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\x12R\n" +
 	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12C\n" +
-	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse\x12U\n" +
+	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse\x12X\n" +
+	"\x0fFindCoordinator\x12!.strata.v1.FindCoordinatorRequest\x1a\".strata.v1.FindCoordinatorResponse\x12U\n" +
+	"\x0eGroupHeartbeat\x12 .strata.v1.GroupHeartbeatRequest\x1a!.strata.v1.GroupHeartbeatResponse\x12R\n" +
+	"\rCommitOffsets\x12\x1f.strata.v1.CommitOffsetsRequest\x1a .strata.v1.CommitOffsetsResponse\x12O\n" +
+	"\fFetchOffsets\x12\x1e.strata.v1.FetchOffsetsRequest\x1a\x1f.strata.v1.FetchOffsetsResponse\x12I\n" +
+	"\n" +
+	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
+	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12L\n" +
+	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponse\x12U\n" +
 	"\x0eTransferLeader\x12 .strata.v1.TransferLeaderRequest\x1a!.strata.v1.TransferLeaderResponse\x12K\n" +
 	"\rMovePartition\x12\x1f.strata.v1.MovePartitionRequest\x1a\x17.strata.v1.MoveProgress0\x01\x12U\n" +
 	"\x12DecommissionBroker\x12$.strata.v1.DecommissionBrokerRequest\x1a\x17.strata.v1.MoveProgress0\x012\xd0\x02\n" +
@@ -3698,7 +5156,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_strata_proto_goTypes = []any{
 	(ErrorCode)(0),                       // 0: strata.v1.ErrorCode
 	(Acks)(0),                            // 1: strata.v1.Acks
@@ -3756,8 +5214,29 @@ var file_strata_proto_goTypes = []any{
 	(*BrokerInfo)(nil),                   // 53: strata.v1.BrokerInfo
 	(*TopicMetadata)(nil),                // 54: strata.v1.TopicMetadata
 	(*PartitionMetadata)(nil),            // 55: strata.v1.PartitionMetadata
-	nil,                                  // 56: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                  // 57: strata.v1.AlterTopicConfigRequest.SetEntry
+	(*FindCoordinatorRequest)(nil),       // 56: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),      // 57: strata.v1.FindCoordinatorResponse
+	(*TopicPartitions)(nil),              // 58: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),        // 59: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),       // 60: strata.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),                 // 61: strata.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),         // 62: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 63: strata.v1.CommitOffsetsResponse
+	(*CommitOffsetResult)(nil),           // 64: strata.v1.CommitOffsetResult
+	(*FetchOffsetsRequest)(nil),          // 65: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 66: strata.v1.FetchOffsetsResponse
+	(*CommittedOffset)(nil),              // 67: strata.v1.CommittedOffset
+	(*ListGroupsRequest)(nil),            // 68: strata.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),           // 69: strata.v1.ListGroupsResponse
+	(*GroupSummary)(nil),                 // 70: strata.v1.GroupSummary
+	(*DescribeGroupRequest)(nil),         // 71: strata.v1.DescribeGroupRequest
+	(*DescribeGroupResponse)(nil),        // 72: strata.v1.DescribeGroupResponse
+	(*GroupMemberDescription)(nil),       // 73: strata.v1.GroupMemberDescription
+	(*GroupPartitionLag)(nil),            // 74: strata.v1.GroupPartitionLag
+	(*DeleteGroupRequest)(nil),           // 75: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 76: strata.v1.DeleteGroupResponse
+	nil,                                  // 77: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 78: strata.v1.AlterTopicConfigRequest.SetEntry
 }
 var file_strata_proto_depIdxs = []int32{
 	6,  // 0: strata.v1.ReadLogChunk.entries:type_name -> strata.v1.LogEntry
@@ -3765,13 +5244,13 @@ var file_strata_proto_depIdxs = []int32{
 	3,  // 2: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
 	13, // 3: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
 	0,  // 4: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
-	56, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	77, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	31, // 6: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	28, // 7: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	31, // 8: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	32, // 9: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
 	21, // 10: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
-	57, // 11: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
+	78, // 11: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
 	31, // 12: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
 	36, // 13: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
 	38, // 14: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
@@ -3791,45 +5270,70 @@ var file_strata_proto_depIdxs = []int32{
 	54, // 28: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
 	20, // 29: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
 	55, // 30: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
-	22, // 31: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	24, // 32: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	26, // 33: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	29, // 34: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	33, // 35: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
-	39, // 36: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	43, // 37: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	47, // 38: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	35, // 39: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	51, // 40: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	15, // 41: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	17, // 42: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
-	18, // 43: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
-	7,  // 44: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
-	9,  // 45: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
-	11, // 46: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
-	4,  // 47: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
-	23, // 48: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	25, // 49: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	27, // 50: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	30, // 51: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	34, // 52: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
-	41, // 53: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	45, // 54: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	49, // 55: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	37, // 56: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	52, // 57: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	16, // 58: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	19, // 59: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
-	19, // 60: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
-	8,  // 61: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
-	10, // 62: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
-	12, // 63: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
-	5,  // 64: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
-	48, // [48:65] is the sub-list for method output_type
-	31, // [31:48] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	58, // 31: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	58, // 32: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	61, // 33: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.OffsetCommit
+	64, // 34: strata.v1.CommitOffsetsResponse.results:type_name -> strata.v1.CommitOffsetResult
+	20, // 35: strata.v1.CommitOffsetResult.error:type_name -> strata.v1.Error
+	58, // 36: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartitions
+	67, // 37: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.CommittedOffset
+	70, // 38: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	73, // 39: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
+	74, // 40: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	58, // 41: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
+	22, // 42: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	24, // 43: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	26, // 44: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	29, // 45: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	33, // 46: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
+	39, // 47: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	43, // 48: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	47, // 49: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	35, // 50: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	51, // 51: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	56, // 52: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	59, // 53: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	62, // 54: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	65, // 55: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	68, // 56: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	71, // 57: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	75, // 58: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	15, // 59: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	17, // 60: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
+	18, // 61: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
+	7,  // 62: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
+	9,  // 63: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
+	11, // 64: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
+	4,  // 65: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
+	23, // 66: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	25, // 67: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	27, // 68: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	30, // 69: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	34, // 70: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
+	41, // 71: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	45, // 72: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	49, // 73: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	37, // 74: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	52, // 75: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	57, // 76: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	60, // 77: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	63, // 78: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	66, // 79: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	69, // 80: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	72, // 81: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	76, // 82: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	16, // 83: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	19, // 84: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
+	19, // 85: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
+	8,  // 86: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
+	10, // 87: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
+	12, // 88: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
+	5,  // 89: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
+	66, // [66:90] is the sub-list for method output_type
+	42, // [42:66] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -3843,7 +5347,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   54,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

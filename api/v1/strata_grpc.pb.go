@@ -41,6 +41,13 @@ const (
 	Strata_ListOffsets_FullMethodName        = "/strata.v1.Strata/ListOffsets"
 	Strata_DeleteRecords_FullMethodName      = "/strata.v1.Strata/DeleteRecords"
 	Strata_Metadata_FullMethodName           = "/strata.v1.Strata/Metadata"
+	Strata_FindCoordinator_FullMethodName    = "/strata.v1.Strata/FindCoordinator"
+	Strata_GroupHeartbeat_FullMethodName     = "/strata.v1.Strata/GroupHeartbeat"
+	Strata_CommitOffsets_FullMethodName      = "/strata.v1.Strata/CommitOffsets"
+	Strata_FetchOffsets_FullMethodName       = "/strata.v1.Strata/FetchOffsets"
+	Strata_ListGroups_FullMethodName         = "/strata.v1.Strata/ListGroups"
+	Strata_DescribeGroup_FullMethodName      = "/strata.v1.Strata/DescribeGroup"
+	Strata_DeleteGroup_FullMethodName        = "/strata.v1.Strata/DeleteGroup"
 	Strata_TransferLeader_FullMethodName     = "/strata.v1.Strata/TransferLeader"
 	Strata_MovePartition_FullMethodName      = "/strata.v1.Strata/MovePartition"
 	Strata_DecommissionBroker_FullMethodName = "/strata.v1.Strata/DecommissionBroker"
@@ -66,6 +73,19 @@ type StrataClient interface {
 	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
 	// Cluster.
 	Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
+	// Consumer groups. A group's coordinator is the leader of the
+	// __consumer_offsets partition the group's name hashes to; calls made
+	// elsewhere fail with NOT_COORDINATOR naming it. Members call
+	// GroupHeartbeat (KIP-848: one call joins, heartbeats, reports owned
+	// partitions and leaves; the coordinator computes assignments).
+	FindCoordinator(ctx context.Context, in *FindCoordinatorRequest, opts ...grpc.CallOption) (*FindCoordinatorResponse, error)
+	GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error)
+	CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error)
+	FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error)
+	// ListGroups lists the groups this broker coordinates; ask every broker.
+	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error)
+	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
 	// Partition administration. Long operations stream their progress.
 	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*TransferLeaderResponse, error)
 	MovePartition(ctx context.Context, in *MovePartitionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[MoveProgress], error)
@@ -180,6 +200,76 @@ func (c *strataClient) Metadata(ctx context.Context, in *MetadataRequest, opts .
 	return out, nil
 }
 
+func (c *strataClient) FindCoordinator(ctx context.Context, in *FindCoordinatorRequest, opts ...grpc.CallOption) (*FindCoordinatorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindCoordinatorResponse)
+	err := c.cc.Invoke(ctx, Strata_FindCoordinator_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupHeartbeatResponse)
+	err := c.cc.Invoke(ctx, Strata_GroupHeartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_CommitOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_FetchOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListGroupsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *strataClient) TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*TransferLeaderResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TransferLeaderResponse)
@@ -248,6 +338,19 @@ type StrataServer interface {
 	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
 	// Cluster.
 	Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
+	// Consumer groups. A group's coordinator is the leader of the
+	// __consumer_offsets partition the group's name hashes to; calls made
+	// elsewhere fail with NOT_COORDINATOR naming it. Members call
+	// GroupHeartbeat (KIP-848: one call joins, heartbeats, reports owned
+	// partitions and leaves; the coordinator computes assignments).
+	FindCoordinator(context.Context, *FindCoordinatorRequest) (*FindCoordinatorResponse, error)
+	GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error)
+	CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error)
+	FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error)
+	// ListGroups lists the groups this broker coordinates; ask every broker.
+	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error)
+	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
 	// Partition administration. Long operations stream their progress.
 	TransferLeader(context.Context, *TransferLeaderRequest) (*TransferLeaderResponse, error)
 	MovePartition(*MovePartitionRequest, grpc.ServerStreamingServer[MoveProgress]) error
@@ -291,6 +394,27 @@ func (UnimplementedStrataServer) DeleteRecords(context.Context, *DeleteRecordsRe
 }
 func (UnimplementedStrataServer) Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Metadata not implemented")
+}
+func (UnimplementedStrataServer) FindCoordinator(context.Context, *FindCoordinatorRequest) (*FindCoordinatorResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FindCoordinator not implemented")
+}
+func (UnimplementedStrataServer) GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GroupHeartbeat not implemented")
+}
+func (UnimplementedStrataServer) CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CommitOffsets not implemented")
+}
+func (UnimplementedStrataServer) FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FetchOffsets not implemented")
+}
+func (UnimplementedStrataServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedStrataServer) DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DescribeGroup not implemented")
+}
+func (UnimplementedStrataServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteGroup not implemented")
 }
 func (UnimplementedStrataServer) TransferLeader(context.Context, *TransferLeaderRequest) (*TransferLeaderResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TransferLeader not implemented")
@@ -502,6 +626,132 @@ func _Strata_Metadata_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_FindCoordinator_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindCoordinatorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).FindCoordinator(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_FindCoordinator_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).FindCoordinator(ctx, req.(*FindCoordinatorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_GroupHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupHeartbeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).GroupHeartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_GroupHeartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).GroupHeartbeat(ctx, req.(*GroupHeartbeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_CommitOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).CommitOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_CommitOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).CommitOffsets(ctx, req.(*CommitOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_FetchOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).FetchOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_FetchOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).FetchOffsets(ctx, req.(*FetchOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListGroups(ctx, req.(*ListGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DescribeGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeGroup(ctx, req.(*DescribeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteGroup(ctx, req.(*DeleteGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Strata_TransferLeader_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TransferLeaderRequest)
 	if err := dec(in); err != nil {
@@ -588,6 +838,34 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Metadata",
 			Handler:    _Strata_Metadata_Handler,
+		},
+		{
+			MethodName: "FindCoordinator",
+			Handler:    _Strata_FindCoordinator_Handler,
+		},
+		{
+			MethodName: "GroupHeartbeat",
+			Handler:    _Strata_GroupHeartbeat_Handler,
+		},
+		{
+			MethodName: "CommitOffsets",
+			Handler:    _Strata_CommitOffsets_Handler,
+		},
+		{
+			MethodName: "FetchOffsets",
+			Handler:    _Strata_FetchOffsets_Handler,
+		},
+		{
+			MethodName: "ListGroups",
+			Handler:    _Strata_ListGroups_Handler,
+		},
+		{
+			MethodName: "DescribeGroup",
+			Handler:    _Strata_DescribeGroup_Handler,
+		},
+		{
+			MethodName: "DeleteGroup",
+			Handler:    _Strata_DeleteGroup_Handler,
 		},
 		{
 			MethodName: "TransferLeader",

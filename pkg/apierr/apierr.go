@@ -68,6 +68,11 @@ var (
 	ErrUnavailable        = &Error{Code: v1.ErrorCode_ERROR_CODE_UNAVAILABLE}
 	ErrInvalidReplication = &Error{Code: v1.ErrorCode_ERROR_CODE_INVALID_REPLICATION}
 	ErrPolicyViolation    = &Error{Code: v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION}
+	ErrNotCoordinator     = &Error{Code: v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR}
+	ErrUnknownMember      = &Error{Code: v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER}
+	ErrFencedMemberEpoch  = &Error{Code: v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH}
+	ErrGroupNotEmpty      = &Error{Code: v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY}
+	ErrUnknownGroup       = &Error{Code: v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP}
 )
 
 // New makes an *Error with a formatted message.
@@ -98,6 +103,11 @@ var table = map[Code]codeInfo{
 	v1.ErrorCode_ERROR_CODE_UNAVAILABLE:         {"broker unavailable", true},
 	v1.ErrorCode_ERROR_CODE_INVALID_REPLICATION: {"invalid replication factor", false},
 	v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION:    {"refused by topic policy", false},
+	v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR:     {"broker is not the group's coordinator", true},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER:      {"unknown group member: rejoin", false},
+	v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH: {"stale member epoch: rejoin", false},
+	v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY:     {"the group has active members", false},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP:       {"unknown group", false},
 }
 
 func info(c Code) codeInfo {

@@ -50,10 +50,14 @@ func grpcCode(c Code) codes.Code {
 		return codes.AlreadyExists
 	case v1.ErrorCode_ERROR_CODE_OFFSET_OUT_OF_RANGE:
 		return codes.OutOfRange
-	case v1.ErrorCode_ERROR_CODE_NOT_LEADER, v1.ErrorCode_ERROR_CODE_UNAVAILABLE, v1.ErrorCode_ERROR_CODE_STORAGE:
+	case v1.ErrorCode_ERROR_CODE_NOT_LEADER, v1.ErrorCode_ERROR_CODE_UNAVAILABLE, v1.ErrorCode_ERROR_CODE_STORAGE,
+		v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR:
 		return codes.Unavailable
-	case v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION:
+	case v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION, v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY,
+		v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER, v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH:
 		return codes.FailedPrecondition
+	case v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP:
+		return codes.NotFound
 	case v1.ErrorCode_ERROR_CODE_UNKNOWN:
 		return codes.Internal
 	}
