@@ -8,6 +8,8 @@ import (
 
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/client"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // usageError is a mistake on the command line.
@@ -79,6 +81,13 @@ func adviseMultiline(err error, e *env) string {
 		return fmt.Sprintf("cannot reach a broker at %s (is it running? set --brokers or STRATA_BROKERS)", strings.Join(e.brokers, ","))
 	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader):
 		return fmt.Sprintf("%v (the cluster is busy or recovering; try again shortly)", err)
+	case status.Code(err) == codes.Unimplemented:
+		var se interface{ GRPCStatus() *status.Status }
+		what := err.Error()
+		if errors.As(err, &se) {
+			what = se.GRPCStatus().Message()
+		}
+		return fmt.Sprintf("the broker does not support this command (%s): it runs an older Strata than this CLI; upgrade the brokers", what)
 	}
 	return err.Error()
 }

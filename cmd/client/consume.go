@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -15,6 +16,7 @@ import (
 
 type consumeFlags struct {
 	offset     string
+	reset      string
 	partitions []int32
 	num        int
 	idle       time.Duration
@@ -38,8 +40,13 @@ with -o json. By default it follows the topic until interrupted (Ctrl-C);
   -N           N records before the end
   @TIME        the first record at or after TIME, RFC 3339
                (@2026-01-02T15:04:05Z) or Unix milliseconds (@1700000000000)
-If a position is no longer stored (retention deleted it), reading resumes
-at the first stored record and a note goes to stderr.
+
+--reset says what to do when a position is not stored (retention or
+"strata topic delete-records" deleted it, or --offset N is past the end):
+  earliest     resume at the first stored record (default)
+  latest       resume at the end: only records produced from now on
+  none         stop with an error that gives the valid offsets
+A reset prints one line to stderr, naming the partition and both offsets.
 
 --format is kcat's: %t topic, %p partition, %o offset, %T timestamp (Unix
 ms), %k key, %v value, %K key length, %S value length, %h headers
@@ -48,6 +55,7 @@ ms), %k key, %v value, %K key length, %S value length, %h headers
   strata consume events -n 10 --offset -10
   strata consume events --offset end --format '%p/%o %k=%v\n'
   strata consume events --partition 0,2 --offset @2026-01-02T15:04:05Z --timeout 5s
+  strata consume events --offset 1200 --reset none
   strata consume events -o json | jq .value`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,6 +64,7 @@ ms), %k key, %v value, %K key length, %S value length, %h headers
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.offset, "offset", "start", "where to start: start, end, N, -N, @RFC3339 or @unix-ms")
+	fl.StringVar(&f.reset, "reset", "earliest", "when a position is not stored: earliest, latest or none")
 	fl.Int32SliceVar(&f.partitions, "partition", nil, "partitions to read, repeatable or comma-separated (default all)")
 	fl.IntVarP(&f.num, "num", "n", 0, "stop after N records (0 = no limit)")
 	fl.DurationVar(&f.idle, "timeout", 0, "stop after this long without a new record (0 = follow until interrupted)")
@@ -67,6 +76,10 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	start, err := client.ParseOffset(f.offset)
 	if err != nil {
 		return usageErrorf("--offset: %v", err)
+	}
+	reset, err := parseReset(f.reset)
+	if err != nil {
+		return err
 	}
 	format, err := parseFormat(f.format)
 	if err != nil {
@@ -82,8 +95,9 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	defer c.Close()
 	opts := []client.ConsumerOpt{
 		client.StartAt(start),
+		client.ResetPolicy(reset),
 		client.OnReset(func(topic string, p int32, from, to int64) {
-			fmt.Fprintf(e.stderr, "strata: %s/%d: offset %d is not stored; resuming at %d\n", topic, p, from, to)
+			fmt.Fprintf(e.stderr, "strata: %s/%d: offset %d is not stored; reset to %d (--reset %s)\n", topic, p, from, to, f.reset)
 		}),
 	}
 	if len(f.partitions) > 0 {
@@ -143,6 +157,20 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		}
 	}
 	return nil
+}
+
+// parseReset reads --reset. Kafka's names (earliest, latest, none) come
+// first; start and end are accepted as in --offset.
+func parseReset(s string) (client.Offset, error) {
+	switch strings.ToLower(s) {
+	case "earliest", "start":
+		return client.Earliest(), nil
+	case "latest", "end":
+		return client.Latest(), nil
+	case "none":
+		return client.NoReset(), nil
+	}
+	return client.Offset{}, usageErrorf("--reset %q: want earliest, latest or none", s)
 }
 
 func toRecordJSON(r *client.Record) recordJSON {

@@ -145,6 +145,11 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"produce", "t", "--compression", "brotli"}, `strata: --compression "brotli"`},
 		{[]string{"topic", "create", "t", "-c", "novalue"}, `strata: --config "novalue": want key=value`},
 		{[]string{"topic", "list", "--bogus"}, "strata: unknown flag: --bogus"},
+		{[]string{"consume", "t", "--reset", "sometimes"}, `strata: --reset "sometimes": want earliest, latest or none`},
+		{[]string{"topic", "delete-records", "t/0"}, "strata: --before OFFSET is required"},
+		{[]string{"topic", "delete-records", "t/x", "--before", "1"}, `strata: "t/x": the partition must be a number`},
+		{[]string{"topic", "delete-records", "t/0", "--before", "soon"}, `strata: --before "soon": want an offset from 0`},
+		{[]string{"topic", "delete-records", "t/0", "--before", "-2"}, `strata: --before "-2"`},
 	} {
 		r := runCLI(t, "127.0.0.1:1", "", c.args...)
 		if r.code == 0 || !strings.HasPrefix(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {

@@ -14,6 +14,8 @@ import (
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/pkg/record"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func compact(t *testing.T, v any) string {
@@ -96,6 +98,8 @@ func TestAdvice(t *testing.T) {
 		{usageErrorf("--output %q: want table or json", "xml"), `--output "xml": want table or json (see --help)`},
 		{errors.New("two\nlines"), "two; lines"},
 		{fmt.Errorf("produced 3 records to t, then stopped: %w", context.Canceled), "produced 3 records to t, then stopped: interrupted"},
+		{onTopic("x", status.Error(codes.Unimplemented, "method DeleteRecords not implemented")),
+			"the broker does not support this command (method DeleteRecords not implemented): it runs an older Strata than this CLI; upgrade the brokers"},
 	} {
 		if got := advise(c.err, e); got != c.want {
 			t.Errorf("advise(%v):\n got %s\nwant %s", c.err, got, c.want)

@@ -14,15 +14,17 @@ import (
 func newTopicCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe, configure and delete topics",
+		Short: "Create, list, describe, configure and delete topics and their records",
 		Long: `A topic is a named log split into partitions. Each partition is an
 ordered, append-only sequence of records numbered by offset, led by one
 broker and copied to --replicas brokers.`,
 		Example: `  strata topic create events -p 6 -c retention.ms=86400000
   strata topic list
-  strata topic describe events -o json`,
+  strata topic describe events -o json
+  strata topic delete-records events/0 --before 1200`,
 	}
-	cmd.AddCommand(newTopicCreateCmd(e), newTopicListCmd(e), newTopicDescribeCmd(e), newTopicDeleteCmd(e), newTopicAlterConfigCmd(e))
+	cmd.AddCommand(newTopicCreateCmd(e), newTopicListCmd(e), newTopicDescribeCmd(e), newTopicDeleteCmd(e), newTopicAlterConfigCmd(e),
+		newTopicDeleteRecordsCmd(e))
 	return cmd
 }
 
