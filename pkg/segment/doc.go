@@ -5,9 +5,11 @@
 // (format.go, docs/format/segment.md), offset assignment (each batch gets
 // the next offsets as it is appended), the sparse offset, raft-index and
 // time indexes, rolling segments by size and age, truncation at both ends,
-// and recovery of a torn tail after a crash. It does not replicate, decide
-// retention, check batch CRCs on append, or fsync on its own: the
-// partition and replication packages above it do that.
+// key compaction of closed segments (Compact: compact.go, cleaner.go,
+// swap.go), and recovery of a torn tail or an interrupted compaction swap
+// after a crash. It does not replicate, decide retention or when to
+// compact, check batch CRCs on append, or fsync on its own: the partition
+// and replication packages above it do that.
 //
 // Every entry carries a raft index and term, so the log can serve as a
 // hashicorp/raft LogStore: EntryBatch entries hold one record batch and
@@ -24,6 +26,7 @@
 //	b, err := l.Read(bases[0], highWatermark, 1<<20) // whole batches, Kafka bytes
 //	e, err := l.ReadEntry(1)                   // by raft index
 //	if r := l.RecoveryReport(); r != nil { ... } // Open cut a torn tail
+//	st, err := l.Compact(ctx, segment.CompactOptions{UpTo: hw - lag, Now: nowMs, DeleteRetention: 24 * time.Hour})
 //
 // Caller's duties:
 //  1. One goroutine writes: Append, Sync, Roll, TruncateSuffix,
@@ -43,6 +46,13 @@
 //     Raft's conflict resolution calls TruncateSuffix first.
 //  7. Slices returned by Read and ReadEntry belong to the caller; the log
 //     keeps no reference.
+//  8. Compact may run on its own goroutine at any time (one run at a
+//     time; runs are serialized). Pass UpTo at or below the high
+//     watermark, and the same Now and DeleteRetention on every replica;
+//     decide when to run from DirtyBytes. Stored batches may be compacted:
+//     fewer records than offsets (see record.Filter); advance by the
+//     batch's NextOffset. After an error saying the swap is committed,
+//     close and reopen the log.
 //
 // After Open, check RecoveryReport: a non-nil report means entries that
 // were written but perhaps never synced were cut; raft re-replicates them.
