@@ -53,6 +53,7 @@ type Broker struct {
 	replicas replicas
 	peers    peers
 	leaders  leaderNews
+	cleaner  *cleaner
 
 	// adminMu serialises topic creation, deletion and config changes made
 	// through this broker.
@@ -176,7 +177,9 @@ func (b *Broker) Start() (err error) {
 	b.goLoop(func() { b.runReplicas(ctx) })
 	b.goLoop(func() { b.runLeaderNews(ctx) })
 	b.goLoop(func() { b.runRebalance(ctx) })
+	b.cleaner = newCleaner(b)
 	b.goLoop(func() { b.runHousekeeping(ctx) })
+	b.goLoop(func() { b.cleaner.run(ctx) })
 	return nil
 }
 

@@ -24,6 +24,7 @@ func (b *Broker) runHousekeeping(ctx context.Context) {
 			return
 		case <-t.C:
 			b.housekeepOnce(ctx)
+			b.cleaner.wake()
 		}
 	}
 }

@@ -33,6 +33,9 @@ type metrics struct {
 	commitGroups prometheus.Histogram
 
 	retentionDeleted prometheus.Counter // bytes of segments deleted below the log start
+
+	cleanerRead, cleanerWritten, cleanerReclaimed, cleanerRemoved, cleanerRuns prometheus.Counter
+	cleanerLastRun                                                             prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -65,6 +68,24 @@ func newMetrics() *metrics {
 		retentionDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_retention_deleted_bytes_total", Help: "Bytes of segments deleted because retention or delete-records moved the log start below them.",
 		}),
+		cleanerRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_cleaner_read_bytes_total", Help: "Bytes the compaction cleaner read.",
+		}),
+		cleanerWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_cleaner_written_bytes_total", Help: "Bytes the compaction cleaner wrote (compacted segments and their indexes).",
+		}),
+		cleanerReclaimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_cleaner_reclaimed_bytes_total", Help: "Log bytes freed by compaction.",
+		}),
+		cleanerRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_cleaner_removed_records_total", Help: "Records removed by compaction (superseded records and expired tombstones).",
+		}),
+		cleanerRuns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_cleaner_runs_total", Help: "Completed compaction runs over one partition replica.",
+		}),
+		cleanerLastRun: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_cleaner_last_run_timestamp_seconds", Help: "When the cleaner last completed a compaction run (Unix time).",
+		}),
 	}
 	m.partition = &partition.Metrics{CommitSeconds: m.commitSecs, CommitBatches: m.commitGroups}
 	m.notReady = func(string) bool { return false }
@@ -73,6 +94,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) register(b *Broker) {
 	m.reg.MustRegister(m.requests, m.bytesIn, m.recordsIn, m.bytesOut, m.badBatches, m.commitSecs, m.commitGroups, m.retentionDeleted,
+		m.cleanerRead, m.cleanerWritten, m.cleanerReclaimed, m.cleanerRemoved, m.cleanerRuns, m.cleanerLastRun,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&partitionCollector{b: b})
 }
@@ -101,12 +123,13 @@ var (
 	descLogEnd   = prometheus.NewDesc("strata_partition_log_end_offset", "Offset the next record gets.", []string{"topic", "partition"}, nil)
 	descSize     = prometheus.NewDesc("strata_partition_size_bytes", "Size of the partition's log on disk.", []string{"topic", "partition"}, nil)
 	descSegments = prometheus.NewDesc("strata_partition_segments", "Segments in the partition's log.", []string{"topic", "partition"}, nil)
+	descDirty    = prometheus.NewDesc("strata_partition_dirty_ratio", "Share of a compacted partition's closed-segment bytes not compacted yet (Kafka's cleanable dirty ratio).", []string{"topic", "partition"}, nil)
 	descTopics   = prometheus.NewDesc("strata_topics", "Topics in the cluster.", nil, nil)
 	descLeaders  = prometheus.NewDesc("strata_partition_leaders", "Partition replicas on this broker that lead their partition.", nil, nil)
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHWM, descLogStart, descLogEnd, descSize, descSegments, descTopics, descLeaders} {
+	for _, d := range []*prometheus.Desc{descHWM, descLogStart, descLogEnd, descSize, descSegments, descDirty, descTopics, descLeaders} {
 		ch <- d
 	}
 }
@@ -120,6 +143,9 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLogEnd, prometheus.GaugeValue, float64(p.LogEndOffset()), name, id)
 		ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(p.Size()), name, id)
 		ch <- prometheus.MustNewConstMetric(descSegments, prometheus.GaugeValue, float64(len(p.Segments())), name, id)
+		if p.CompactionTarget() > 0 {
+			ch <- prometheus.MustNewConstMetric(descDirty, prometheus.GaugeValue, p.DirtyRatio(), name, id)
+		}
 		if p.IsLeader() {
 			leaders++
 		}

@@ -145,3 +145,25 @@ func (p *Partition) ScheduleCompaction(ctx context.Context, now time.Time) error
 	}
 	return nil
 }
+
+// Compact runs the cleaner on this replica towards the replicated
+// compaction target (see replication.Group.Compact); opts carries the
+// throttle.
+func (p *Partition) Compact(ctx context.Context, opts segment.CompactOptions) (segment.CompactStats, error) {
+	return p.group.Compact(ctx, opts)
+}
+
+// CompactionTarget is the offset below which every replica was asked to
+// compact (0: never).
+func (p *Partition) CompactionTarget() int64 { return p.group.CompactionTarget().UpTo }
+
+// DirtyRatio is the share of the closed segments' bytes the cleaner has
+// not compacted yet (Kafka's cleanable dirty ratio); 0 with no closed
+// segment.
+func (p *Partition) DirtyRatio() float64 {
+	dirty, total := p.group.Log().DirtyBytes()
+	if total == 0 {
+		return 0
+	}
+	return float64(dirty) / float64(total)
+}

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,6 +118,24 @@ type cluster struct {
 	fsync    bool
 	cacheOff bool
 	raftConf func() *raft.Config // nil = testRaftConfig
+	segBytes int64               // segment size; 0 = 256 KiB
+	gmu      sync.Mutex          // guards node.g for ReadLog, which raft calls
+}
+
+// LogSource for snapshot installs: reads another node's replica directly.
+func (c *cluster) ReadLog(ctx context.Context, peer raft.ServerID, group string, fn func(LogChunk) error) error {
+	c.gmu.Lock()
+	var g *Group
+	for _, nd := range c.nodes {
+		if nd.id == peer {
+			g = nd.g
+		}
+	}
+	c.gmu.Unlock()
+	if g == nil {
+		return fmt.Errorf("no open replica on %s", peer)
+	}
+	return g.ServeLog(ctx, 4096, fn)
 }
 
 // newCluster starts n replicas bootstrapped together and waits for a
@@ -193,7 +212,8 @@ func (c *cluster) open(nd *node, bootstrap []raft.Server) {
 	}
 	g, err := OpenGroup(GroupConfig{
 		Group: "topic/0", NodeID: nd.id, Dir: filepath.Join(nd.dir, "topic-0"),
-		SegmentOptions: segment.Options{MaxSegmentBytes: 256 << 10},
+		SegmentOptions: segment.Options{MaxSegmentBytes: cmp.Or(c.segBytes, 256<<10)},
+		LogSource:      c,
 		Transport:      copyingTransport{nd.trans}, Stable: nd.stable.For("topic/0"),
 		Bootstrap: bootstrap, FsyncEveryAppend: c.fsync, FsyncInterval: 10 * time.Millisecond,
 		Raft: conf(), Logger: c.logger, CacheEntries: cache,
@@ -201,7 +221,9 @@ func (c *cluster) open(nd *node, bootstrap []raft.Server) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.gmu.Lock()
 	nd.g = g
+	c.gmu.Unlock()
 }
 
 // stop closes nd's replica; restart reopens it from its directory on a
@@ -211,7 +233,9 @@ func (c *cluster) stop(nd *node) {
 	if err := nd.g.Close(); err != nil {
 		c.t.Fatal(err)
 	}
+	c.gmu.Lock()
 	nd.g = nil
+	c.gmu.Unlock()
 }
 
 func (c *cluster) restart(nd *node) {
@@ -227,7 +251,9 @@ func (c *cluster) close() {
 			if err := nd.g.Close(); err != nil {
 				c.t.Error(err)
 			}
+			c.gmu.Lock()
 			nd.g = nil
+			c.gmu.Unlock()
 		}
 		nd.stable.Close()
 	}
