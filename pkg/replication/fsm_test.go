@@ -13,10 +13,10 @@ import (
 )
 
 func TestSnapshotFormat(t *testing.T) {
-	s := fsmSnapshot{hwm: 4242, applied: 77}
+	s := fsmSnapshot{hwm: 4242, applied: 77, logStart: 17, compact: CompactionTarget{UpTo: 4000, NowMs: 99, DeleteRetentionMs: 5}}
 	b := s.encode()
-	if len(b) != snapshotSize {
-		t.Fatalf("%d bytes, want %d", len(b), snapshotSize)
+	if len(b) != snapshotSizeV2 {
+		t.Fatalf("%d bytes, want %d", len(b), snapshotSizeV2)
 	}
 	got, err := decodeSnapshot(b)
 	if err != nil || got != s {
