@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -185,6 +186,9 @@ func (l *Log) Compact(ctx context.Context, opts CompactOptions) (CompactStats, e
 			continue
 		}
 		if err := c.clean(s, gen); err != nil {
+			if c.deleted(s.s) && c.check() == nil {
+				continue // a prefix truncation deleted its files under the run
+			}
 			return c.stats, c.stopped(err, gen)
 		}
 	}
@@ -233,6 +237,13 @@ type segSnap struct {
 	size, next int64
 	lastIndex  uint64
 	active     bool
+}
+
+// deleted reports that s is no longer in the log.
+func (c *cleaner) deleted(s *segment) bool {
+	c.l.mu.RLock()
+	defer c.l.mu.RUnlock()
+	return !slices.Contains(c.l.mu.segs, s)
 }
 
 // keyHash identifies a key in the cleaner's map.

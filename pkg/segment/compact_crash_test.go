@@ -178,3 +178,52 @@ func TestCompactErrorAtEveryStep(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestCompactTruncationsDuringRun: a prefix truncation deleting the
+// segment being rewritten makes the run skip it; a suffix truncation
+// stops the run with ErrCompactAborted. Neither leaves a temporary file,
+// and the log still equals the model.
+func TestCompactTruncationsDuringRun(t *testing.T) {
+	m := newModel(t, 21, testOptions())
+	defer func() { m.l.Close() }()
+	for i := 0; i < 40; i++ {
+		m.appendRandom(3)
+	}
+	segs := m.l.Segments()
+	fired := false
+	m.l.compactHook = func(step string) error {
+		if step == "written" && !fired {
+			fired = true
+			m.truncatePrefix(segs[1].BaseOffset) // deletes segment 0, being swapped
+		}
+		return nil
+	}
+	m.interrupted = true
+	st := m.compact(m.next, m.ts, 0)
+	if !fired || st.SegmentsRewritten >= st.SegmentsCleaned {
+		t.Fatalf("the truncation did not hit the run: %+v", st)
+	}
+	checkNoTemp(t, m.dir)
+	m.check()
+
+	for i := 0; i < 20; i++ {
+		m.appendRandom(3)
+	}
+	fired = false
+	m.l.compactHook = func(step string) error {
+		if step == "written" && !fired {
+			fired = true
+			m.truncateSuffix()
+		}
+		return nil
+	}
+	_, err := m.l.Compact(context.Background(), CompactOptions{UpTo: m.l.NextOffset(), Now: m.ts})
+	if !errors.Is(err, ErrCompactAborted) {
+		t.Fatalf("suffix truncation during the run: %v", err)
+	}
+	checkNoTemp(t, m.dir)
+	m.l.compactHook = nil
+	m.interrupted = true
+	m.compact(m.next, m.ts, 0)
+	m.check()
+}

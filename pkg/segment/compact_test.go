@@ -3,7 +3,6 @@ package segment
 import (
 	"context"
 	"flag"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -344,5 +343,4 @@ func TestCompactThrottle(t *testing.T) {
 	if int64(total) > st.BytesRead+st.BytesWritten || int64(total) < st.BytesRead {
 		t.Fatalf("throttled %d bytes; read %d, wrote %d", total, st.BytesRead, st.BytesWritten)
 	}
-	_ = rand.Int
 }

@@ -68,6 +68,22 @@ func FuzzRecover(f *testing.F) {
 	body := valid[fileHeaderSize:]
 	f.Add(body)
 	f.Add(body[:len(body)-3])
+	// A compacted segment: batches with fewer records than offsets, some
+	// empty.
+	cdir := f.TempDir()
+	m := newModel(f, 3, testOptions())
+	m.l.Close()
+	m.l, m.dir = mustOpen(f, cdir, testOptions()), cdir
+	for i := 0; i < 30; i++ {
+		m.appendRandom(3)
+	}
+	m.compact(m.next, m.ts, 0)
+	m.l.Close()
+	compacted, err := os.ReadFile(segmentPath(cdir, 0) + logSuffix)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(compacted[fileHeaderSize:])
 	f.Add(body[:40])
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Add([]byte{})
