@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Key compaction (Kafka's log cleaner), deterministic: what Compact removes
@@ -194,6 +196,9 @@ func (l *Log) Compact(ctx context.Context, opts CompactOptions) (CompactStats, e
 	}
 
 	if closedEnd <= cleaned {
+		if c.stats.SegmentsRewritten > 0 {
+			c.report()
+		}
 		return c.stats, nil
 	}
 	l.swapMu.Lock()
@@ -214,7 +219,15 @@ func (l *Log) Compact(ctx context.Context, opts CompactOptions) (CompactStats, e
 	l.mu.cleaned = closedEnd
 	l.mu.Unlock()
 	c.stats.CleanedUpTo = closedEnd
+	c.report()
 	return c.stats, nil
+}
+
+// report logs a run that changed something.
+func (c *cleaner) report() {
+	c.l.logger.Info("segment: compacted", zap.Int64("up_to", c.stats.UpTo), zap.Int64("cleaned_up_to", c.stats.CleanedUpTo),
+		zap.Int("segments_rewritten", c.stats.SegmentsRewritten), zap.Int64("records_removed", c.stats.RecordsRemoved),
+		zap.Int64("bytes_reclaimed", c.stats.BytesReclaimed))
 }
 
 // stopped explains an error that stopped a run: reading a segment that a

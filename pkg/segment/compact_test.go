@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/pkg/record"
 )
 
 var compactSeed = flag.Int64("compact.seed", 0, "seed of TestCompactRandomOps (0 = several fixed seeds)")
@@ -123,6 +125,18 @@ func TestCompactLatestKept(t *testing.T) {
 	}
 	if len(seen) != len(latest) {
 		t.Fatalf("%d keys kept, %d written", len(seen), len(latest))
+	}
+	// Reading at any offset, removed or not, starts with the batch that
+	// covers it, as in Kafka.
+	for off := m.l.StartOffset(); off < m.next; off++ {
+		b, err := m.l.Read(off, m.next, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := record.ParseHeader(b)
+		if err != nil || h.BaseOffset > off || h.NextOffset() <= off {
+			t.Fatalf("Read(%d) starts with batch [%d, %d): %v", off, h.BaseOffset, h.NextOffset(), err)
+		}
 	}
 }
 
