@@ -33,6 +33,7 @@ func bindFlagSet(f *pflag.FlagSet, cfg *broker.Config, configFile *string) {
 	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "always: fsync before acknowledging (group commit); interval: acknowledge after write, fsync every --fsync-interval (a power loss loses up to that much)")
 	f.DurationVar(&cfg.FsyncInterval, "fsync-interval", cfg.FsyncInterval, "fsync period with --fsync=interval")
 	f.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often partition leaders apply retention.ms/retention.bytes and schedule compaction")
+	f.Int32Var(&cfg.OffsetsPartitions, "offsets-partitions", cfg.OffsetsPartitions, "partitions of the internal __consumer_offsets topic (consumer groups), created on first use")
 	f.Int64Var(&cfg.CleanerBytesPerSecond, "cleaner-bytes-per-second", cfg.CleanerBytesPerSecond, "cap on the compaction cleaner's disk I/O (read+write) per broker; 0 = unlimited")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first produce, with --default-partitions")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics")

@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/cluster"
+	"github.com/stratalog/strata/pkg/consumer"
 	"github.com/stratalog/strata/pkg/metadata"
 	"github.com/stratalog/strata/pkg/partition"
 	"github.com/stratalog/strata/pkg/replication"
@@ -54,6 +55,7 @@ type Broker struct {
 	peers    peers
 	leaders  leaderNews
 	cleaner  *cleaner
+	coord    *consumer.Coordinator // consumer groups of the offsets partitions led here
 
 	// adminMu serialises topic creation, deletion and config changes made
 	// through this broker.
@@ -180,6 +182,8 @@ func (b *Broker) Start() (err error) {
 	b.cleaner = newCleaner(b)
 	b.goLoop(func() { b.runHousekeeping(ctx) })
 	b.goLoop(func() { b.cleaner.run(ctx) })
+	b.coord = consumer.NewCoordinator(b.now)
+	b.goLoop(func() { b.runGroups(ctx) })
 	return nil
 }
 

@@ -55,6 +55,11 @@ type Config struct {
 	// plus written) on this broker; 0 = unlimited.
 	CleanerBytesPerSecond int64 `yaml:"cleaner-bytes-per-second"` // --cleaner-bytes-per-second
 
+	// OffsetsPartitions is the partition count of the internal
+	// __consumer_offsets topic, created on the first group call; fixed
+	// once created.
+	OffsetsPartitions int32 `yaml:"offsets-partitions"` // --offsets-partitions
+
 	// Clock, when set, replaces time.Now for retention and compaction
 	// decisions (tests). Not a flag.
 	Clock func() time.Time `yaml:"-"`
@@ -83,6 +88,7 @@ func DefaultConfig() Config {
 
 		RetentionCheckInterval: 30 * time.Second,
 		CleanerBytesPerSecond:  64 << 20,
+		OffsetsPartitions:      8,
 	}
 }
 
@@ -164,6 +170,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetentionCheckInterval < 10*time.Millisecond {
 		return fmt.Errorf("--retention-check-interval %s: want at least 10ms (Kafka's default is 5m, ours 30s)", c.RetentionCheckInterval)
+	}
+	if c.OffsetsPartitions < 1 || c.OffsetsPartitions > 1000 {
+		return fmt.Errorf("--offsets-partitions %d: want 1 to 1000", c.OffsetsPartitions)
 	}
 	if c.CleanerBytesPerSecond < 0 {
 		return fmt.Errorf("--cleaner-bytes-per-second %d: want 0 (unlimited) or more", c.CleanerBytesPerSecond)

@@ -38,6 +38,12 @@ func (b *Broker) createTopic(ctx context.Context, name string, partitions, rf in
 	if err := metadata.ValidateTopicName(name); err != nil {
 		return metadata.Topic{}, err
 	}
+	return b.createAnyTopic(ctx, name, partitions, rf, configs, validateOnly)
+}
+
+// createAnyTopic creates a topic whose name was checked, or an internal
+// one ("__" names are refused to users).
+func (b *Broker) createAnyTopic(ctx context.Context, name string, partitions, rf int32, configs map[string]string, validateOnly bool) (metadata.Topic, error) {
 	if err := metadata.ValidatePartitions(partitions); err != nil {
 		return metadata.Topic{}, err
 	}

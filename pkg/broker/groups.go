@@ -1,0 +1,289 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/apierr"
+	"github.com/stratalog/strata/pkg/consumer"
+	"github.com/stratalog/strata/pkg/partition"
+	"github.com/stratalog/strata/pkg/record"
+)
+
+// Consumer groups. A group lives in the __consumer_offsets partition its
+// name hashes to; that partition's leader is its coordinator and keeps
+// the group in memory (consumer.Coordinator), writing every change to the
+// partition before answering. runGroups follows leadership: a broker that
+// comes to lead an offsets partition loads it (the latest record per key)
+// and serves its groups; one that loses it stops at once.
+
+// groupTick is how often runGroups checks leadership and expires members.
+const groupTick = 250 * time.Millisecond
+
+func (b *Broker) runGroups(ctx context.Context) {
+	t := time.NewTicker(groupTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.followOffsetsLeadership(ctx)
+			b.expireMembers(ctx)
+		}
+	}
+}
+
+// followOffsetsLeadership loads the offsets partitions this broker now
+// leads and drops those it no longer leads.
+func (b *Broker) followOffsetsLeadership(ctx context.Context) {
+	led := map[int32]*partition.Partition{}
+	for _, p := range b.replicas.all() {
+		if p.Topic() == consumer.OffsetsTopic && p.IsLeader() {
+			led[p.ID()] = p
+		}
+	}
+	for _, h := range b.coord.Homes() {
+		if led[h.Partition] == nil {
+			b.coord.DropHome(h.Partition)
+			b.log.Info("no longer coordinating the groups of an offsets partition", zap.Int32("partition", h.Partition))
+		}
+	}
+	for id, p := range led {
+		if b.coord.Home(id) != nil {
+			continue
+		}
+		start := time.Now()
+		h, err := b.coord.Load(id, partitionStore{p}, partitionReader(ctx, p))
+		if err != nil {
+			b.log.Warn("loading an offsets partition failed; retrying", zap.Int32("partition", id), zap.Error(err))
+			continue
+		}
+		if !p.IsLeader() {
+			continue // lost it while loading
+		}
+		b.coord.AddHome(h)
+		b.log.Info("coordinating the groups of an offsets partition", zap.Int32("partition", id),
+			zap.Int("groups", len(h.Names())), zap.Duration("load", time.Since(start)))
+	}
+}
+
+func (b *Broker) expireMembers(ctx context.Context) {
+	topics := b.topicPartitions()
+	for _, h := range b.coord.Homes() {
+		gone, err := h.Expire(ctx, b.now(), topics)
+		for g, ids := range gone {
+			b.log.Info("group members expired", zap.String("group", g), zap.Strings("members", ids))
+		}
+		if err != nil {
+			b.log.Warn("persisting expired group members", zap.Int32("partition", h.Partition), zap.Error(err))
+		}
+	}
+}
+
+// topicPartitions is every topic's partition count, for subscriptions.
+func (b *Broker) topicPartitions() map[string]int32 {
+	out := map[string]int32{}
+	for _, t := range b.meta.Topics() {
+		out[t.Name] = t.Partitions
+	}
+	return out
+}
+
+// partitionStore writes group records to an offsets partition.
+type partitionStore struct{ p *partition.Partition }
+
+func (s partitionStore) Append(ctx context.Context, recs []record.Record) error {
+	b, err := record.Encode(recs, record.EncodeOptions{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	if err != nil {
+		return err
+	}
+	_, err = s.p.Append(ctx, [][]byte{b}, partition.AcksQuorum)
+	return err
+}
+
+// partitionReader reads an offsets partition from its start to its high
+// watermark, one record at a time.
+func partitionReader(ctx context.Context, p *partition.Partition) func() ([]byte, []byte, bool, error) {
+	offset, hwm := p.LogStartOffset(), p.HighWatermark()
+	var recs []record.Record
+	return func() ([]byte, []byte, bool, error) {
+		for len(recs) == 0 {
+			if offset >= hwm {
+				return nil, nil, false, nil
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, nil, false, err
+			}
+			data, err := p.Read(offset, 4<<20)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			if len(data) == 0 {
+				return nil, nil, false, fmt.Errorf("no data at offset %d below the high watermark %d", offset, hwm)
+			}
+			for rest := data; len(rest) > 0; {
+				batch, h, more, err := record.Next(rest)
+				if err != nil {
+					return nil, nil, false, err
+				}
+				rs, err := record.Decode(batch, record.DecodeOptions{})
+				if err != nil {
+					return nil, nil, false, err
+				}
+				for _, r := range rs {
+					if r.Offset >= offset && r.Offset < hwm {
+						recs = append(recs, r)
+					}
+				}
+				offset, rest = max(offset, h.NextOffset()), more
+			}
+		}
+		r := recs[0]
+		recs = recs[1:]
+		return r.Key, r.Value, true, nil
+	}
+}
+
+// ensureOffsetsTopic creates __consumer_offsets on first use.
+func (b *Broker) ensureOffsetsTopic(ctx context.Context) (int32, error) {
+	if t, ok := b.meta.Topic(consumer.OffsetsTopic); ok {
+		return t.Partitions, nil
+	}
+	rf := min(defaultReplication, int32(max(len(b.liveBrokers()), 1)))
+	_, err := b.createAnyTopic(ctx, consumer.OffsetsTopic, b.cfg.OffsetsPartitions, rf,
+		map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600"}, false)
+	if err != nil && !apierr.ErrTopicExists.Is(apierr.FromError(err)) {
+		return 0, err
+	}
+	t, ok := b.meta.Topic(consumer.OffsetsTopic)
+	if !ok {
+		return 0, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "the consumer offsets topic is being created; retry")
+	}
+	return t.Partitions, nil
+}
+
+// home returns the coordinator state of group, if this broker coordinates
+// it, or NOT_COORDINATOR naming the coordinator.
+func (b *Broker) home(ctx context.Context, group string) (*consumer.Home, error) {
+	if err := consumer.ValidateGroup(group); err != nil {
+		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST, "%v", err)
+	}
+	n, err := b.ensureOffsetsTopic(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := consumer.PartitionFor(group, n)
+	if h := b.coord.Home(p); h != nil {
+		if part, ok := b.replicas.get(b.offsetsGroupName(p)); ok && part.IsLeader() {
+			return h, nil
+		}
+	}
+	e := &apierr.Error{Code: v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR,
+		Message: fmt.Sprintf("broker %d does not coordinate group %s (offsets partition %d)", b.cfg.NodeID, group, p)}
+	if t, ok := b.meta.Topic(consumer.OffsetsTopic); ok && int(p) < len(t.Assignments) {
+		e.LeaderID = t.Assignments[p].Leader
+		if addr, ok := b.brokerAPI(e.LeaderID); ok {
+			e.LeaderAddr = addr
+		}
+	}
+	return nil, e
+}
+
+func (b *Broker) offsetsGroupName(p int32) string {
+	t, _ := b.meta.Topic(consumer.OffsetsTopic)
+	return t.GroupName(p)
+}
+
+// FindCoordinator names the broker that coordinates a group.
+func (b *Broker) FindCoordinator(ctx context.Context, req *v1.FindCoordinatorRequest) (*v1.FindCoordinatorResponse, error) {
+	if err := consumer.ValidateGroup(req.Group); err != nil {
+		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST, "%v", err))
+	}
+	n, err := b.ensureOffsetsTopic(ctx)
+	if err != nil {
+		return nil, apierr.ToStatus(err)
+	}
+	p := consumer.PartitionFor(req.Group, n)
+	t, _ := b.meta.Topic(consumer.OffsetsTopic)
+	leader := t.Assignments[p].Leader
+	if leader == 0 {
+		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR, "offsets partition %d has no leader yet; retry", p))
+	}
+	addr, _ := b.brokerAPI(leader)
+	return &v1.FindCoordinatorResponse{NodeId: leader, ApiAddr: addr, OffsetsPartition: p}, nil
+}
+
+// GroupHeartbeat joins, heartbeats and leaves (see consumer.Group).
+func (b *Broker) GroupHeartbeat(ctx context.Context, req *v1.GroupHeartbeatRequest) (*v1.GroupHeartbeatResponse, error) {
+	h, err := b.home(ctx, req.Group)
+	if err != nil {
+		return nil, apierr.ToStatus(err)
+	}
+	resp, err := h.Heartbeat(ctx, b.now(), req, b.topicPartitions())
+	if err != nil {
+		return nil, apierr.ToStatus(b.groupWriteError(err))
+	}
+	return resp, nil
+}
+
+// CommitOffsets stores committed offsets, fenced by member epoch.
+func (b *Broker) CommitOffsets(ctx context.Context, req *v1.CommitOffsetsRequest) (*v1.CommitOffsetsResponse, error) {
+	h, err := b.home(ctx, req.Group)
+	if err != nil {
+		return nil, apierr.ToStatus(err)
+	}
+	resp, err := h.Commit(ctx, b.now(), req)
+	if err != nil {
+		return nil, apierr.ToStatus(b.groupWriteError(err))
+	}
+	return resp, nil
+}
+
+// groupWriteError: an offsets partition that lost its leadership mid-write
+// means the group moved.
+func (b *Broker) groupWriteError(err error) error {
+	if apierr.ErrNotLeader.Is(apierr.FromError(err)) {
+		return apierr.New(v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR, "the group's coordinator moved: find it again (%v)", err)
+	}
+	return err
+}
+
+// FetchOffsets returns a group's committed offsets.
+func (b *Broker) FetchOffsets(ctx context.Context, req *v1.FetchOffsetsRequest) (*v1.FetchOffsetsResponse, error) {
+	h, err := b.home(ctx, req.Group)
+	if err != nil {
+		return nil, apierr.ToStatus(err)
+	}
+	resp := &v1.FetchOffsetsResponse{}
+	add := func(topic string, p int32, v consumer.OffsetValue, ok bool) {
+		c := &v1.CommittedOffset{Topic: topic, Partition: p, Offset: -1}
+		if ok {
+			c.Offset, c.Metadata, c.CommitTimeMs = v.Offset, v.Metadata, v.CommitTimeMs
+		}
+		resp.Offsets = append(resp.Offsets, c)
+	}
+	h.With(req.Group, func(g *consumer.Group) {
+		if len(req.Partitions) == 0 {
+			if g != nil {
+				g.CommittedAll(func(t string, p int32, v consumer.OffsetValue) { add(t, p, v, true) })
+			}
+			return
+		}
+		for _, tp := range req.Partitions {
+			for _, p := range tp.Partitions {
+				var v consumer.OffsetValue
+				ok := false
+				if g != nil {
+					v, ok = g.Committed(tp.Topic, p)
+				}
+				add(tp.Topic, p, v, ok)
+			}
+		}
+	})
+	return resp, nil
+}
