@@ -176,7 +176,7 @@ func (l *Log) Compact(ctx context.Context, opts CompactOptions) (CompactStats, e
 
 	from := max(start, cleaned)
 	for _, s := range segs {
-		if s.next <= from || s.s.base >= upTo || s.lastIndex < s.baseIndex {
+		if from >= upTo || s.next <= from || s.s.base >= upTo || s.lastIndex < s.baseIndex {
 			continue
 		}
 		if err := c.index(s, from); err != nil {
