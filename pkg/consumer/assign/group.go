@@ -95,9 +95,15 @@ func (g *group) unowned() []int {
 // result turns an owner slice into an Assignment. Walking the global index
 // in order yields each member's list already sorted.
 func (g *group) result(owner []int) Assignment {
+	sizes := make([]int, len(g.members))
+	for _, m := range owner {
+		if m >= 0 {
+			sizes[m]++
+		}
+	}
 	a := make(Assignment, len(g.members))
-	for _, m := range g.members {
-		a[m.ID] = []TopicPartition{}
+	for m, mem := range g.members {
+		a[mem.ID] = make([]TopicPartition, 0, sizes[m])
 	}
 	for t, name := range g.topics {
 		for p := range g.counts[t] {
