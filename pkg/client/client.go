@@ -33,8 +33,10 @@ type Client struct {
 		closed    bool
 		producers map[*Producer]struct{}
 		consumers map[*Consumer]struct{}
+		groups    map[*GroupConsumer]struct{}
 	}
-	meta metaCache
+	meta   metaCache
+	coords coordCache
 }
 
 // New makes a client for the cluster reachable at brokers (host:port API
@@ -62,13 +64,16 @@ func New(brokers []string, opts ...Opt) (*Client, error) {
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.mu.producers = make(map[*Producer]struct{})
 	c.mu.consumers = make(map[*Consumer]struct{})
+	c.mu.groups = make(map[*GroupConsumer]struct{})
 	c.meta.init(c)
 	return c, nil
 }
 
 // Close closes every producer and consumer made from the client (records
 // still buffered in a producer fail with ErrClosed; call Producer.Close
-// first to deliver them) and then the connections. It is safe to call more
+// first to deliver them; group consumers stop without committing or
+// leaving their group: call GroupConsumer.Close first) and then the
+// connections. It is safe to call more
 // than once.
 func (c *Client) Close() error {
 	c.mu.Lock()
@@ -79,7 +84,8 @@ func (c *Client) Close() error {
 	c.mu.closed = true
 	producers := c.mu.producers
 	consumers := c.mu.consumers
-	c.mu.producers, c.mu.consumers = nil, nil
+	groups := c.mu.groups
+	c.mu.producers, c.mu.consumers, c.mu.groups = nil, nil, nil
 	c.mu.Unlock()
 
 	for p := range producers {
@@ -87,6 +93,9 @@ func (c *Client) Close() error {
 	}
 	for cs := range consumers {
 		cs.Close()
+	}
+	for gc := range groups {
+		gc.abort()
 	}
 
 	c.mu.Lock()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -176,9 +175,15 @@ func (cs *Consumer) start(ctx context.Context) error {
 
 // resolve turns an Offset into a position per partition.
 func (cs *Consumer) resolve(ctx context.Context, parts []int32, o Offset) (map[int32]int64, error) {
+	return cs.c.resolveOffset(ctx, cs.topic, parts, o)
+}
+
+// resolveOffset turns an Offset into a position for each of parts of
+// topic, asking their leaders (ListOffsets) where it takes a lookup.
+func (c *Client) resolveOffset(ctx context.Context, topic string, parts []int32, o Offset) (map[int32]int64, error) {
 	pos := make(map[int32]int64, len(parts))
 	lookup := func(spec v1.OffsetSpec, ts int64) (map[int32]int64, error) {
-		res, err := cs.c.listOffsets(ctx, cs.topic, parts, spec, ts)
+		res, err := c.listOffsets(ctx, topic, parts, spec, ts)
 		if err != nil {
 			return nil, err
 		}
@@ -228,32 +233,11 @@ func (cs *Consumer) fetch(ctx context.Context) ([]*Record, error) {
 	pos := maps.Clone(cs.mu.pos)
 	cs.mu.Unlock()
 
-	type reply struct {
-		via  string
-		resp *v1.FetchResponse
+	at := make(map[TopicPartition]int64, len(pos))
+	for p, o := range pos {
+		at[TopicPartition{cs.topic, p}] = o
 	}
-	var (
-		mu      sync.Mutex
-		replies []reply
-	)
-	failure := cs.c.eachLeader(ctx, cs.topic, slices.Sorted(maps.Keys(pos)), func(ctx context.Context, cl v1.StrataClient, via string, parts []int32) error {
-		req := &v1.FetchRequest{
-			MaxWaitMs: int32(cs.cfg.maxWait.Milliseconds()),
-			MinBytes:  1,
-			MaxBytes:  cs.cfg.fetchMaxBytes,
-		}
-		for _, p := range parts {
-			req.Partitions = append(req.Partitions, &v1.FetchPartition{Topic: cs.topic, Partition: p, Offset: pos[p], MaxBytes: cs.cfg.fetchMaxBytes})
-		}
-		resp, err := cl.Fetch(ctx, req)
-		if err != nil {
-			return cs.c.leaderErr(cs.topic, parts, via, apierr.FromStatus(err))
-		}
-		mu.Lock()
-		replies = append(replies, reply{via, resp})
-		mu.Unlock()
-		return nil
-	})
+	replies, failure := cs.c.fetchLeaders(ctx, at, cs.cfg.maxWait, cs.cfg.fetchMaxBytes)
 	if failure != nil && !retriable(failure) {
 		return nil, failure
 	}
@@ -309,27 +293,38 @@ func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos
 // ResetPolicy and tells OnReset; with NoReset it returns oor, the
 // broker's OFFSET_OUT_OF_RANGE error, saying the valid range.
 func (cs *Consumer) reset(ctx context.Context, p int32, from int64, oor error) error {
-	if cs.cfg.reset.kind == offsetNone {
-		var e *apierr.Error
-		if !errors.As(oor, &e) {
-			return fmt.Errorf("fetch %s/%d at %d: %w", cs.topic, p, from, oor)
-		}
-		out := *e // the same code and range, in words
-		out.Message = fmt.Sprintf("%s/%d: offset %d is not stored; valid offsets are %d to %d (reset policy none)",
-			cs.topic, p, from, e.LogStartOffset, e.HighWatermark)
-		return &out
-	}
-	to, err := cs.resolve(ctx, []int32{p}, cs.cfg.reset)
+	to, err := cs.c.resetPosition(ctx, &cs.cfg, TopicPartition{cs.topic, p}, from, oor)
 	if err != nil {
-		return fmt.Errorf("reset %s/%d: %w", cs.topic, p, err)
+		return err
 	}
 	cs.mu.Lock()
-	cs.mu.pos[p] = to[p]
+	cs.mu.pos[p] = to
 	cs.mu.Unlock()
 	if cs.cfg.onReset != nil {
-		cs.cfg.onReset(cs.topic, p, from, to[p])
+		cs.cfg.onReset(cs.topic, p, from, to)
 	}
 	return nil
+}
+
+// resetPosition says where tp, whose position from is out of range (oor
+// is the broker's OFFSET_OUT_OF_RANGE error), goes by cfg's ResetPolicy;
+// with NoReset it returns oor, saying the valid range in words.
+func (c *Client) resetPosition(ctx context.Context, cfg *consumerConfig, tp TopicPartition, from int64, oor error) (int64, error) {
+	if cfg.reset.kind == offsetNone {
+		var e *apierr.Error
+		if !errors.As(oor, &e) {
+			return 0, fmt.Errorf("fetch %s at %d: %w", tp, from, oor)
+		}
+		out := *e // the same code and range, in words
+		out.Message = fmt.Sprintf("%s: offset %d is not stored; valid offsets are %d to %d (reset policy none)",
+			tp, from, e.LogStartOffset, e.HighWatermark)
+		return 0, &out
+	}
+	to, err := c.resolveOffset(ctx, tp.Topic, []int32{tp.Partition}, cfg.reset)
+	if err != nil {
+		return 0, fmt.Errorf("reset %s: %w", tp, err)
+	}
+	return to[tp.Partition], nil
 }
 
 // decodeFetched decodes the batches of one partition's fetch reply,

@@ -29,6 +29,7 @@ type fakeBroker struct {
 	calls     map[string]int
 	immutable map[string]bool // topics that refuse DeleteRecords
 	notify    chan struct{}   // closed and replaced on every produce
+	groups    fakeGroups      // the group coordinator (fakegroup_test.go)
 }
 
 type fakePart struct {

@@ -6,8 +6,10 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/apierr"
 )
 
 // Routing to partition leaders. Produce, fetch, ListOffsets and
@@ -69,15 +71,32 @@ func worse(a, b error) error {
 // the errors it returns through leaderErr.
 func (c *Client) eachLeader(ctx context.Context, topic string, parts []int32,
 	send func(ctx context.Context, cl v1.StrataClient, via string, parts []int32) error) error {
-	byLeader := make(map[string][]int32)
+	tps := make([]TopicPartition, len(parts))
+	for i, p := range parts {
+		tps[i] = TopicPartition{topic, p}
+	}
+	return c.eachLeaderOf(ctx, tps, func(ctx context.Context, cl v1.StrataClient, via string, tps []TopicPartition) error {
+		ps := make([]int32, len(tps))
+		for i, tp := range tps {
+			ps[i] = tp.Partition
+		}
+		return send(ctx, cl, via, ps)
+	})
+}
+
+// eachLeaderOf is eachLeader for partitions of any topics: one call of
+// send per leader, with the partitions it leads, in the order given.
+func (c *Client) eachLeaderOf(ctx context.Context, tps []TopicPartition,
+	send func(ctx context.Context, cl v1.StrataClient, via string, tps []TopicPartition) error) error {
+	byLeader := make(map[string][]TopicPartition)
 	conns := make(map[string]v1.StrataClient)
-	for _, p := range parts {
-		cl, addr, err := c.meta.leader(ctx, topic, p)
+	for _, tp := range tps {
+		cl, addr, err := c.meta.leader(ctx, tp.Topic, tp.Partition)
 		if err != nil {
 			return err
 		}
 		conns[addr] = cl
-		byLeader[addr] = append(byLeader[addr], p)
+		byLeader[addr] = append(byLeader[addr], tp)
 	}
 	var (
 		mu    sync.Mutex
@@ -94,4 +113,40 @@ func (c *Client) eachLeader(ctx context.Context, topic string, parts []int32,
 	}
 	wg.Wait()
 	return worst
+}
+
+// fetchReply is one leader's answer to a fetch, and its address.
+type fetchReply struct {
+	via  string
+	resp *v1.FetchResponse
+}
+
+// fetchLeaders sends one fetch per leader for the partitions in pos
+// (each from its offset there), concurrently, and returns the replies
+// and the worst error of the calls that failed as a whole (passed
+// through leaderErr). The caller decodes the replies.
+func (c *Client) fetchLeaders(ctx context.Context, pos map[TopicPartition]int64, maxWait time.Duration, maxBytes int32) ([]fetchReply, error) {
+	var (
+		mu      sync.Mutex
+		replies []fetchReply
+	)
+	failure := c.eachLeaderOf(ctx, sortedTPs(pos), func(ctx context.Context, cl v1.StrataClient, via string, tps []TopicPartition) error {
+		req := &v1.FetchRequest{MaxWaitMs: int32(maxWait.Milliseconds()), MinBytes: 1, MaxBytes: maxBytes}
+		for _, tp := range tps {
+			req.Partitions = append(req.Partitions, &v1.FetchPartition{Topic: tp.Topic, Partition: tp.Partition, Offset: pos[tp], MaxBytes: maxBytes})
+		}
+		resp, err := cl.Fetch(ctx, req)
+		if err != nil {
+			err = apierr.FromStatus(err)
+			if len(tps) == 1 {
+				err = c.leaderErr(tps[0].Topic, []int32{tps[0].Partition}, via, err)
+			}
+			return err
+		}
+		mu.Lock()
+		replies = append(replies, fetchReply{via, resp})
+		mu.Unlock()
+		return nil
+	})
+	return replies, failure
 }
