@@ -68,9 +68,13 @@ type Member struct {
 const (
 	DefaultSession   = 45 * time.Second
 	DefaultRebalance = 60 * time.Second
-	// HeartbeatInterval is what members are told; a member also
-	// heartbeats at once when its owned partitions change.
-	HeartbeatInterval = 500 * time.Millisecond
+	// HeartbeatInterval is what a member that owns exactly its target is
+	// told; one still reconciling (waiting for partitions another member
+	// holds, or asked to release some) is told ReconcileInterval, so that
+	// a rebalance completes in a few of those. A member also heartbeats at
+	// once when its owned partitions change.
+	HeartbeatInterval = 300 * time.Millisecond
+	ReconcileInterval = 50 * time.Millisecond
 	minSession        = time.Second
 	maxSession        = 30 * time.Minute
 )
@@ -162,8 +166,12 @@ func (g *Group) Heartbeat(now time.Time, req *v1.GroupHeartbeatRequest, topics m
 		changed = true
 	}
 	g.tell(now, m)
+	interval := HeartbeatInterval
+	if !m.reconciled {
+		interval = ReconcileInterval
+	}
 	return &v1.GroupHeartbeatResponse{
-		MemberId: m.ID, MemberEpoch: m.Epoch, HeartbeatIntervalMs: int32(HeartbeatInterval.Milliseconds()),
+		MemberId: m.ID, MemberEpoch: m.Epoch, HeartbeatIntervalMs: int32(interval.Milliseconds()),
 		Assignment: grouped(m.told),
 	}, changed, nil
 }
