@@ -240,16 +240,32 @@ func TestGroupOffsetsSurviveCoordinatorFailover(t *testing.T) {
 	}
 	m := &member{t: t, addrs: addrs, group: "durable", topic: "d"}
 	settle(t, m)
-	for i := range 20 {
-		if err := m.commit(int32(i%2), int64(100+i)); err != nil {
-			t.Fatalf("commit %d: %v", i, err)
-		}
-	}
 	resp, err := dial(t, addrs[0]).FindCoordinator(ctx(t), &v1.FindCoordinatorRequest{Group: "durable"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Commit continuously, on the coordinator found at the start, and stop
+	// its broker in the middle: every acknowledged commit must survive.
+	coord := dial(t, resp.ApiAddr)
+	acked := make(chan int64, 1)
+	go func() {
+		last := int64(-1)
+		defer func() { acked <- last }()
+		for off := int64(1); off < 100_000; off++ {
+			r, err := coord.CommitOffsets(ctx(t), &v1.CommitOffsetsRequest{Group: "durable", MemberId: m.id, MemberEpoch: m.epoch,
+				Offsets: []*v1.OffsetCommit{{Topic: "d", Partition: 0, Offset: off}}})
+			if err != nil || r.Results[0].Error != nil {
+				return
+			}
+			last = off
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // let some commits through before the kill
 	c.Stop(resp.NodeId)
+	last := <-acked
+	if last < 1 {
+		t.Fatalf("no commit acknowledged before the coordinator stopped")
+	}
 	var live []string
 	for _, b := range c.Brokers {
 		if b != nil {
@@ -263,20 +279,20 @@ func TestGroupOffsetsSurviveCoordinatorFailover(t *testing.T) {
 			return false
 		}
 		f, err := dial(t, r.ApiAddr).FetchOffsets(ctx(t), &v1.FetchOffsetsRequest{Group: "durable"})
-		if err != nil {
+		if err != nil || len(f.Offsets) == 0 {
 			return false
 		}
-		got := map[int32]int64{}
-		for _, o := range f.Offsets {
-			got[o.Partition] = o.Offset
+		if f.Offsets[0].Offset < last {
+			t.Fatalf("acknowledged commit %d lost: the new coordinator has %d", last, f.Offsets[0].Offset)
 		}
-		return got[0] == 118 && got[1] == 119
+		return true
 	})
 	// The member carries on with the new coordinator, which restored it.
 	if err := m.beat(); err != nil {
 		t.Fatalf("heartbeat after failover: %v", err)
 	}
-	if err := m.commit(0, 200); err != nil {
+	if err := m.commit(0, 200_000); err != nil {
 		t.Fatalf("commit after failover: %v", err)
 	}
+	t.Logf("%d commits acknowledged before the coordinator's broker stopped; all survived", last)
 }
