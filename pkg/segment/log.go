@@ -233,6 +233,8 @@ func (l *Log) SetRollLimits(maxBytes int64, maxAge time.Duration) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	l.opts = o
+	// Only the two fields the writer reads change: readers and the cleaner
+	// read other fields of opts concurrently.
+	l.opts.MaxSegmentBytes, l.opts.MaxSegmentAge = o.MaxSegmentBytes, o.MaxSegmentAge
 	return nil
 }
