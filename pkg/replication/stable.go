@@ -2,23 +2,31 @@ package replication
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // StableStores keeps the raft term and vote of every group on a broker in
-// one raft-boltdb file. Those are a few small writes per election, and
-// raft-boltdb fsyncs each one before returning, so a replica never answers
-// a vote or an append with a term it could forget in a crash (Jepsen's
-// Kafka 2013 lesson: up-to-date vote checks are only as good as the fsync
-// behind them). One file per broker rather than per group: a bbolt file
-// costs a file descriptor, a mmap and a lock each.
+// one bbolt file laid out as raft-boltdb's (bucket "conf"). Those are a
+// few small writes per election, each fsynced before it returns, so a
+// replica never answers a vote or an append with a term it could forget
+// in a crash (Jepsen's Kafka 2013 lesson: up-to-date vote checks are only
+// as good as the fsync behind them). One file per broker rather than per
+// group: a bbolt file costs a file descriptor, a mmap and a lock each.
 //
-// Keys in the file (bucket "conf" of raft-boltdb):
+// Writes go through bbolt's Batch, so the writes of many groups at once
+// share one transaction and one fsync. With raft-boltdb's Set, each was its
+// own fsynced transaction under one lock: when hundreds of groups elected
+// together (a broker killed, a CPU stall) their term and vote writes queued
+// for seconds, vote requests timed out, and elections restarted (an
+// election storm seen with 1,000 partitions on three brokers).
+//
+// Keys in the file (bucket "conf"):
 //
 //	+-------------------+-------+--------
 //	| uvarint len(group)| group | key      → 1 byte state (1 live, 0 deleted) + value
@@ -30,7 +38,7 @@ import (
 // state, which Get reports as not found. The layout is part of the file
 // format.
 type StableStores struct {
-	db *raftboltdb.BoltStore
+	db *bbolt.DB
 
 	mu struct {
 		sync.Mutex
@@ -43,11 +51,48 @@ const (
 	stateLive    byte = 1
 )
 
+var confBucket = []byte("conf") // raft-boltdb's bucket name, kept for existing files
+
+// put writes key/value pairs in one batched, fsynced transaction.
+func (s *StableStores) put(kvs ...[]byte) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(confBucket)
+		for i := 0; i+1 < len(kvs); i += 2 {
+			if err := b.Put(kvs[i], kvs[i+1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// read returns a copy of key's value, nil if absent.
+func (s *StableStores) read(key []byte) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(confBucket).Get(key); v != nil {
+			out = append([]byte{}, v...)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // OpenStableStores opens (creating if needed) the broker's stable-store
 // file at path.
 func OpenStableStores(path string) (*StableStores, error) {
-	db, err := raftboltdb.New(raftboltdb.Options{Path: path})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
+		return nil, fmt.Errorf("replication: open stable store %s (is another broker using this data dir?): %w", path, err)
+	}
+	// A short batch window: a lone write waits at most this long for
+	// company; a burst of elections shares one fsync.
+	db.MaxBatchDelay = 2 * time.Millisecond
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(confBucket)
+		return err
+	}); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("replication: open stable store %s: %w", path, err)
 	}
 	s := &StableStores{db: db}
@@ -71,12 +116,11 @@ func (s *StableStores) Delete(group string) error {
 	if err != nil {
 		return err
 	}
+	kvs := [][]byte{groupKey(group, ""), {}}
 	for k := range keys {
-		if err := s.db.Set(groupKey(group, k), []byte{stateDeleted}); err != nil {
-			return fmt.Errorf("replication: delete stable state of %s: %w", group, err)
-		}
+		kvs = append(kvs, groupKey(group, k), []byte{stateDeleted})
 	}
-	if err := s.db.Set(groupKey(group, ""), nil); err != nil {
+	if err := s.put(kvs...); err != nil {
 		return fmt.Errorf("replication: delete stable state of %s: %w", group, err)
 	}
 	s.mu.keys[group] = map[string]bool{}
@@ -95,8 +139,8 @@ func (s *StableStores) loadKeys(group string) (map[string]bool, error) {
 		return keys, nil
 	}
 	keys := map[string]bool{}
-	b, err := s.db.Get(groupKey(group, ""))
-	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
+	b, err := s.read(groupKey(group, ""))
+	if err != nil {
 		return nil, fmt.Errorf("replication: read stable keys of %s: %w", group, err)
 	}
 	for len(b) > 0 {
@@ -111,29 +155,36 @@ func (s *StableStores) loadKeys(group string) (map[string]bool, error) {
 	return keys, nil
 }
 
-// set writes group's key, first adding it to the group's key list if new.
+// set writes group's key, with the group's key list in the same
+// transaction if the key is new. The lock covers only the key list in
+// memory, not the write: groups write concurrently and share fsyncs. A
+// group's raft writes its keys from one goroutine, one at a time, so two
+// key lists of one group are never in flight together.
 func (s *StableStores) set(group string, key, val []byte) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	keys, err := s.loadKeys(group)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
-	if !keys[string(key)] {
+	kvs := [][]byte{groupKey(group, string(key)), append([]byte{stateLive}, val...)}
+	added := !keys[string(key)]
+	if added {
 		var list []byte
+		keys[string(key)] = true
 		for k := range keys {
 			list = binary.AppendUvarint(list, uint64(len(k)))
 			list = append(list, k...)
 		}
-		list = binary.AppendUvarint(list, uint64(len(key)))
-		list = append(list, key...)
-		if err := s.db.Set(groupKey(group, ""), list); err != nil {
-			return fmt.Errorf("replication: stable store of %s: %w", group, err)
-		}
-		keys[string(key)] = true
+		kvs = append(kvs, groupKey(group, ""), list)
 	}
-	v := append([]byte{stateLive}, val...)
-	if err := s.db.Set(groupKey(group, string(key)), v); err != nil {
+	s.mu.Unlock()
+	if err := s.put(kvs...); err != nil {
+		if added {
+			s.mu.Lock()
+			delete(keys, string(key))
+			s.mu.Unlock()
+		}
 		return fmt.Errorf("replication: stable store of %s: %w", group, err)
 	}
 	return nil
@@ -142,7 +193,7 @@ func (s *StableStores) set(group string, key, val []byte) error {
 // get returns group's key; a missing or deleted key returns
 // raftboltdb.ErrKeyNotFound, whose message ("not found") raft checks for.
 func (s *StableStores) get(group string, key []byte) ([]byte, error) {
-	v, err := s.db.Get(groupKey(group, string(key)))
+	v, err := s.read(groupKey(group, string(key)))
 	if err != nil {
 		return nil, err
 	}
