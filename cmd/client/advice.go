@@ -50,6 +50,11 @@ func adviseMultiline(err error, e *env) string {
 	if errors.As(err, &te) {
 		topic = te.topic
 	}
+	var ge *groupError
+	group := "GROUP"
+	if errors.As(err, &ge) {
+		group = ge.group
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return ue.msg + " (see --help)"
@@ -69,6 +74,10 @@ func adviseMultiline(err error, e *env) string {
 		return fmt.Sprintf("topic %q already exists (see it with: strata topic describe %s)", topic, topic)
 	case errors.Is(err, apierr.ErrUnknownPartition):
 		return fmt.Sprintf("%v (list the partitions with: strata topic describe %s)", err, topic)
+	case errors.Is(err, apierr.ErrUnknownGroup):
+		return fmt.Sprintf("group %q does not exist (list the groups with: strata group list)", group)
+	case errors.Is(err, apierr.ErrGroupNotEmpty):
+		return fmt.Sprintf("group %q has active members: stop its consumers first (see them with: strata group describe %s)", group, group)
 	case errors.Is(err, apierr.ErrInvalidConfig):
 		return fmt.Sprintf("%v (the keys and their values are listed by: strata topic describe %s)", err, topic)
 	case errors.Is(err, apierr.ErrInvalidReplication):
@@ -79,7 +88,8 @@ func adviseMultiline(err error, e *env) string {
 		return fmt.Sprintf("%v (valid offsets are %d to %d)", err, ae.LogStartOffset, ae.HighWatermark)
 	case errors.Is(err, apierr.ErrUnavailable) && strings.Contains(err.Error(), "unreachable"):
 		return fmt.Sprintf("cannot reach a broker at %s (is it running? set --brokers or STRATA_BROKERS)", strings.Join(e.brokers, ","))
-	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader):
+	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader),
+		errors.Is(err, apierr.ErrNotCoordinator):
 		return fmt.Sprintf("%v (the cluster is busy or recovering; try again shortly)", err)
 	case status.Code(err) == codes.Unimplemented:
 		var se interface{ GRPCStatus() *status.Status }

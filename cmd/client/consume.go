@@ -15,6 +15,7 @@ import (
 )
 
 type consumeFlags struct {
+	group      string
 	offset     string
 	reset      string
 	partitions []int32
@@ -48,6 +49,16 @@ with -o json. By default it follows the topic until interrupted (Ctrl-C);
   none         stop with an error that gives the valid offsets
 A reset prints one line to stderr, naming the partition and both offsets.
 
+--group G consumes as a member of consumer group G: the group's
+coordinator assigns this member some of TOPIC's partitions (all of them
+if it is alone; members joining or leaving move partitions between
+them), each starts at the group's committed offset, and what is printed
+is committed (every 5 s and when the command ends). --offset then says
+where partitions with no committed offset start, earliest (start, the
+default) or latest (end), and also where a position that is no longer
+stored goes. --partition and --reset do not apply. Ctrl-C, --num and
+--timeout leave the group cleanly, after committing.
+
 --format is kcat's: %t topic, %p partition, %o offset, %T timestamp (Unix
 ms), %k key, %v value, %K key length, %S value length, %h headers
 (k=v,k=v), %% a percent sign; \n, \t and \r are newline, tab and return.`,
@@ -56,7 +67,9 @@ ms), %k key, %v value, %K key length, %S value length, %h headers
   strata consume events --offset end --format '%p/%o %k=%v\n'
   strata consume events --partition 0,2 --offset @2026-01-02T15:04:05Z --timeout 5s
   strata consume events --offset 1200 --reset none
-  strata consume events -o json | jq .value`,
+  strata consume events -o json | jq .value
+  strata consume events --group billing
+  strata consume events --group billing --offset latest --timeout 30s`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.consume(cmd.Context(), args[0], &f)
@@ -69,10 +82,14 @@ ms), %k key, %v value, %K key length, %S value length, %h headers
 	fl.IntVarP(&f.num, "num", "n", 0, "stop after N records (0 = no limit)")
 	fl.DurationVar(&f.idle, "timeout", 0, "stop after this long without a new record (0 = follow until interrupted)")
 	fl.StringVarP(&f.format, "format", "f", defaultFormat, "kcat-style format of each record")
+	fl.StringVarP(&f.group, "group", "g", "", "consume as a member of this consumer group (see below)")
 	return cmd
 }
 
 func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error {
+	if f.group != "" {
+		return e.consumeGroup(ctx, topic, f)
+	}
 	start, err := client.ParseOffset(f.offset)
 	if err != nil {
 		return usageErrorf("--offset: %v", err)
@@ -96,9 +113,7 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	opts := []client.ConsumerOpt{
 		client.StartAt(start),
 		client.ResetPolicy(reset),
-		client.OnReset(func(topic string, p int32, from, to int64) {
-			fmt.Fprintf(e.stderr, "strata: %s/%d: offset %d is not stored; reset to %d (--reset %s)\n", topic, p, from, to, f.reset)
-		}),
+		client.OnReset(e.printReset(f.reset)),
 	}
 	if len(f.partitions) > 0 {
 		opts = append(opts, client.Partitions(f.partitions...))
@@ -108,7 +123,22 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		return usageErrorf("%v", err)
 	}
 	defer cs.Close()
+	err = e.printRecords(ctx, cs.Poll, f, format, nil)
+	return onTopic(topic, err)
+}
 
+// printReset reports a reset on stderr.
+func (e *env) printReset(flag string) func(topic string, p int32, from, to int64) {
+	return func(topic string, p int32, from, to int64) {
+		fmt.Fprintf(e.stderr, "strata: %s/%d: offset %d is not stored; reset to %d (--reset %s)\n", topic, p, from, to, flag)
+	}
+}
+
+// printRecords polls and prints records until --num records, --timeout
+// without one, or ctx ends (a clean stop: it returns nil). unprinted, if
+// not nil, gets the records of the last poll that --num cut off.
+func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*client.Record, error), f *consumeFlags,
+	format recordFormat, unprinted func([]*client.Record)) error {
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
@@ -121,7 +151,7 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		if f.idle > 0 {
 			pollCtx, cancel = context.WithDeadline(ctx, last.Add(f.idle))
 		}
-		recs, err := cs.Poll(pollCtx)
+		recs, err := poll(pollCtx)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -129,12 +159,15 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		case err != nil && f.idle > 0 && errors.Is(err, context.DeadlineExceeded):
 			return nil // idle for --timeout
 		case err != nil:
-			return onTopic(topic, err)
+			return err
+		}
+		if f.num > 0 && len(recs) > f.num-seen {
+			if unprinted != nil {
+				unprinted(recs[f.num-seen:])
+			}
+			recs = recs[:f.num-seen]
 		}
 		for _, r := range recs {
-			if f.num > 0 && seen == f.num {
-				break
-			}
 			if e.output == "json" {
 				if err := enc.Encode(toRecordJSON(r)); err != nil {
 					return err

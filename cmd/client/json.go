@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	v1 "github.com/stratalog/strata/api/v1"
 )
 
@@ -96,4 +98,92 @@ type benchJSON struct {
 	P99Ms         float64 `json:"p99_ms"`
 	P999Ms        float64 `json:"p999_ms"`
 	ElapsedSec    float64 `json:"elapsed_sec"`
+}
+
+type groupSummaryJSON struct {
+	Group       string `json:"group"`
+	State       string `json:"state"`
+	Members     int32  `json:"members"`
+	Coordinator uint32 `json:"coordinator"`
+}
+
+type groupMemberJSON struct {
+	MemberID    string   `json:"member_id"`
+	InstanceID  string   `json:"instance_id"`
+	ClientID    string   `json:"client_id"`
+	MemberEpoch int32    `json:"member_epoch"`
+	Assignment  []string `json:"assignment"` // "topic/partition"
+	Topics      []string `json:"topics"`
+	TopicRegex  string   `json:"topic_regex"`
+}
+
+// groupPartitionJSON is one partition of a group: committed is -1 when
+// nothing is committed; owner is the member id, empty when none.
+type groupPartitionJSON struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Committed int64  `json:"committed"`
+	LogEnd    int64  `json:"log_end"`
+	Lag       int64  `json:"lag"`
+	Owner     string `json:"owner"`
+}
+
+type groupDescJSON struct {
+	Group       string               `json:"group"`
+	State       string               `json:"state"`
+	Epoch       int32                `json:"epoch"`
+	Assignor    string               `json:"assignor"`
+	Coordinator uint32               `json:"coordinator"`
+	Members     []groupMemberJSON    `json:"members"`
+	Partitions  []groupPartitionJSON `json:"partitions"`
+	TotalLag    int64                `json:"total_lag"`
+}
+
+func groupJSON(d *v1.DescribeGroupResponse) groupDescJSON {
+	out := groupDescJSON{Group: d.GetGroup(), State: d.GetState(), Epoch: d.GetEpoch(), Assignor: d.GetAssignor(),
+		Coordinator: d.GetCoordinator(), Members: []groupMemberJSON{}, Partitions: []groupPartitionJSON{}, TotalLag: d.GetTotalLag()}
+	for _, m := range d.GetMembers() {
+		out.Members = append(out.Members, groupMemberJSON{
+			MemberID: m.GetMemberId(), InstanceID: m.GetInstanceId(), ClientID: m.GetClientId(), MemberEpoch: m.GetMemberEpoch(),
+			Assignment: partitionNames(m.GetAssignment()), Topics: nonNilStrings(m.GetTopics()), TopicRegex: m.GetTopicRegex(),
+		})
+	}
+	for _, p := range d.GetPartitions() {
+		out.Partitions = append(out.Partitions, groupPartitionJSON{Topic: p.GetTopic(), Partition: p.GetPartition(),
+			Committed: p.GetCommitted(), LogEnd: p.GetLogEnd(), Lag: p.GetLag(), Owner: p.GetMemberId()})
+	}
+	return out
+}
+
+// partitionNames lists partitions as "topic/partition".
+func partitionNames(tps []*v1.TopicPartitions) []string {
+	out := []string{}
+	for _, t := range tps {
+		for _, p := range t.GetPartitions() {
+			out = append(out, fmt.Sprintf("%s/%d", t.GetTopic(), p))
+		}
+	}
+	return out
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// seekJSON is the plan of "strata group seek": current is -1 when
+// nothing was committed.
+type seekJSON struct {
+	Group      string         `json:"group"`
+	Executed   bool           `json:"executed"`
+	Partitions []seekPartJSON `json:"partitions"`
+}
+
+type seekPartJSON struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Current   int64  `json:"current"`
+	New       int64  `json:"new"`
 }

@@ -76,8 +76,9 @@ func newRootCmd(e *env) *cobra.Command {
 
 Topics are created, described and configured with "strata topic"; records
 are written from stdin with "strata produce" and read to stdout with
-"strata consume"; "strata cluster info" shows the brokers, and "strata
-bench" measures throughput and latency.
+"strata consume" (alone, or as a member of a consumer group with --group,
+managed with "strata group"); "strata cluster info" shows the brokers, and
+"strata bench" measures throughput and latency.
 
 Brokers are found from --brokers, else the STRATA_BROKERS environment
 variable (comma-separated host:port list), else ` + defaultBrokers + `. One
@@ -111,7 +112,7 @@ status is non-zero.`,
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&e.timeout, "timeout", 10*time.Second, "time limit for admin calls")
 	root.AddCommand(newTopicCmd(e), newProduceCmd(e), newConsumeCmd(e), newClusterCmd(e), newBenchCmd(e),
-		newPartitionCmd(e), newBrokerCmd(e))
+		newPartitionCmd(e), newBrokerCmd(e), newGroupCmd(e))
 	return root
 }
 

@@ -178,3 +178,15 @@ func fromTopics(tps []*v1.TopicPartitions) []TopicPartition {
 func sortedTPs[V any](m map[TopicPartition]V) []TopicPartition {
 	return slices.SortedFunc(maps.Keys(m), TopicPartition.compare)
 }
+
+// ResolveOffset says which offset o stands for in each of partitions of
+// topic, as a consumer starting there would (ListOffsets on the
+// partitions' leaders for Earliest, Latest, FromEnd and AtTime; AtOffset
+// as given, even outside the stored range). "strata group seek" plans
+// with it.
+func (a *Admin) ResolveOffset(ctx context.Context, topic string, partitions []int32, o Offset) (map[int32]int64, error) {
+	if o.kind == offsetNone {
+		return nil, fmt.Errorf("client: ResolveOffset: NoReset() is not a position")
+	}
+	return a.c.resolveOffset(ctx, topic, partitions, o)
+}
