@@ -1,7 +1,8 @@
 // Package client is the Go client for Strata: a producer that batches
-// records per partition, a consumer that long-polls partition leaders, and
-// an admin API for topics and cluster metadata, all over Strata's gRPC API
-// (api/v1).
+// records per partition, a consumer that long-polls partition leaders, a
+// group consumer that shares partitions with the other members of its
+// consumer group, and an admin API for topics, groups and cluster
+// metadata, all over Strata's gRPC API (api/v1).
 //
 // What it owns. A Client holds one gRPC connection per broker, made on
 // first use, and a metadata cache (the Metadata RPC) that says how many
@@ -37,6 +38,30 @@
 //		for _, r := range recs { ... }
 //	}
 //
+// Consumer groups. A GroupConsumer is a member of a consumer group: the
+// group's coordinator (a broker; FindCoordinator names it) assigns it
+// partitions of the topics it subscribes to (Topics, or TopicRegex),
+// sharing them with the other members, and it commits how far it got.
+// It joins and heartbeats on a goroutine of its own (KIP-848 style: one
+// GroupHeartbeat call joins, heartbeats and leaves); Poll takes in the
+// assignment's changes, running OnRevoked (then committing the revoked
+// partitions, then releasing them) and OnAssigned (new partitions start
+// at the group's committed offset, or by the ResetPolicy), and fetches.
+// Auto-commit (every 5 s, on revoke and on Close) commits what the
+// previous Poll returned, so delivery is at least once; AutoCommitMarks
+// commits only what MarkRecords marked, DisableAutoCommit leaves it to
+// CommitSync, CommitAsync and CommitRecords. A member the coordinator
+// fences (UNKNOWN_MEMBER, FENCED_MEMBER_EPOCH) drops its partitions
+// without committing (OnLost) and joins again.
+//
+//	gc, err := c.NewGroupConsumer("billing", client.Topics("events"),
+//		client.OnRevoked(func(ctx context.Context, parts []client.TopicPartition) { ... }))
+//	defer gc.Close(ctx) // commits, then leaves the group
+//	for {
+//		recs, err := gc.Poll(ctx) // records of the previous Poll count as processed
+//		...
+//	}
+//
 // Partitioning follows Kafka's Java client: a keyed record goes to
 // toPositive(murmur2(key)) % partitions, so the same key lands on the same
 // partition whichever client wrote it; keyless records stick to one
@@ -57,4 +82,12 @@
 //  5. Call Poll or Next from one goroutine per consumer.
 //  6. Do not modify records returned by Poll: their Key, Value and
 //     Headers may share memory with the fetch response.
+//  7. Poll a GroupConsumer within its rebalance timeout: partitions the
+//     coordinator takes away are released only by Poll, and a member
+//     that holds them too long is fenced. With auto-commit, finish with
+//     the records of one Poll before calling the next.
+//  8. Close a GroupConsumer with its own Close(ctx), from the goroutine
+//     that polls (not from a callback), before Client.Close: that
+//     commits and leaves the group; Client.Close only stops it, and its
+//     partitions wait for its session timeout.
 package client

@@ -17,6 +17,9 @@ const (
 	heartbeatTimeout = 5 * time.Second
 	// defaultHeartbeatInterval is used until the coordinator names one.
 	defaultHeartbeatInterval = 3 * time.Second
+	// defaultSessionTimeout is the broker's default session timeout, for
+	// a member that did not set its own (see heartbeatLoop).
+	defaultSessionTimeout = 45 * time.Second
 )
 
 // heartbeatLoop joins the group and heartbeats until Close: every
@@ -25,11 +28,16 @@ const (
 // there is something to reconcile. Retriable errors (NOT_COORDINATOR,
 // an unreachable coordinator) are retried with backoff, after finding
 // the coordinator again; UNKNOWN_MEMBER and FENCED_MEMBER_EPOCH fence
-// the member (see member.fence).
+// the member (see member.fence). A member that has not heard from its
+// coordinator for a whole session timeout fences itself: the coordinator
+// has removed it by then and given its partitions to others, so reading
+// on would read them twice.
 func (gc *GroupConsumer) heartbeatLoop() {
 	cfg := gc.c.cfg
 	backoff := cfg.backoffMin
 	wasRedirect := false
+	session := cmp.Or(gc.cfg.sessionTimeout, defaultSessionTimeout)
+	lastOK := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for attempt := 0; ; {
@@ -69,6 +77,12 @@ func (gc *GroupConsumer) heartbeatLoop() {
 			wake = gc.mu.m.onResponse(resp, sent)
 			next = cmp.Or(gc.mu.m.interval, defaultHeartbeatInterval)
 			backoff, attempt = cfg.backoffMin, 0
+			lastOK = time.Now()
+		case gc.mu.m.joined() && time.Since(lastOK) > session:
+			gc.mu.m.fence(false)
+			wake = true
+			gc.c.log.Warn("no heartbeat reached the coordinator for a session timeout: partitions lost",
+				zap.String("group", gc.group), zap.Duration("session", session), zap.Error(err))
 		case gc.mu.m.onError(err):
 			wake = true // fenced: Poll drops the partitions; the join follows
 			gc.c.log.Info("group member fenced", zap.String("group", gc.group), zap.Error(err))

@@ -496,3 +496,45 @@ func TestGroupOptionValidation(t *testing.T) {
 		}
 	}
 }
+
+// A member cut off from its coordinator for a session timeout drops its
+// partitions (they belong to others by then) and joins again.
+func TestGroupSessionLostWithoutCoordinator(t *testing.T) {
+	f := startFake(t)
+	c := newTestClient(t, f.addr)
+	createTopic(t, c, "t", 1)
+	var mu sync.Mutex
+	var lost []TopicPartition
+	gc := newGroupConsumer(t, c, "g", SessionTimeout(200*time.Millisecond),
+		OnLost(func(_ context.Context, p []TopicPartition) { mu.Lock(); lost = append(lost, p...); mu.Unlock() }))
+	pollUntil(t, gc, "joined", func([]*Record) bool { return len(gc.Assignment()) == 1 })
+	id, _ := gc.Member()
+	unavailable := make([]v1.ErrorCode, 60) // several session timeouts of backoffs
+	for i := range unavailable {
+		unavailable[i] = v1.ErrorCode_ERROR_CODE_UNAVAILABLE
+	}
+	f.failNext("GroupHeartbeat", unavailable...)
+	pollUntil(t, gc, "partitions lost", func([]*Record) bool { mu.Lock(); defer mu.Unlock(); return len(lost) == 1 })
+	f.expire("g", id) // what the coordinator did meanwhile
+	pollUntil(t, gc, "joined again", func([]*Record) bool { return len(gc.Assignment()) == 1 })
+	if id2, _ := gc.Member(); id2 == id || id2 == "" {
+		t.Errorf("member %q after losing the session, was %q", id2, id)
+	}
+}
+
+func TestGroupTopicRegex(t *testing.T) {
+	f := startFake(t)
+	c := newTestClient(t, f.addr)
+	createTopic(t, c, "t1", 1)
+	createTopic(t, c, "t2", 2)
+	createTopic(t, c, "x", 1)
+	gc, err := c.NewGroupConsumer("g", TopicRegex("^t[0-9]$"), FetchOpts(FetchMaxWait(20*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close(testCtx(t))
+	pollUntil(t, gc, "assigned", func([]*Record) bool { return len(gc.Assignment()) == 3 })
+	if got := fmt.Sprint(gc.Assignment()); got != "[t1/0 t2/0 t2/1]" {
+		t.Errorf("regex assignment %s", got)
+	}
+}
