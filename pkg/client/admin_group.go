@@ -20,9 +20,10 @@ import (
 // ListGroups lists every consumer group of the cluster. Each broker lists
 // only the groups it coordinates, so every broker in the metadata is
 // asked, concurrently, and the answers merged (sorted by name; a group
-// whose coordinator moved between two answers is listed once). It fails
-// if a broker cannot answer within the RetryTimeout: a partial list
-// would look complete.
+// whose coordinator moved between two answers is listed once). Brokers
+// the cluster knows are dead or gone are skipped: their groups have
+// moved to others. It fails if another broker cannot answer within the
+// RetryTimeout: a partial list would look complete.
 func (a *Admin) ListGroups(ctx context.Context) ([]*v1.GroupSummary, error) {
 	c := a.c
 	s, err := c.meta.refresh(ctx, time.Now())
@@ -35,7 +36,14 @@ func (a *Admin) ListGroups(ctx context.Context) ([]*v1.GroupSummary, error) {
 		errs   []error
 		wg     sync.WaitGroup
 	)
-	for _, addr := range slices.Sorted(maps.Values(s.brokers)) {
+	var addrs []string
+	for _, b := range s.resp.GetBrokers() {
+		if addr, ok := s.brokers[b.GetNodeId()]; ok && b.GetState() != "dead" && b.GetState() != "left" {
+			addrs = append(addrs, addr)
+		}
+	}
+	slices.Sort(addrs)
+	for _, addr := range addrs {
 		wg.Go(func() {
 			var resp *v1.ListGroupsResponse
 			err := c.retry(ctx, time.Now().Add(c.cfg.retryTimeout), func(ctx context.Context, _ int) error {

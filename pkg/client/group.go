@@ -223,13 +223,16 @@ func (gc *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
 		if gc.pollCtx.Err() != nil {
 			return nil, ErrClosed
 		}
+		gc.mu.Lock()
+		wake := gc.mu.wake // taken before reconciling: a change from now on cancels it
+		gc.mu.Unlock()
 		if err := gc.reconcile(ctx); err != nil {
 			if gc.pollCtx.Err() != nil {
 				return nil, ErrClosed
 			}
 			return nil, err
 		}
-		wake, pos, err := gc.fetchable()
+		pos, err := gc.fetchable()
 		if err != nil {
 			return nil, err
 		}
@@ -279,15 +282,14 @@ func (gc *GroupConsumer) beginPoll() {
 	}
 }
 
-// fetchable returns what to fetch (owned, not paused, from where), the
-// wake context to watch while fetching, and an error the heartbeat loop
-// left for Poll.
-func (gc *GroupConsumer) fetchable() (context.Context, map[TopicPartition]int64, error) {
+// fetchable returns what to fetch (owned, not paused, from where), or an
+// error the heartbeat loop left for Poll.
+func (gc *GroupConsumer) fetchable() (map[TopicPartition]int64, error) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	if err := gc.mu.m.err; err != nil {
 		gc.mu.m.err = nil
-		return nil, nil, fmt.Errorf("group %q: %w", gc.group, err)
+		return nil, fmt.Errorf("group %q: %w", gc.group, err)
 	}
 	pos := make(map[TopicPartition]int64, len(gc.mu.parts))
 	for tp, st := range gc.mu.parts {
@@ -295,7 +297,7 @@ func (gc *GroupConsumer) fetchable() (context.Context, map[TopicPartition]int64,
 			pos[tp] = st.pos
 		}
 	}
-	return gc.mu.wake, pos, nil
+	return pos, nil
 }
 
 // wakePoll makes a Poll in progress reconcile: it cancels the wake

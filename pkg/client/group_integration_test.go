@@ -236,6 +236,15 @@ func TestBrokerGroupStaticAndFailover(t *testing.T) {
 	pollUntil(t, a2, "a reads after failover", func(all []*Record) bool { return readNew(all) >= 2 })
 	eventually(t, "b reads after failover", func() bool { return readNew(pb.read()) >= 2 })
 	pb.halt()
+	// The stopped broker is skipped once the cluster knows it is dead.
+	start := time.Now()
+	eventually(t, "list groups without the stopped broker", func() bool {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		groups, err := c.Admin().ListGroups(ctx)
+		return err == nil && len(groups) == 1 && groups[0].GetGroup() == "g"
+	})
+	t.Logf("groups listed %s after the failover", time.Since(start))
 	var cerr error
 	pollUntil(t, a2, "a commits after failover", func([]*Record) bool {
 		cerr = a2.CommitSync(ctx)
