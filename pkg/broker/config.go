@@ -87,7 +87,7 @@ func DefaultConfig() Config {
 		RaftHeartbeatTimeout: time.Second,
 
 		RetentionCheckInterval: 30 * time.Second,
-		CleanerBytesPerSecond:  64 << 20,
+		CleanerBytesPerSecond:  16 << 20,
 		OffsetsPartitions:      8,
 	}
 }
