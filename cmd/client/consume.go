@@ -113,7 +113,7 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	opts := []client.ConsumerOpt{
 		client.StartAt(start),
 		client.ResetPolicy(reset),
-		client.OnReset(e.printReset(f.reset)),
+		client.OnReset(e.printReset("--reset "+f.reset)),
 	}
 	if len(f.partitions) > 0 {
 		opts = append(opts, client.Partitions(f.partitions...))
@@ -127,10 +127,10 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	return onTopic(topic, err)
 }
 
-// printReset reports a reset on stderr.
+// printReset reports a reset on stderr, naming the flag that chose it.
 func (e *env) printReset(flag string) func(topic string, p int32, from, to int64) {
 	return func(topic string, p int32, from, to int64) {
-		fmt.Fprintf(e.stderr, "strata: %s/%d: offset %d is not stored; reset to %d (--reset %s)\n", topic, p, from, to, flag)
+		fmt.Fprintf(e.stderr, "strata: %s/%d: offset %d is not stored; reset to %d (%s)\n", topic, p, from, to, flag)
 	}
 }
 

@@ -44,7 +44,7 @@ func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags) e
 	defer c.Close()
 	gc, err := c.NewGroupConsumer(f.group,
 		client.Topics(topic),
-		client.FetchOpts(client.ResetPolicy(start), client.OnReset(e.printReset(f.offset))))
+		client.FetchOpts(client.ResetPolicy(start), client.OnReset(e.printReset("--offset "+f.offset))))
 	if err != nil {
 		return usageErrorf("%v", err)
 	}

@@ -238,28 +238,9 @@ func (cs *Consumer) fetch(ctx context.Context) ([]*Record, error) {
 		at[TopicPartition{cs.topic, p}] = o
 	}
 	replies, failure := cs.c.fetchLeaders(ctx, at, cs.cfg.maxWait, cs.cfg.fetchMaxBytes)
-	if failure != nil && !retriable(failure) {
-		return nil, failure
-	}
-
-	var out []*Record
-	for _, rp := range replies {
-		for _, pr := range rp.resp.GetPartitions() {
-			recs, err := cs.handle(ctx, pr, pos, rp.via)
-			out = append(out, recs...)
-			if err != nil && !retriable(err) {
-				return out, err
-			}
-			failure = worse(failure, err)
-		}
-	}
-	if len(out) > 0 {
-		if failure != nil && !redirected(failure) {
-			cs.c.meta.invalidate() // the failed partitions try fresh routes next Poll
-		}
-		return out, nil
-	}
-	return nil, failure
+	return cs.c.collectFetched(ctx, replies, failure, func(ctx context.Context, pr *v1.FetchPartitionResult, via string) ([]*Record, error) {
+		return cs.handle(ctx, pr, pos, via)
+	})
 }
 
 // handle applies one partition's fetch result, from the broker at via:

@@ -13,9 +13,9 @@ var (
 	// ErrNoLeader: metadata names no reachable leader for a partition.
 	// Retriable: a leader election or a broker restart is in progress.
 	ErrNoLeader = errors.New("client: partition has no leader")
+	// ErrNotInGroup: a group consumer cannot commit because it is not
+	// a member of its group right now (joining, or rejoining after it
+	// was fenced). A commit after it has joined may succeed, for the
+	// partitions it owns then; what it owned before is lost.
+	ErrNotInGroup = errors.New("client: not a member of the group (joining)")
 )
-
-// ErrNotInGroup: a group consumer cannot commit because it is not a
-// member of its group right now (joining, or rejoining after it was
-// fenced). Retriable once it has joined; what it owned before is lost.
-var ErrNotInGroup = errors.New("client: not a member of the group (joining)")

@@ -3,11 +3,15 @@ package client
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
 	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/apierr"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 const (
@@ -66,6 +70,9 @@ func (gc *GroupConsumer) heartbeatLoop() {
 		cancel()
 		if gc.ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+			err = apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "no answer from the coordinator of group %q within %s", gc.group, heartbeatTimeout)
 		}
 
 		gc.mu.Lock()

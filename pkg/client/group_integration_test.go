@@ -26,10 +26,18 @@ type poller struct {
 	recs []*Record
 	stop chan struct{}
 	done chan struct{}
+	halt func() []*Record // stops the poll loop (once) and returns what it read
 }
 
 func startPoller(t *testing.T, gc *GroupConsumer) *poller {
 	p := &poller{gc: gc, stop: make(chan struct{}), done: make(chan struct{})}
+	var once sync.Once
+	p.halt = func() []*Record {
+		once.Do(func() { close(p.stop) })
+		<-p.done
+		return p.read()
+	}
+	t.Cleanup(func() { p.halt() })
 	go func() {
 		defer close(p.done)
 		for {
@@ -39,6 +47,9 @@ func startPoller(t *testing.T, gc *GroupConsumer) *poller {
 			default:
 			}
 			recs, err := gc.Poll(context.Background())
+			if errors.Is(err, ErrClosed) {
+				return
+			}
 			if err != nil {
 				t.Logf("poll: %v", err)
 			}
@@ -59,12 +70,6 @@ func (p *poller) read() []*Record {
 
 func (p *poller) count() int { return len(p.read()) }
 
-// halt stops the poll loop and returns what it read.
-func (p *poller) halt() []*Record {
-	close(p.stop)
-	<-p.done
-	return p.recs
-}
 
 func TestBrokerGroup(t *testing.T) {
 	addr := brokertest.Start(t)
@@ -206,9 +211,11 @@ func TestBrokerGroupStaticAndFailover(t *testing.T) {
 	}
 	defer a2.Close(context.Background())
 	pollUntil(t, a2, "a back", func([]*Record) bool { return len(a2.Assignment()) == 1 })
-	if fmt.Sprint(a2.Assignment()) != fmt.Sprint(had) || len(b.Assignment()) != 1 {
-		t.Errorf("a back with %v (had %v), b owns %v", a2.Assignment(), had, b.Assignment())
+	if fmt.Sprint(a2.Assignment()) != fmt.Sprint(had) {
+		t.Errorf("a back with %v, had %v", a2.Assignment(), had)
 	}
+	// (b owns the other, unless a spurious fence has it rejoining.)
+	eventually(t, "b owns the other", func() bool { return len(b.Assignment()) == 1 })
 
 	// Stop the coordinator: the group moves to the new leader of its
 	// offsets partition, and both members carry on.

@@ -150,3 +150,34 @@ func (c *Client) fetchLeaders(ctx context.Context, pos map[TopicPartition]int64,
 	})
 	return replies, failure
 }
+
+// collectFetched decodes the replies of fetchLeaders with handle (one
+// partition's result, from the broker at via), on the calling goroutine.
+// A partition with a retriable error is left for the next attempt; if no
+// partition returned records, the error that matters most (see worse) is
+// returned so the caller retries, and failure (the whole calls' worst
+// error) counts too.
+func (c *Client) collectFetched(ctx context.Context, replies []fetchReply, failure error,
+	handle func(ctx context.Context, pr *v1.FetchPartitionResult, via string) ([]*Record, error)) ([]*Record, error) {
+	if failure != nil && !retriable(failure) {
+		return nil, failure
+	}
+	var out []*Record
+	for _, rp := range replies {
+		for _, pr := range rp.resp.GetPartitions() {
+			recs, err := handle(ctx, pr, rp.via)
+			out = append(out, recs...)
+			if err != nil && !retriable(err) {
+				return out, err
+			}
+			failure = worse(failure, err)
+		}
+	}
+	if len(out) > 0 {
+		if failure != nil && !redirected(failure) {
+			c.meta.invalidate() // the failed partitions try fresh routes next time
+		}
+		return out, nil
+	}
+	return nil, failure
+}
