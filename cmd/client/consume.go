@@ -113,7 +113,7 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	opts := []client.ConsumerOpt{
 		client.StartAt(start),
 		client.ResetPolicy(reset),
-		client.OnReset(e.printReset("--reset "+f.reset)),
+		client.OnReset(e.printReset("--reset " + f.reset)),
 	}
 	if len(f.partitions) > 0 {
 		opts = append(opts, client.Partitions(f.partitions...))

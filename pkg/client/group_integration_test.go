@@ -70,7 +70,6 @@ func (p *poller) read() []*Record {
 
 func (p *poller) count() int { return len(p.read()) }
 
-
 func TestBrokerGroup(t *testing.T) {
 	addr := brokertest.Start(t)
 	c := newTestClient(t, addr, RetryTimeout(20*time.Second))
