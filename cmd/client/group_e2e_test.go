@@ -4,9 +4,11 @@ package main
 // broker and its group coordinator.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,5 +182,55 @@ func TestCLIGroupUsageErrors(t *testing.T) {
 		if r.code == 0 || !strings.HasPrefix(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q; want one line starting %q", c.args, r.code, r.stderr, c.want)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Ctrl-C (the command's context ending) leaves the group cleanly, after
+// committing what was printed.
+func TestCLIGroupConsumeInterrupted(t *testing.T) {
+	addr := brokertest.Start(t)
+	runCLI(t, addr, "", "topic", "create", "ev", "-p", "1").ok(t)
+	runCLI(t, addr, "a\nb\n", "produce", "ev").ok(t)
+
+	var out, errb syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		getenv:     func(k string) string { return map[string]string{"STRATA_BROKERS": addr}[k] },
+		isTerminal: func() bool { return false }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, e, []string{"consume", "ev", "--group", "g", "--format", `%v\n`}) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for out.String() != "a\nb\n" {
+		if time.Now().After(deadline) {
+			t.Fatalf("consume printed %q, stderr %q", out.String(), errb.String())
+		}
+		time.Sleep(10 * time.Millisecond) // the command's output; nothing to wait on
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("interrupted consume: exit %d, stderr %q", c, errb.String())
+	}
+	d := describeGroupJSON(t, addr, "g")
+	if len(d.Members) != 0 || len(d.Partitions) != 1 || d.Partitions[0].Committed != 2 {
+		t.Errorf("after Ctrl-C: %+v", d)
 	}
 }

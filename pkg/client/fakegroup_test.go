@@ -22,10 +22,11 @@ import (
 // what happened (log) so tests can check the order of commits, releases
 // and assignments.
 type fakeGroups struct {
-	interval time.Duration // heartbeat interval given to members; 0 = 20ms
-	groups   map[string]*fakeGroup
-	nextID   int
-	log      []fakeEvent
+	interval     time.Duration // heartbeat interval given to members; 0 = 20ms
+	groups       map[string]*fakeGroup
+	nextID       int
+	log          []fakeEvent
+	beforeCommit func(g *fakeGroup, r *v1.CommitOffsetsRequest) // test hook, run under f.mu
 }
 
 type fakeGroup struct {
@@ -312,6 +313,9 @@ func (f *fakeBroker) CommitOffsets(_ context.Context, r *v1.CommitOffsetsRequest
 		return nil, err
 	}
 	g := f.group(r.Group)
+	if f.groups.beforeCommit != nil {
+		f.groups.beforeCommit(g, r)
+	}
 	var perr *apierr.Error
 	switch m := g.members[r.MemberId]; {
 	case r.MemberId == "" && r.MemberEpoch == -1:

@@ -538,3 +538,37 @@ func TestGroupTopicRegex(t *testing.T) {
 		t.Errorf("regex assignment %s", got)
 	}
 }
+
+// A commit that crosses an epoch bump (the heartbeat that brought the new
+// epoch answered while the commit was out) is fenced, and sent again with
+// the new epoch.
+func TestGroupCommitRetriesAfterEpochBump(t *testing.T) {
+	f := startFake(t)
+	c := newTestClient(t, f.addr)
+	createTopic(t, c, "t", 1)
+	produceTo(t, c, "t", 3, 0)
+	gc := newGroupConsumer(t, c, "g", DisableAutoCommit())
+	pollUntil(t, gc, "records", func(all []*Record) bool { return len(all) == 3 })
+
+	var epochs []int32
+	f.mu.Lock()
+	f.groups.beforeCommit = func(g *fakeGroup, r *v1.CommitOffsetsRequest) {
+		epochs = append(epochs, r.MemberEpoch)
+		if len(epochs) == 1 {
+			g.epoch++
+			g.members[r.MemberId].epoch = g.epoch
+			gc.mu.Lock()
+			gc.mu.m.epoch = g.epoch // the heartbeat reply that crossed the commit
+			gc.mu.Unlock()
+		}
+	}
+	f.mu.Unlock()
+	if err := gc.CommitSync(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(epochs) != 2 || epochs[1] != epochs[0]+1 || f.group("g").offsets[TopicPartition{"t", 0}] != 3 {
+		t.Errorf("commit epochs %v, committed %v", epochs, f.group("g").offsets)
+	}
+}
