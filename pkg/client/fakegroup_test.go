@@ -301,7 +301,7 @@ func (f *fakeBroker) rebalance(g *fakeGroup) {
 
 func (m *fakeMember) subscribes(topic string) bool {
 	if m.regex != "" {
-		return regexp.MustCompile(m.regex).MatchString(topic)
+		return regexp.MustCompile("^(?:" + m.regex + ")$").MatchString(topic) // whole names, like the broker
 	}
 	return slices.Contains(m.topics, topic)
 }

@@ -257,3 +257,23 @@ func TestBrokerGroupStaticAndFailover(t *testing.T) {
 		return cerr == nil
 	})
 }
+
+// A regex subscription takes in topics created after the member joined.
+func TestBrokerGroupTopicRegex(t *testing.T) {
+	addr := brokertest.Start(t)
+	c := newTestClient(t, addr, RetryTimeout(20*time.Second))
+	createTopic(t, c, "ev-a", 1)
+	createTopic(t, c, "other", 1)
+	gc, err := c.NewGroupConsumer("g", TopicRegex("ev-.*"), FetchOpts(FetchMaxWait(50*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Close(context.Background())
+	pollUntil(t, gc, "ev-a", func([]*Record) bool { return fmt.Sprint(gc.Assignment()) == "[ev-a/0]" })
+	createTopic(t, c, "ev-b", 2)
+	produceTo(t, c, "ev-b", 1, 1)
+	recs := pollUntil(t, gc, "ev-b's record", func(all []*Record) bool { return len(all) == 1 })
+	if recs[0].Topic != "ev-b" || fmt.Sprint(gc.Assignment()) != "[ev-a/0 ev-b/0 ev-b/1]" {
+		t.Errorf("read %s/%d; assignment %v", recs[0].Topic, recs[0].Partition, gc.Assignment())
+	}
+}

@@ -54,10 +54,10 @@ func Topics(names ...string) GroupOpt {
 	}
 }
 
-// TopicRegex subscribes the group member to every topic whose name
-// matches expr (RE2 syntax, as Go's regexp; anchor it with ^ and $ to
-// match whole names). The coordinator resolves it, so topics created
-// later join the subscription.
+// TopicRegex subscribes the group member to every topic whose whole name
+// matches expr (RE2 syntax, as Go's regexp; "orders-.*" matches
+// "orders-eu" but not "old-orders-eu"). The coordinator resolves it, so
+// topics created later join the subscription.
 func TopicRegex(expr string) GroupOpt {
 	return func(c *groupConfig) {
 		if _, err := regexp.Compile(expr); err != nil || expr == "" {
