@@ -42,6 +42,14 @@ func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags) e
 		return err
 	}
 	defer c.Close()
+	// A member subscribed to a topic that does not exist is simply given
+	// nothing; say so instead of waiting.
+	actx, cancel := e.adminCtx(ctx)
+	_, err = c.Admin().DescribeTopic(actx, topic)
+	cancel()
+	if err != nil {
+		return onTopic(topic, err)
+	}
 	gc, err := c.NewGroupConsumer(f.group,
 		client.Topics(topic),
 		client.FetchOpts(client.ResetPolicy(start), client.OnReset(e.printReset("--offset "+f.offset))))

@@ -74,6 +74,11 @@ func TestCLIGroupConsume(t *testing.T) {
 		t.Errorf("group from latest: %q", r.stdout)
 	}
 
+	r = runCLI(t, addr, "", "consume", "nope", "--group", "g")
+	if r.code == 0 || r.stderr != "strata: topic \"nope\" does not exist (create it with: strata topic create nope)\n" {
+		t.Errorf("consume --group of a missing topic: %d %q", r.code, r.stderr)
+	}
+
 	// The table output, and the list.
 	r = runCLI(t, addr, "", "group", "describe", "g").ok(t)
 	for _, want := range []string{"GROUP: g", "MEMBER  INSTANCE", "TOPIC  PARTITION  COMMITTED  LOG-END  LAG  OWNER", "TOTAL-LAG: 1"} {
