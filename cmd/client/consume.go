@@ -87,16 +87,9 @@ ms), %k key, %v value, %K key length, %S value length, %h headers
 }
 
 func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error {
-	if f.group != "" {
-		return e.consumeGroup(ctx, topic, f)
-	}
 	start, err := client.ParseOffset(f.offset)
 	if err != nil {
 		return usageErrorf("--offset: %v", err)
-	}
-	reset, err := parseReset(f.reset)
-	if err != nil {
-		return err
 	}
 	format, err := parseFormat(f.format)
 	if err != nil {
@@ -104,6 +97,13 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	}
 	if f.num < 0 || f.idle < 0 {
 		return usageErrorf("--num and --timeout must not be negative")
+	}
+	if f.group != "" {
+		return e.consumeGroup(ctx, topic, f, start, format)
+	}
+	reset, err := parseReset(f.reset)
+	if err != nil {
+		return err
 	}
 	c, err := e.newClient()
 	if err != nil {

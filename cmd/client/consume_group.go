@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/stratalog/strata/pkg/client"
 )
@@ -14,28 +13,15 @@ import (
 // are printed by then), and Close the rest. Records a poll returned past
 // --num are not printed: their partitions are moved back to them (Seek)
 // so that Close does not commit them as read.
-func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags) error {
+func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags, start client.Offset, format recordFormat) error {
 	if len(f.partitions) > 0 {
 		return usageErrorf("--partition does not apply with --group: the group's coordinator assigns partitions")
 	}
 	if f.reset != "earliest" {
 		return usageErrorf("--reset does not apply with --group: --offset earliest|latest says where partitions without a committed offset start, and where a position no longer stored goes")
 	}
-	var start client.Offset
-	switch strings.ToLower(f.offset) {
-	case "start", "earliest", "oldest", "beginning":
-		start = client.Earliest()
-	case "end", "latest", "newest":
-		start = client.Latest()
-	default:
+	if start != client.Earliest() && start != client.Latest() {
 		return usageErrorf("--offset %q with --group: want earliest or latest (where partitions without a committed offset start; to move the group's offsets use: strata group seek %s)", f.offset, f.group)
-	}
-	format, err := parseFormat(f.format)
-	if err != nil {
-		return err
-	}
-	if f.num < 0 || f.idle < 0 {
-		return usageErrorf("--num and --timeout must not be negative")
 	}
 	c, err := e.newClient()
 	if err != nil {
