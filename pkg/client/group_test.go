@@ -572,3 +572,33 @@ func TestGroupCommitRetriesAfterEpochBump(t *testing.T) {
 		t.Errorf("commit epochs %v, committed %v", epochs, f.group("g").offsets)
 	}
 }
+
+// Close stops a Poll in progress (a long fetch) and then leaves.
+func TestGroupCloseStopsPoll(t *testing.T) {
+	f := startFake(t)
+	c := newTestClient(t, f.addr)
+	createTopic(t, c, "t", 1)
+	gc, err := c.NewGroupConsumer("g", Topics("t"), FetchOpts(FetchMaxWait(time.Minute)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := gc.Poll(testCtx(t)); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	eventually(t, "a fetch in flight", func() bool { return f.callCount("Fetch") > 0 })
+	if err := gc.Close(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Poll during Close: %v", err)
+	}
+	if m := f.members("g"); len(m) != 0 {
+		t.Errorf("members after Close: %v", m)
+	}
+}
