@@ -469,7 +469,11 @@ func (g *Group) Restore(now time.Time, r GroupRecord) {
 	g.members = map[string]*Member{}
 	g.target = assign.Assignment{}
 	for _, mr := range r.Members {
-		m := &Member{ID: mr.ID, InstanceID: mr.InstanceID, ClientID: mr.ClientID, Epoch: mr.Epoch, prevEpoch: mr.Epoch,
+		// A member's epoch moves to the group's at its next heartbeat
+		// without a write (the group epoch itself is always written), so
+		// it is the stored member epoch or the stored group epoch: accept
+		// both.
+		m := &Member{ID: mr.ID, InstanceID: mr.InstanceID, ClientID: mr.ClientID, Epoch: r.Epoch, prevEpoch: mr.Epoch,
 			Topics: mr.Topics, Regex: mr.TopicRegex,
 			Session:   clampDuration(mr.SessionTimeoutMs, DefaultSession, minSession, maxSession),
 			Rebalance: clampDuration(mr.RebalanceMs, DefaultRebalance, minSession, maxSession)}

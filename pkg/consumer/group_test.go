@@ -227,3 +227,43 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// A member's epoch moves to the group's at a heartbeat without a write;
+// a new coordinator restoring the stored group must still accept it.
+func TestRestoreAcceptsEpochsMovedWithoutAWrite(t *testing.T) {
+	now := t0
+	store := &memStore{}
+	c := NewCoordinator(func() time.Time { return now })
+	h, err := c.Load(0, store, store.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := map[string]int32{"t": 4}
+	ctx := context.Background()
+	r1, err := h.Heartbeat(ctx, now, &v1.GroupHeartbeatRequest{Group: "g", Topics: []string{"t"}}, topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Heartbeat(ctx, now, &v1.GroupHeartbeatRequest{Group: "g", Topics: []string{"t"}}, topics); err != nil {
+		t.Fatal(err) // the second join bumps the group epoch (written)
+	}
+	r1b, err := h.Heartbeat(ctx, now, &v1.GroupHeartbeatRequest{Group: "g", MemberId: r1.MemberId, MemberEpoch: r1.MemberEpoch, Owned: r1.Assignment}, topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1b.MemberEpoch == r1.MemberEpoch {
+		t.Fatalf("member epoch did not move (%d)", r1.MemberEpoch)
+	}
+	h2, err := NewCoordinator(func() time.Time { return now }).Load(0, store, store.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h2.Heartbeat(ctx, now, &v1.GroupHeartbeatRequest{Group: "g", MemberId: r1.MemberId, MemberEpoch: r1b.MemberEpoch, OwnedUnchanged: true}, topics); err != nil {
+		t.Fatalf("heartbeat with the epoch moved after the last write, on the new coordinator: %v", err)
+	}
+	r, err := h2.Commit(ctx, now, &v1.CommitOffsetsRequest{Group: "g", MemberId: r1.MemberId, MemberEpoch: r1b.MemberEpoch,
+		Offsets: []*v1.OffsetCommit{{Topic: "t", Partition: r1b.Assignment[0].Partitions[0], Offset: 3}}})
+	if err != nil || r.Results[0].Error != nil {
+		t.Fatalf("commit on the new coordinator: %+v, %v", r, err)
+	}
+}
