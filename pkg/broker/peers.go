@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -30,12 +32,30 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 		p.conns = map[string]*grpc.ClientConn{}
 	}
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dialPeer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
 		return nil, err
 	}
 	p.conns[addr] = c
 	return c, nil
+}
+
+// dialPeer dials another broker's API, refusing a socket connected to
+// itself: redialling a stopped broker's port, when it lies in the
+// ephemeral range, can self-connect and then hold the port the broker
+// needs when it restarts.
+func dialPeer(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if nc.LocalAddr().String() == nc.RemoteAddr().String() {
+		nc.Close()
+		return nil, fmt.Errorf("dial %s: connected to itself (no broker listens there)", addr)
+	}
+	return nc, nil
 }
 
 func (p *peers) closeAll() {

@@ -351,6 +351,12 @@ func (m *Mux) getConn(peer raft.ServerAddress) (*conn, error) {
 	return c, nil
 }
 
+// selfConnected reports whether a dialled connection's two ends are the
+// same address.
+func selfConnected(nc net.Conn) bool {
+	return nc.LocalAddr().String() == nc.RemoteAddr().String()
+}
+
 // dial connects to peer, sends the hello and starts the conn's reader.
 func (m *Mux) dial(peer raft.ServerAddress) (*conn, error) {
 	d := net.Dialer{Timeout: m.opts.DialTimeout}
@@ -360,6 +366,14 @@ func (m *Mux) dial(peer raft.ServerAddress) (*conn, error) {
 			return nil, ErrClosed
 		}
 		return nil, fmt.Errorf("transport: dial %s: %w", peer, err)
+	}
+	if selfConnected(nc) {
+		// Dialling a local port in the ephemeral range that nobody
+		// listens on can connect the socket to itself (TCP simultaneous
+		// open). Keeping it would talk to ourselves and hold the port that
+		// the peer needs to listen on when it restarts.
+		nc.Close()
+		return nil, fmt.Errorf("transport: dial %s: connected to itself (no broker listens there)", peer)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
