@@ -187,6 +187,20 @@ func (b *Broker) Start() (err error) {
 	return nil
 }
 
+// every runs f every d until ctx ends (the broker's periodic loops).
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
 func (b *Broker) goLoop(f func()) {
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); f() }()

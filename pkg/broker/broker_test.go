@@ -22,15 +22,18 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, brokertest.LeakOptions()...) }
 
-func dial(t *testing.T, addr string) v1.StrataClient {
-	t.Helper()
+// grpcConn is a connection to a broker's API, closed with the test.
+func grpcConn(tb testing.TB, addr string) *grpc.ClientConn {
+	tb.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { cc.Close() })
-	return v1.NewStrataClient(cc)
+	tb.Cleanup(func() { cc.Close() })
+	return cc
 }
+
+func dial(tb testing.TB, addr string) v1.StrataClient { return v1.NewStrataClient(grpcConn(tb, addr)) }
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/stratalog/strata/api/v1"
@@ -79,15 +81,7 @@ func (b *Broker) DescribeGroup(ctx context.Context, req *v1.DescribeGroupRequest
 	if !found {
 		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP, "group %s does not exist", req.Group))
 	}
-	slices.SortFunc(parts, func(a, c tp) int {
-		if a.topic != c.topic {
-			if a.topic < c.topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.p - c.p)
-	})
+	slices.SortFunc(parts, func(a, c tp) int { return cmp.Or(strings.Compare(a.topic, c.topic), cmp.Compare(a.p, c.p)) })
 	for _, k := range parts {
 		end, start := b.partitionBounds(ctx, k.topic, k.p)
 		c := committed[k]

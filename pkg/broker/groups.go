@@ -25,17 +25,10 @@ import (
 const groupTick = 250 * time.Millisecond
 
 func (b *Broker) runGroups(ctx context.Context) {
-	t := time.NewTicker(groupTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.followOffsetsLeadership(ctx)
-			b.expireMembers(ctx)
-		}
-	}
+	every(ctx, groupTick, func() {
+		b.followOffsetsLeadership(ctx)
+		b.expireMembers(ctx)
+	})
 }
 
 // followOffsetsLeadership loads the offsets partitions this broker now
@@ -167,29 +160,39 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (int32, error) {
 	return t.Partitions, nil
 }
 
-// home returns the coordinator state of group, if this broker coordinates
-// it, or NOT_COORDINATOR naming the coordinator.
-func (b *Broker) home(ctx context.Context, group string) (*consumer.Home, error) {
+// coordinatorOf returns the offsets partition of group and its leader
+// (0 when none yet), creating the offsets topic on first use.
+func (b *Broker) coordinatorOf(ctx context.Context, group string) (p int32, leader uint32, err error) {
 	if err := consumer.ValidateGroup(group); err != nil {
-		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST, "%v", err)
+		return 0, 0, apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST, "%v", err)
 	}
 	n, err := b.ensureOffsetsTopic(ctx)
 	if err != nil {
+		return 0, 0, err
+	}
+	p = consumer.PartitionFor(group, n)
+	if t, ok := b.meta.Topic(consumer.OffsetsTopic); ok && int(p) < len(t.Assignments) {
+		leader = t.Assignments[p].Leader
+	}
+	return p, leader, nil
+}
+
+// home returns the coordinator state of group, if this broker coordinates
+// it, or NOT_COORDINATOR naming the coordinator.
+func (b *Broker) home(ctx context.Context, group string) (*consumer.Home, error) {
+	p, leader, err := b.coordinatorOf(ctx, group)
+	if err != nil {
 		return nil, err
 	}
-	p := consumer.PartitionFor(group, n)
 	if h := b.coord.Home(p); h != nil {
 		if part, ok := b.replicas.get(b.offsetsGroupName(p)); ok && part.IsLeader() {
 			return h, nil
 		}
 	}
-	e := &apierr.Error{Code: v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR,
+	e := &apierr.Error{Code: v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR, LeaderID: leader,
 		Message: fmt.Sprintf("broker %d does not coordinate group %s (offsets partition %d)", b.cfg.NodeID, group, p)}
-	if t, ok := b.meta.Topic(consumer.OffsetsTopic); ok && int(p) < len(t.Assignments) {
-		e.LeaderID = t.Assignments[p].Leader
-		if addr, ok := b.brokerAPI(e.LeaderID); ok {
-			e.LeaderAddr = addr
-		}
+	if addr, ok := b.brokerAPI(leader); ok && leader != 0 {
+		e.LeaderAddr = addr
 	}
 	return nil, e
 }
@@ -201,16 +204,10 @@ func (b *Broker) offsetsGroupName(p int32) string {
 
 // FindCoordinator names the broker that coordinates a group.
 func (b *Broker) FindCoordinator(ctx context.Context, req *v1.FindCoordinatorRequest) (*v1.FindCoordinatorResponse, error) {
-	if err := consumer.ValidateGroup(req.Group); err != nil {
-		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST, "%v", err))
-	}
-	n, err := b.ensureOffsetsTopic(ctx)
+	p, leader, err := b.coordinatorOf(ctx, req.Group)
 	if err != nil {
 		return nil, apierr.ToStatus(err)
 	}
-	p := consumer.PartitionFor(req.Group, n)
-	t, _ := b.meta.Topic(consumer.OffsetsTopic)
-	leader := t.Assignments[p].Leader
 	if leader == 0 {
 		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR, "offsets partition %d has no leader yet; retry", p))
 	}

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
 	"github.com/stratalog/strata/pkg/apierr"
@@ -26,17 +23,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkGroupRebalance -benchtime 5x ./pkg/broker
 func BenchmarkGroupRebalance(b *testing.B) {
-	br := brokertest.StartBroker(b)
-	addr := br.APIAddr()
-	cl, err := client.New([]string{addr})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := cl.Admin().CreateTopic(context.Background(), "rb", 100, 1, nil); err != nil {
-		b.Fatal(err)
-	}
-	c := dialB(b, addr)
+	c := benchBroker(b, "rb", 100)
 	warm := &benchMember{c: c, group: "warm-up"}
 	warm.beat(b)
 	warm.leave()
@@ -78,11 +65,7 @@ type benchMember struct {
 func (m *benchMember) beat(tb testing.TB) (changed bool, lost []int32) {
 	req := &v1.GroupHeartbeatRequest{Group: m.group, MemberId: m.id, MemberEpoch: m.epoch,
 		Topics: []string{"rb"}, Owned: []*v1.TopicPartitions{{Topic: "rb", Partitions: m.owned}}}
-	resp, err := m.c.GroupHeartbeat(context.Background(), req)
-	for i := 0; err != nil && apierr.Retriable(apierr.FromStatus(err)) && i < 100; i++ {
-		time.Sleep(50 * time.Millisecond) // the coordinator is loading the offsets partition
-		resp, err = m.c.GroupHeartbeat(context.Background(), req)
-	}
+	resp, err := heartbeat(m.c, req)
 	if err != nil {
 		tb.Errorf("heartbeat: %v", err)
 		return false, nil
@@ -147,17 +130,7 @@ func runUntilStable(tb testing.TB, c v1.StrataClient, group string, ms []*benchM
 //
 //	go test -run '^$' -bench BenchmarkCommitOffsets ./pkg/broker
 func BenchmarkCommitOffsets(b *testing.B) {
-	br := brokertest.StartBroker(b)
-	addr := br.APIAddr()
-	cl, err := client.New([]string{addr})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := cl.Admin().CreateTopic(context.Background(), "co", 16, 1, nil); err != nil {
-		b.Fatal(err)
-	}
-	c := dialB(b, addr)
+	c := benchBroker(b, "co", 16)
 	b.SetParallelism(8) // 8 goroutines per core: many members committing at once
 	var mu sync.Mutex
 	n := 0
@@ -168,11 +141,7 @@ func BenchmarkCommitOffsets(b *testing.B) {
 		group := fmt.Sprintf("co-%d", n)
 		mu.Unlock()
 		req := &v1.GroupHeartbeatRequest{Group: group, Topics: []string{"co"}}
-		resp, err := c.GroupHeartbeat(context.Background(), req)
-		for i := 0; err != nil && apierr.Retriable(apierr.FromStatus(err)) && i < 100; i++ {
-			time.Sleep(50 * time.Millisecond) // the coordinator is loading the offsets partition
-			resp, err = c.GroupHeartbeat(context.Background(), req)
-		}
+		resp, err := heartbeat(c, req)
 		if err != nil {
 			b.Error(err)
 			return
@@ -191,12 +160,29 @@ func BenchmarkCommitOffsets(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 }
 
-func dialB(tb testing.TB, addr string) v1.StrataClient {
-	tb.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatal(err)
+// heartbeat sends req, retrying while the coordinator is still loading
+// the offsets partition (NOT_COORDINATOR, retriable) for up to 5 s.
+func heartbeat(c v1.StrataClient, req *v1.GroupHeartbeatRequest) (*v1.GroupHeartbeatResponse, error) {
+	resp, err := c.GroupHeartbeat(context.Background(), req)
+	for i := 0; err != nil && apierr.Retriable(apierr.FromStatus(err)) && i < 100; i++ {
+		time.Sleep(50 * time.Millisecond) // the coordinator is loading the offsets partition
+		resp, err = c.GroupHeartbeat(context.Background(), req)
 	}
-	tb.Cleanup(func() { cc.Close() })
-	return v1.NewStrataClient(cc)
+	return resp, err
+}
+
+// benchBroker starts a broker with a topic of n partitions and returns a
+// raw API client to it.
+func benchBroker(b *testing.B, topic string, n int32) v1.StrataClient {
+	br := brokertest.StartBroker(b)
+	addr := br.APIAddr()
+	cl, err := client.New([]string{addr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Admin().CreateTopic(context.Background(), topic, n, 1, nil); err != nil {
+		b.Fatal(err)
+	}
+	return dial(b, addr)
 }

@@ -16,17 +16,10 @@ import (
 // compaction target; on every replica it deletes the segments below the
 // replicated log start. Compaction itself runs on the cleaner (cleaner.go).
 func (b *Broker) runHousekeeping(ctx context.Context) {
-	t := time.NewTicker(b.cfg.RetentionCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			b.housekeepOnce(ctx)
-			b.cleaner.wake()
-		}
-	}
+	every(ctx, b.cfg.RetentionCheckInterval, func() {
+		b.housekeepOnce(ctx)
+		b.cleaner.wake()
+	})
 }
 
 func (b *Broker) now() time.Time {

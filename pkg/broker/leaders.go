@@ -95,42 +95,38 @@ const rebalanceInterval = 5 * time.Second
 // brings the target up to date, so a lagging replica is not handed a
 // partition it cannot serve.
 func (b *Broker) runRebalance(ctx context.Context) {
-	t := time.NewTicker(rebalanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	every(ctx, rebalanceInterval, func() { b.rebalanceOnce(ctx) })
+}
+
+// rebalanceOnce is one pass of runRebalance.
+func (b *Broker) rebalanceOnce(ctx context.Context) {
+	alive := map[metadata.NodeID]bool{}
+	for _, m := range b.members.Members() {
+		if m.State == cluster.Alive {
+			alive[uint32(m.NodeID)] = true
 		}
-		alive := map[metadata.NodeID]bool{}
-		for _, m := range b.members.Members() {
-			if m.State == cluster.Alive {
-				alive[uint32(m.NodeID)] = true
-			}
+	}
+	for _, p := range b.replicas.all() {
+		if !p.IsLeader() {
+			continue
 		}
-		for _, p := range b.replicas.all() {
-			if !p.IsLeader() {
-				continue
-			}
-			tp, ok := b.meta.Topic(p.Topic())
-			if !ok || int(p.ID()) >= len(tp.Assignments) {
-				continue
-			}
-			pref := tp.Assignments[p.ID()].Replicas[0]
-			if pref == b.cfg.NodeID || !alive[pref] {
-				continue
-			}
-			addr := b.raftAddrOf(pref)
-			if addr == "" {
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := p.Group().TransferLeadership(cctx, metadata.ServerID(pref), raftAddress(addr))
-			cancel()
-			b.log.Info("leadership handed back to the preferred replica", zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()),
-				zap.Uint32("to", pref), zap.Error(err))
+		tp, ok := b.meta.Topic(p.Topic())
+		if !ok || int(p.ID()) >= len(tp.Assignments) {
+			continue
 		}
+		pref := tp.Assignments[p.ID()].Replicas[0]
+		if pref == b.cfg.NodeID || !alive[pref] {
+			continue
+		}
+		addr := b.raftAddrOf(pref)
+		if addr == "" {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := p.Group().TransferLeadership(cctx, metadata.ServerID(pref), raftAddress(addr))
+		cancel()
+		b.log.Info("leadership handed back to the preferred replica", zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()),
+			zap.Uint32("to", pref), zap.Error(err))
 	}
 }
 

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
 	"github.com/stratalog/strata/pkg/apierr"
@@ -138,13 +135,7 @@ func replicaStates(t *testing.T, c *brokertest.Cluster, ids ...uint32) map[uint3
 }
 
 func dialInternal(t *testing.T, addr string) v1.StrataInternalClient {
-	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return v1.NewStrataInternalClient(cc)
+	return v1.NewStrataInternalClient(grpcConn(t, addr))
 }
 
 // segmentFiles counts the .log files of the topic's partition 0 on a broker.

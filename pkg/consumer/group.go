@@ -324,7 +324,7 @@ func (g *Group) tell(now time.Time, m *Member) {
 		held := o.owned
 		if id != m.ID {
 			held = append(slices.Clone(o.owned), o.told...)
-			slices.SortFunc(held, compareTP)
+			slices.SortFunc(held, assign.Compare)
 			held = slices.Compact(held)
 		}
 		owned[id] = held
@@ -337,7 +337,9 @@ func (g *Group) tell(now time.Time, m *Member) {
 	if m.Epoch != g.Epoch {
 		m.prevEpoch, m.Epoch = m.Epoch, g.Epoch
 	}
-	m.reconciled = equalTPs(m.told, target) && equalTPs(m.owned, target)
+	// All three lists are sorted by assign.Compare (flatten, Restore and
+	// the assignors sort them).
+	m.reconciled = slices.Equal(m.told, target) && slices.Equal(m.owned, target)
 	revoking := false
 	for _, tp := range m.owned {
 		if !slices.Contains(target, tp) {
@@ -486,7 +488,7 @@ func (g *Group) Restore(now time.Time, r GroupRecord) {
 				m.owned = append(m.owned, assign.TopicPartition{Topic: t, Partition: p})
 			}
 		}
-		slices.SortFunc(m.owned, compareTP)
+		slices.SortFunc(m.owned, assign.Compare)
 		m.told, m.reconciled = m.owned, true
 		g.target[m.ID] = m.owned
 		g.members[m.ID] = m
@@ -500,7 +502,7 @@ func flatten(tps []*v1.TopicPartitions) []assign.TopicPartition {
 			out = append(out, assign.TopicPartition{Topic: t.Topic, Partition: p})
 		}
 	}
-	slices.SortFunc(out, compareTP)
+	slices.SortFunc(out, assign.Compare)
 	return slices.Compact(out)
 }
 
@@ -514,20 +516,6 @@ func grouped(tps []assign.TopicPartition) []*v1.TopicPartitions {
 		out = append(out, &v1.TopicPartitions{Topic: tp.Topic, Partitions: []int32{tp.Partition}})
 	}
 	return out
-}
-
-func compareTP(a, b assign.TopicPartition) int {
-	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-		return c
-	}
-	return int(a.Partition - b.Partition)
-}
-
-func equalTPs(a, b []assign.TopicPartition) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.SortFunc(a, compareTP)
-	slices.SortFunc(b, compareTP)
-	return slices.Equal(a, b)
 }
 
 func newMemberID() string {

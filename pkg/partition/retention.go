@@ -81,10 +81,11 @@ func (p *Partition) DeleteRecords(ctx context.Context, before int64) (int64, err
 	if before == -1 {
 		before = hwm
 	}
-	if start := p.LogStartOffset(); before < start || before > hwm {
-		if before < start {
-			return start, nil // already deleted: nothing to do, as Kafka
-		}
+	start := p.LogStartOffset()
+	if before < start {
+		return start, nil // already deleted: nothing to do, as Kafka
+	}
+	if before > hwm {
 		return 0, p.outOfRange(before, start, hwm)
 	}
 	return p.setLogStart(ctx, before)

@@ -49,19 +49,16 @@ func (g *Group) RequestCompaction(ctx context.Context, upTo int64, now time.Time
 }
 
 func (g *Group) propose(ctx context.Context, c control) (applyResult, error) {
-	if err := ctx.Err(); err != nil {
-		return applyResult{}, err
-	}
-	if !g.enter() {
-		return applyResult{}, ErrShutdown
-	}
-	defer g.leave()
 	if g.raft.State() != raft.Leader {
+		// Cheap early answer; raft checks again when it takes the entry.
 		return applyResult{}, g.convert(ctx, raft.ErrNotLeader, false)
 	}
-	f := g.raft.Apply(c.encode(), enqueueTimeout(ctx))
-	if _, err := g.wait(ctx, f); err != nil {
-		return applyResult{}, g.convert(ctx, err, true)
+	var f raft.ApplyFuture
+	if err := g.call(ctx, true, func(t time.Duration) raft.Future {
+		f = g.raft.Apply(c.encode(), t)
+		return f
+	}); err != nil {
+		return applyResult{}, err
 	}
 	r, _ := f.Response().(applyResult)
 	return r, r.err
