@@ -63,12 +63,16 @@ type Broker struct {
 	// moving holds the groups of partition moves running on this broker.
 	moving sync.Map
 
-	grpc     *grpc.Server
-	http     *http.Server
-	apiLn    net.Listener
-	httpLn   net.Listener
-	ready    atomic.Bool
-	cancel   context.CancelFunc
+	grpc   *grpc.Server
+	http   *http.Server
+	apiLn  net.Listener
+	httpLn net.Listener
+	ready  atomic.Bool
+	cancel context.CancelFunc
+	// runCtx ends when Close starts: it bounds work begun by the raft
+	// transport's callbacks (onPeerDown).
+	runCtx   context.Context
+	stopRun  context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
@@ -121,7 +125,15 @@ func (b *Broker) Start() (err error) {
 			b.Close()
 		}
 	}()
-	if b.mux, err = transport.Listen(b.cfg.RaftAddr, transport.Options{Logger: b.log.Named("raft-transport")}); err != nil {
+	// Heartbeat rounds to each peer every quarter of the heartbeat
+	// timeout: four per election timeout (transport/beats.go).
+	muxOpts := transport.Options{
+		Logger:            b.log.Named("raft-transport"),
+		HeartbeatInterval: b.raftCfg().HeartbeatTimeout / 4,
+		OnPeerDown:        b.onPeerDown,
+	}
+	b.runCtx, b.stopRun = context.WithCancel(context.Background())
+	if b.mux, err = transport.Listen(b.cfg.RaftAddr, muxOpts); err != nil {
 		return fmt.Errorf("listen on --raft-addr %s: %w", b.cfg.RaftAddr, err)
 	}
 	if b.apiLn, err = net.Listen("tcp", b.cfg.APIAddr); err != nil {
@@ -170,7 +182,7 @@ func (b *Broker) Start() (err error) {
 	v1.RegisterStrataInternalServer(b.grpc, b)
 	b.http = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(b.runCtx)
 	b.cancel = cancel
 	b.leaders.init()
 	b.goLoop(func() { b.serveGRPC() })
@@ -255,6 +267,9 @@ func (b *Broker) Mux() *transport.Mux { return b.mux }
 func (b *Broker) Close() error {
 	b.stopOnce.Do(func() {
 		b.ready.Store(false)
+		if b.stopRun != nil {
+			b.stopRun()
+		}
 		if b.grpc != nil {
 			done := make(chan struct{})
 			go func() { b.grpc.GracefulStop(); close(done) }()

@@ -33,6 +33,7 @@ type metrics struct {
 	commitGroups prometheus.Histogram
 
 	retentionDeleted prometheus.Counter // bytes of segments deleted below the log start
+	earlyElections   prometheus.Counter // elections started because a leader's broker was found gone
 
 	cleanerRead, cleanerWritten, cleanerReclaimed, cleanerRemoved, cleanerRuns prometheus.Counter
 	cleanerLastRun                                                             prometheus.Gauge
@@ -68,6 +69,9 @@ func newMetrics() *metrics {
 		retentionDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_retention_deleted_bytes_total", Help: "Bytes of segments deleted because retention or delete-records moved the log start below them.",
 		}),
+		earlyElections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_early_elections_total", Help: "Raft elections this broker started at once because the broker leading the group was found gone (its raft port refused connections), instead of after the heartbeat timeout.",
+		}),
 		cleanerRead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_cleaner_read_bytes_total", Help: "Bytes the compaction cleaner read.",
 		}),
@@ -93,7 +97,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(b *Broker) {
-	m.reg.MustRegister(m.requests, m.bytesIn, m.recordsIn, m.bytesOut, m.badBatches, m.commitSecs, m.commitGroups, m.retentionDeleted,
+	m.reg.MustRegister(m.requests, m.bytesIn, m.recordsIn, m.bytesOut, m.badBatches, m.commitSecs, m.commitGroups, m.retentionDeleted, m.earlyElections,
 		m.cleanerRead, m.cleanerWritten, m.cleanerReclaimed, m.cleanerRemoved, m.cleanerRuns, m.cleanerLastRun,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&partitionCollector{b: b}, &groupCollector{b: b})

@@ -39,6 +39,8 @@ type RaftConfig struct {
 // replication delay.
 type RaftStore struct {
 	raft  *raft.Raft
+	self  raft.ServerID
+	trans raft.Transport
 	bolt  *raftboltdb.BoltStore
 	fsm   *fsm
 	log   *zap.Logger
@@ -84,7 +86,7 @@ func OpenRaftStore(cfg RaftConfig) (*RaftStore, error) {
 	if cfg.Tune != nil {
 		cfg.Tune(rc)
 	}
-	s := &RaftStore{bolt: bolt, log: lg, stopc: make(chan struct{})}
+	s := &RaftStore{bolt: bolt, log: lg, stopc: make(chan struct{}), self: rc.LocalID, trans: cfg.Transport}
 	s.mu.changed = make(chan struct{})
 	s.fsm = &fsm{st: newState(), notify: s.notify}
 	logs, err := raft.NewLogCache(256, bolt)
@@ -193,6 +195,12 @@ func (s *RaftStore) Leader() (NodeID, raft.ServerAddress) {
 	var n NodeID
 	fmt.Sscan(string(id), &n)
 	return n, addr
+}
+
+// Successor returns this replica as a candidate for an early election
+// when the metadata leader's broker is gone (see replication.Successor).
+func (s *RaftStore) Successor() replication.Successor {
+	return replication.Successor{Raft: s.raft, Self: s.self, Transport: s.trans}
 }
 
 // IsLeader reports whether this broker leads the quorum.

@@ -57,6 +57,7 @@ type cluster struct {
 	muxes  []*Mux
 	groups []string
 	rafts  map[string][]*raft.Raft
+	trans  map[string][]*Transport
 	fsms   map[string][]*countFSM
 }
 
@@ -86,7 +87,7 @@ func newCluster(t testing.TB, nodes, groups int, tm timing) *cluster {
 
 func newClusterOpts(t testing.TB, nodes, groups int, tm timing, opts Options) *cluster {
 	t.Helper()
-	c := &cluster{t: t, rafts: map[string][]*raft.Raft{}, fsms: map[string][]*countFSM{}}
+	c := &cluster{t: t, rafts: map[string][]*raft.Raft{}, trans: map[string][]*Transport{}, fsms: map[string][]*countFSM{}}
 	c.muxes = newMuxes(t, nodes, opts)
 	t.Cleanup(c.close)
 	var servers []raft.Server
@@ -119,6 +120,7 @@ func newClusterOpts(t testing.TB, nodes, groups int, tm timing, opts Options) *c
 				t.Fatal(err)
 			}
 			c.rafts[name] = append(c.rafts[name], r)
+			c.trans[name] = append(c.trans[name], tr)
 			c.fsms[name] = append(c.fsms[name], fsm)
 		}
 	}

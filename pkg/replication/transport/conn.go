@@ -172,16 +172,16 @@ func (c *conn) readLoop() {
 		err = fmt.Errorf("%w: frame kind %d on a connection that does not carry it", errMalformed, f.kind)
 		break
 	}
-	select {
-	case <-c.closed:
-	default:
-		if !errors.Is(err, io.EOF) {
-			c.m.log.Info("raft transport: connection failed", zap.String("peer", string(c.peer)),
-				zap.Bool("outbound", c.outbound), zap.Error(err))
-		}
+	lost := !c.isClosed() // failed under us, not closed by this Mux
+	if lost && !errors.Is(err, io.EOF) {
+		c.m.log.Info("raft transport: connection failed", zap.String("peer", string(c.peer)),
+			zap.Bool("outbound", c.outbound), zap.Error(err))
 	}
 	c.close(err)
 	c.m.forget(c)
+	if lost {
+		c.m.peerLost(c.peer, err)
+	}
 }
 
 // call is one request awaiting its response on a dialled conn.
@@ -303,7 +303,11 @@ func (c *conn) respond(f *frame) {
 	case f.err != "":
 		err = &remoteError{msg: f.err}
 	default:
-		err = decodeResponse(f.payload, cl.resp, c.m.opts.MaxFrameBytes)
+		if ra, ok := cl.resp.(*roundAnswers); ok {
+			err = ra.decode(f.payload)
+		} else {
+			err = decodeResponse(f.payload, cl.resp, c.m.opts.MaxFrameBytes)
+		}
 	}
 	cl.complete(err)
 }

@@ -44,15 +44,15 @@
 //   - A request for a group the peer has not registered (not created yet, or
 //     already closed) fails with ErrUnknownGroup carrying the peer's
 //     message; raft backs off and retries.
-//   - Heartbeat thinning: a group's heartbeat to a peer that had a real
-//     one succeed, for the same term and leader, within about
-//     HeartbeatTimeout/6 is answered locally with that answer and not
-//     sent (thin.go: the rules, and why raft's lease and election
-//     timeouts still hold). About 2 heartbeats in 5 at rest. Only empty
-//     heartbeats are thinned; raft.VerifyLeader then proves leadership as
-//     of that window ago, so its callers set Options.HeartbeatThinning < 0.
-//   - Heartbeats go to the group's heartbeat handler, on their own
-//     goroutine; other requests go to the group's Consumer in arrival
+//   - Heartbeat rounds: a group's heartbeat to a peer is not sent alone.
+//     It waits for that peer's next round, one frame carrying every
+//     group's heartbeat to the peer, sent at most every
+//     Options.HeartbeatInterval, and returns the follower's own answer
+//     (beats.go: the format, and why raft's election timeout and lease
+//     still hold). The peer runs them through each group's heartbeat
+//     handler in turn and answers them in one frame.
+//   - A lone heartbeat frame goes to the group's heartbeat handler, on its
+//     own goroutine; other requests go to the group's Consumer in arrival
 //     order, one at a time. A request raft does not take within its timeout
 //     (RPCTimeout, SnapshotTimeout for InstallSnapshot) is answered with an
 //     error, so a stuck group delays nobody else on the connection.

@@ -35,7 +35,9 @@ import (
 //	4       1     kind u8: 1 request, 2 response, 3 response "no such group"
 //	5       8     request id u64, chosen by the requester, unique per connection
 //	13      1     rpc type u8: 0 appendEntries, 1 requestVote, 2 installSnapshot,
-//	              3 timeoutNow, 4 requestPreVote (raft's own numbering)
+//	              3 timeoutNow, 4 requestPreVote (raft's own numbering),
+//	              5 heartbeats: a round of many groups' heartbeats, with an
+//	              empty group name and the payload drawn in beats_frame.go
 //	14      2     group length u16
 //	16      g     group name bytes (an opaque string)
 //	                      -- responses (kinds 2 and 3) only --
@@ -43,7 +45,8 @@ import (
 //	18+g    e     error message bytes
 //	                      -- all kinds --
 //	...     rest  payload: one msgpack value, the raft request or response
-//	              struct (absent in an error response); an installSnapshot
+//	              struct (absent in an error response), except for rpc type
+//	              5 (beats_frame.go); an installSnapshot
 //	              request follows it with exactly InstallSnapshotRequest.Size
 //	              bytes of snapshot data, carried inline.
 //
@@ -76,7 +79,8 @@ const (
 	rpcInstallSnapshot rpcType = 2
 	rpcTimeoutNow      rpcType = 3
 	rpcRequestPreVote  rpcType = 4
-	rpcTypeCount               = 5
+	rpcHeartbeats      rpcType = 5 // Strata's own: a heartbeat round (beats.go)
+	rpcTypeCount               = 6
 )
 
 func (r rpcType) String() string {
@@ -91,6 +95,8 @@ func (r rpcType) String() string {
 		return "timeoutNow"
 	case rpcRequestPreVote:
 		return "requestPreVote"
+	case rpcHeartbeats:
+		return "heartbeats"
 	}
 	return fmt.Sprintf("rpc(%d)", uint8(r))
 }

@@ -253,7 +253,11 @@ func FuzzFrame(f *testing.F) {
 		}
 		runtime.ReadMemStats(&before)
 		fr, err := parseFrame(data)
-		if err == nil {
+		switch {
+		case err != nil:
+		case fr.rpc == rpcHeartbeats:
+			fuzzBeats(fr.payload)
+		default:
 			if fr.kind == kindRequest {
 				_, _, _ = decodeRequest(fr.rpc, fr.payload, max)
 			} else {

@@ -44,17 +44,17 @@ type Options struct {
 	// deep pipelines raise commit latency under load, raft PR 541).
 	PipelineDepth int
 
-	// HeartbeatThinning caps the window within which a group's heartbeat
-	// to a peer is answered locally with the last real answer instead of
-	// being sent (see thin.go for the rules and why they are safe). The
-	// window is also never more than a sixth of raft's HeartbeatTimeout,
-	// which the transport learns from the heartbeats' timing. Default
-	// DefaultHeartbeatThinning; negative turns thinning off (every
-	// heartbeat is sent), which a caller of raft.VerifyLeader needs.
-	HeartbeatThinning time.Duration
+	// HeartbeatInterval is the shortest time between two heartbeat rounds
+	// to one peer (beats.go): every group's heartbeat to that peer waits
+	// for the next round. A quarter of raft's HeartbeatTimeout keeps four
+	// heartbeats per election timeout. Default 0: no pacing, a round goes
+	// as soon as lazyFlushDelay has let other groups' heartbeats join.
+	HeartbeatInterval time.Duration
 
-	// now is the clock heartbeat thinning reads; tests replace it.
-	now func() time.Time
+	// OnPeerDown, if set, is called (on a goroutine of the Mux) when a
+	// connection to or from a peer failed and a dial found nothing
+	// listening at the peer's address: its process is gone (peerdown.go).
+	OnPeerDown func(peer raft.ServerAddress)
 }
 
 func (o Options) withDefaults() Options {
@@ -82,11 +82,8 @@ func (o Options) withDefaults() Options {
 	if o.PipelineDepth <= 0 {
 		o.PipelineDepth = 4
 	}
-	if o.HeartbeatThinning == 0 {
-		o.HeartbeatThinning = DefaultHeartbeatThinning
-	}
-	if o.now == nil {
-		o.now = time.Now
+	if o.HeartbeatInterval < 0 {
+		o.HeartbeatInterval = 0
 	}
 	return o
 }
@@ -114,11 +111,24 @@ type Mux struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	// served counts requests received, heartbeats among them; tests read
-	// them to measure the idle RPC rate. thinned counts heartbeats this
-	// broker answered locally instead of sending.
-	served  struct{ requests, heartbeats atomic.Uint64 }
-	thinned atomic.Uint64
+	// served counts requests received (a heartbeat round is one),
+	// heartbeats received, and heartbeat rounds sent and answered; tests
+	// read them to measure the idle RPC rate.
+	served struct{ requests, heartbeats, rounds atomic.Uint64 }
+
+	// probes are the peers being dialled after a connection failed
+	// (peerdown.go).
+	probes struct {
+		sync.Mutex
+		m map[raft.ServerAddress]struct{}
+	}
+
+	// beats holds each peer's next heartbeat round (beats.go).
+	beats struct {
+		sync.Mutex
+		closed bool
+		peers  map[raft.ServerAddress]*beatQueue
+	}
 
 	// blocked is the set of blocked peers, copied on write: every frame
 	// read checks it.
@@ -284,6 +294,7 @@ func (m *Mux) Close() error {
 
 	close(m.closing)
 	m.cancel()
+	m.closeRounds()
 	err := m.ln.Close()
 	for _, c := range conns {
 		c.close(ErrClosed)

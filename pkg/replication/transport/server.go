@@ -36,6 +36,15 @@ type inbound struct {
 // order. A group that is slow or stuck therefore delays only itself.
 func (m *Mux) serveRequest(c *conn, f *frame) {
 	m.served.requests.Add(1)
+	if f.rpc == rpcHeartbeats {
+		beats, err := decodeBeats(f.payload)
+		if err != nil {
+			m.reply(c, f.id, f.rpc, f.group, raft.RPCResponse{Error: err})
+			return
+		}
+		m.spawn(func() { m.serveRound(c, f.id, beats) })
+		return
+	}
 	t := m.lookup(f.group)
 	if t == nil {
 		m.replyNoGroup(c, f.id, f.rpc, f.group)

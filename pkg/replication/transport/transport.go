@@ -21,7 +21,6 @@ type Transport struct {
 	consumer chan raft.RPC
 	closing  chan struct{}
 	hb       atomic.Pointer[func(raft.RPC)]
-	thin     *thinner // nil: thinning off
 
 	mu struct {
 		sync.Mutex
@@ -44,9 +43,6 @@ func newTransport(m *Mux, group string) *Transport {
 		group:    group,
 		consumer: make(chan raft.RPC),
 		closing:  make(chan struct{}),
-	}
-	if m.opts.HeartbeatThinning > 0 {
-		t.thin = newThinner(m.opts.HeartbeatThinning)
 	}
 	return t
 }
@@ -79,19 +75,13 @@ func (t *Transport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte 
 // DecodePeer implements raft.Transport.
 func (t *Transport) DecodePeer(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
 
-// AppendEntries implements raft.Transport. A heartbeat may be answered
-// without being sent; see thin.go.
+// AppendEntries implements raft.Transport. A heartbeat travels in its
+// peer's next heartbeat round (beats.go).
 func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	if t.thin == nil || !isHeartbeat(args) || t.isClosed() {
-		return t.call(target, rpcAppendEntries, args, nil, resp)
+	if isHeartbeat(args) {
+		return t.beat(target, args, resp)
 	}
-	if t.thin.answer(target, args, t.m.opts.now(), resp) {
-		t.m.thinned.Add(1)
-		return nil
-	}
-	err := t.call(target, rpcAppendEntries, args, nil, resp)
-	t.thin.sent(target, args, t.m.opts.now(), resp, err)
-	return err
+	return t.call(target, rpcAppendEntries, args, nil, resp)
 }
 
 // RequestVote implements raft.Transport.
