@@ -95,7 +95,7 @@ func New(cfg Config, log *zap.Logger) (*Broker, error) {
 		c := replication.DefaultRaftConfig()
 		c.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
 		c.ElectionTimeout = cfg.RaftHeartbeatTimeout
-		c.LeaderLeaseTimeout = cfg.RaftHeartbeatTimeout / 2
+		c.LeaderLeaseTimeout = cfg.RaftHeartbeatTimeout
 		return c
 	}
 	if cfg.Fsync == "interval" {
@@ -125,11 +125,12 @@ func (b *Broker) Start() (err error) {
 			b.Close()
 		}
 	}()
-	// Heartbeat rounds to each peer every quarter of the heartbeat
-	// timeout: four per election timeout (transport/beats.go).
+	// Heartbeat rounds to each peer every third of the heartbeat timeout
+	// (three per election timeout), and at least two per leader lease
+	// (transport/beats.go).
 	muxOpts := transport.Options{
 		Logger:            b.log.Named("raft-transport"),
-		HeartbeatInterval: b.raftCfg().HeartbeatTimeout / 4,
+		HeartbeatInterval: heartbeatInterval(b.raftCfg()),
 		OnPeerDown:        b.onPeerDown,
 	}
 	b.runCtx, b.stopRun = context.WithCancel(context.Background())
@@ -241,6 +242,11 @@ func (b *Broker) tuneMeta(c *raft.Config) {
 	t := b.raftCfg()
 	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = t.HeartbeatTimeout, t.ElectionTimeout, t.LeaderLeaseTimeout
 	c.CommitTimeout = min(c.CommitTimeout, t.CommitTimeout)
+}
+
+// heartbeatInterval is the pace of heartbeat rounds for raft config c.
+func heartbeatInterval(c *raft.Config) time.Duration {
+	return min(c.HeartbeatTimeout/3, c.LeaderLeaseTimeout/2)
 }
 
 // APIAddr is the bound API address (useful with port 0).

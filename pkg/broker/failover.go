@@ -39,7 +39,7 @@ func (b *Broker) onPeerDown(peer raft.ServerAddress) {
 			add(g.Successor())
 		}
 	}
-	step := b.raftCfg().HeartbeatTimeout / 4
+	step := heartbeatInterval(b.raftCfg())
 	var campaigned int
 	for rank, groups := range inLine {
 		if rank > 0 {

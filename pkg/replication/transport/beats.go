@@ -28,7 +28,8 @@ import (
 //	          ◄── one frame of answers ◄┘
 //
 // A round goes to a peer at most once per Options.HeartbeatInterval (the
-// broker uses a quarter of raft's HeartbeatTimeout) and otherwise as soon as
+// broker uses a third of raft's HeartbeatTimeout, at most half its
+// LeaderLeaseTimeout) and otherwise as soon as
 // lazyFlushDelay has let other groups join. While a heartbeat waits, raft's
 // heartbeat goroutine for that follower is parked in the call; when it
 // returns, raft waits HeartbeatTimeout/10 to /5 and calls again, into the
@@ -42,10 +43,11 @@ import (
 //     peer ran appendEntries and answered. Nothing is faked, so raft's
 //     lease (checkLeaderLease) and VerifyLeader mean what they say.
 //  2. The follower hears from its leader every interval plus a round trip:
-//     with the interval at HeartbeatTimeout/4 that is four heartbeats per
-//     election timeout, and two per LeaderLeaseTimeout at Strata's
-//     HeartbeatTimeout/2 (replication.DefaultRaftConfig), against raft's
-//     five to ten.
+//     with the interval at HeartbeatTimeout/3 that is three heartbeats per
+//     election timeout, and three per LeaderLeaseTimeout at Strata's
+//     lease of one HeartbeatTimeout (replication.DefaultRaftConfig),
+//     against raft's five to ten. The lease needs two at least: a leader
+//     that heard from no quorum within it steps down.
 //  3. A heartbeat waits up to one interval before it is sent. Raft's
 //     heartbeat goroutine does not watch its stop channel meanwhile, so a
 //     leader that steps down has it back within an interval; Close of the

@@ -46,8 +46,9 @@ type Options struct {
 
 	// HeartbeatInterval is the shortest time between two heartbeat rounds
 	// to one peer (beats.go): every group's heartbeat to that peer waits
-	// for the next round. A quarter of raft's HeartbeatTimeout keeps four
-	// heartbeats per election timeout. Default 0: no pacing, a round goes
+	// for the next round. A third of raft's HeartbeatTimeout keeps three
+	// heartbeats per election timeout; keep it under half of
+	// LeaderLeaseTimeout too. Default 0: no pacing, a round goes
 	// as soon as lazyFlushDelay has let other groups' heartbeats join.
 	HeartbeatInterval time.Duration
 
