@@ -119,7 +119,23 @@ type cluster struct {
 	cacheOff bool
 	raftConf func() *raft.Config // nil = testRaftConfig
 	segBytes int64               // segment size; 0 = 256 KiB
-	gmu      sync.Mutex          // guards node.g for ReadLog, which raft calls
+	gmu      sync.Mutex          // guards node.g and logFault for ReadLog, which raft calls
+	// logFault, when set, makes ReadLog serve one entry per chunk and fail
+	// after that many chunks (see failLogReads).
+	logFault *int
+}
+
+var errLogFault = errors.New("test: log source fault")
+
+// failLogReads makes every later ReadLog fail after passing after chunks
+// of one entry each (0: before the first); negative: reads work again.
+func (c *cluster) failLogReads(after int) {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	c.logFault = nil
+	if after >= 0 {
+		c.logFault = &after
+	}
 }
 
 // LogSource for snapshot installs: reads another node's replica directly.
@@ -131,11 +147,22 @@ func (c *cluster) ReadLog(ctx context.Context, peer raft.ServerID, group string,
 			g = nd.g
 		}
 	}
+	fault := c.logFault
 	c.gmu.Unlock()
 	if g == nil {
 		return fmt.Errorf("no open replica on %s", peer)
 	}
-	return g.ServeLog(ctx, 4096, fn)
+	if fault == nil {
+		return g.ServeLog(ctx, 4096, fn)
+	}
+	left := *fault
+	return g.ServeLog(ctx, 1, func(ch LogChunk) error {
+		if left == 0 {
+			return errLogFault
+		}
+		left--
+		return fn(ch)
+	})
 }
 
 // newCluster starts n replicas bootstrapped together and waits for a

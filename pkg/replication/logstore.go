@@ -62,6 +62,9 @@ type LogStore struct {
 	// raft sees a conflict and deletes them, instead of failing to read
 	// them forever. Cleared once raft deletes or overwrites them.
 	phantom atomic.Uint64
+	// emptied: a Replace failed after emptying the log, so the log holds
+	// nothing of what raft believes it holds (see Replace). Guarded by wmu.
+	emptied bool
 	// marker is the file that exists while Replace runs (see prepareStart);
 	// empty = none.
 	marker string
@@ -71,6 +74,10 @@ var (
 	_ raft.LogStore          = (*LogStore)(nil)
 	_ raft.MonotonicLogStore = (*LogStore)(nil)
 )
+
+// errLogEmptied: StoreLogs refuses entries that would start an emptied log
+// anywhere but at index 1 (see Replace). Only raft sees it.
+var errLogEmptied = errors.New("replication: the log was emptied by a failed snapshot install; it accepts entries from index 1 only")
 
 // LogStoreOptions configures a LogStore.
 type LogStoreOptions struct {
@@ -152,6 +159,15 @@ func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{
 func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.emptied && len(logs) > 0 && logs[0].Index != 1 {
+		// raft still believes in the log a failed Replace deleted, and
+		// accepts an append right after its in-memory last entry without
+		// reading the store (its previous-entry check compares its cached
+		// last term). The empty segment log would take any index as its
+		// first: refuse, so that raft answers failure and the leader backs
+		// off until it sends the log from index 1 (or installs again).
+		return fmt.Errorf("replication: store raft entries from %d: %w", logs[0].Index, errLogEmptied)
+	}
 	logs, err := s.overlap(logs)
 	if err != nil || len(logs) == 0 {
 		return err
@@ -179,6 +195,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	s.cache.add(logs)
 	s.phantom.Store(0)
+	s.emptied = false
 	return nil
 }
 
@@ -209,6 +226,22 @@ func (s *LogStore) overlap(logs []*raft.Log) ([]*raft.Log, error) {
 // first fetched entry (the log is emptied to continue there), then add for
 // the entries in order; the log is fsynced at the end. Raft's idea of the
 // log end is kept as a phantom (see LogStore.phantom).
+//
+// If fill fails, raft's Restore fails and raft keeps its in-memory idea of
+// the log (last index and term), so the log must still fit it:
+//
+//   - before reset, nothing was replaced and the log stays as it is. It
+//     used to be emptied: raft then accepted the next leader's append right
+//     after its in-memory last entry (its previous-entry check does not read
+//     the store), the empty segment log took it as a first entry, and the
+//     replica acknowledged entries without the log below them, which the
+//     leader never resent.
+//   - after reset, the old log is gone and a part of the copy is no log
+//     raft can use, so the log is emptied at offset 0 and marked emptied:
+//     StoreLogs then accepts only index 1, where a leader replicating the
+//     whole log starts (with the offsets every replica gives it), and the
+//     phantom makes raft find its old entries in conflict. A new install
+//     replaces the log again.
 func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]segment.Entry) error) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -218,14 +251,16 @@ func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]se
 			return fmt.Errorf("replication: replace log: %w", err)
 		}
 	}
+	wasReset := false
 	reset := func(base int64) error {
+		if old > s.phantom.Load() {
+			s.phantom.Store(old)
+		}
+		wasReset = true
 		if err := s.log.Reset(base); err != nil {
 			return err
 		}
 		s.cache.reset()
-		if old > s.phantom.Load() {
-			s.phantom.Store(old)
-		}
 		return nil
 	}
 	add := func(es []segment.Entry) error {
@@ -233,19 +268,22 @@ func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]se
 		return err
 	}
 	if err := fill(reset, add); err != nil {
-		// Leave an empty log rather than a part of the copy: the leader
-		// installs again.
-		if rerr := s.log.Reset(s.log.StartOffset()); rerr != nil {
-			s.logger.Error("replication: cannot empty a partly copied log", zap.Error(rerr))
-			return fmt.Errorf("replication: replace log: %w", err)
+		if wasReset {
+			if rerr := s.log.Reset(0); rerr != nil {
+				// The marker stays: the next start discards the log.
+				s.logger.Error("replication: cannot empty a partly copied log", zap.Error(rerr))
+				return fmt.Errorf("replication: replace log: %w", err)
+			}
+			s.cache.reset()
+			s.emptied = true
 		}
-		s.cache.reset()
 		s.removeMarker()
 		return fmt.Errorf("replication: replace log: %w", err)
 	}
 	if err := s.log.Sync(); err != nil {
 		return fmt.Errorf("replication: replace log: %w", err)
 	}
+	s.emptied = false
 	s.removeMarker()
 	return nil
 }

@@ -25,23 +25,35 @@ const installMarker = "install.pending"
 //
 //  1. an install cut short (installMarker present): the partial copy and
 //     every snapshot go; the replica starts empty and the leader installs
-//     again;
+//     again, or replicates the log from index 1 if it still holds it;
 //  2. a snapshot the log does not cover (its index beyond the log's last,
 //     or its high watermark beyond the log end: an install that failed
 //     after raft stored the snapshot, or a power loss under interval
 //     fsync) is deleted;
 //  3. if no snapshot is left but the log no longer starts at index 1
 //     (retention deleted its start), raft would replay from index 1: the
-//     log goes too, and the leader installs a snapshot.
+//     log goes too, and the leader installs a snapshot (or replicates the
+//     log from index 1).
+//
+// An emptied log continues at offset 0, not at its old start: raft starts
+// with no snapshot and an empty log, so the next entry it stores is either
+// index 1 (whose records have offset 0 on every replica) or the first of a
+// copy, which Replace places itself. At the old start (the base of a
+// partial copy, or retention's start) a log replayed from index 1 would
+// give every record another offset than the leader's.
 func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, logger *zap.Logger) error {
 	snapDir := filepath.Join(dir, "snapshots")
 	marker := filepath.Join(dir, installMarker)
 	if _, err := os.Stat(marker); err == nil {
 		logger.Warn("replication: a snapshot install was interrupted; discarding the partial log copy, the leader will install again")
-		if err := l.Reset(l.StartOffset()); err != nil {
+		if err := l.Reset(0); err != nil {
 			return err
 		}
+		// The snapshot store (opened before) needs its directory.
 		if err := os.RemoveAll(snapDir); err != nil {
+			return fmt.Errorf("replication: discard snapshots: %w", err)
+		}
+		if err := os.MkdirAll(snapDir, 0o755); err != nil {
 			return fmt.Errorf("replication: discard snapshots: %w", err)
 		}
 		if err := os.Remove(marker); err != nil {
@@ -68,7 +80,7 @@ func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, log
 	if kept == 0 && l.FirstIndex() > 1 {
 		logger.Warn("replication: no snapshot covers the deleted start of the log; discarding it, the leader will install a snapshot",
 			zap.Uint64("first_index", l.FirstIndex()))
-		return l.Reset(l.StartOffset())
+		return l.Reset(0)
 	}
 	return nil
 }
@@ -76,6 +88,18 @@ func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, log
 func snapshotCovered(snaps *raft.FileSnapshotStore, m *raft.SnapshotMeta, l *segment.Log) (bool, string) {
 	if m.Index > l.LastIndex() {
 		return false, fmt.Sprintf("snapshot index %d beyond the log's last index %d", m.Index, l.LastIndex())
+	}
+	// raft stores an installed snapshot before Restore fetches the log, so
+	// a failed or cut-short install leaves the leader's snapshot over this
+	// replica's own log, which may differ from the leader's at that index.
+	if m.Index >= l.FirstIndex() {
+		e, err := l.ReadEntry(m.Index)
+		if err != nil {
+			return false, err.Error()
+		}
+		if e.Term != m.Term {
+			return false, fmt.Sprintf("the log's entry %d has term %d, the snapshot's %d", m.Index, e.Term, m.Term)
+		}
 	}
 	_, rc, err := snaps.Open(m.ID)
 	if err != nil {
