@@ -292,7 +292,10 @@ func converged(ctx context.Context, status map[int]v1.StrataInternalClient) (map
 func offsets(rs []*v1.ReplicaState) string {
 	s := ""
 	for _, r := range rs {
-		s += fmt.Sprintf(" %d:(%d,%d,%s)", r.NodeId, r.LogEndOffset, r.HighWatermark, r.Role)
+		// Everything a replica says of itself: enough to tell a lagging
+		// follower from one that lost entries or took a snapshot install.
+		s += fmt.Sprintf(" %d:(end %d, hwm %d, %s term %d, raft last %d commit %d, start %d, installs %d)",
+			r.NodeId, r.LogEndOffset, r.HighWatermark, r.Role, r.Term, r.LastIndex, r.CommitIndex, r.LogStartOffset, r.SnapshotInstalls)
 	}
 	return s
 }
