@@ -68,7 +68,9 @@ type Broker struct {
 	apiLn  net.Listener
 	httpLn net.Listener
 	ready  atomic.Bool
-	cancel context.CancelFunc
+	// started is set once Start has opened everything onPeerDown uses.
+	started atomic.Bool
+	cancel  context.CancelFunc
 	// runCtx ends when Close starts: it bounds work begun by the raft
 	// transport's callbacks (onPeerDown).
 	runCtx   context.Context
@@ -130,6 +132,7 @@ func (b *Broker) Start() (err error) {
 	// (transport/beats.go).
 	muxOpts := transport.Options{
 		Logger:            b.log.Named("raft-transport"),
+		AdvertiseHost:     b.cfg.AdvertiseHost,
 		HeartbeatInterval: heartbeatInterval(b.raftCfg()),
 		OnPeerDown:        b.onPeerDown,
 	}
@@ -197,6 +200,7 @@ func (b *Broker) Start() (err error) {
 	b.goLoop(func() { b.cleaner.run(ctx) })
 	b.coord = consumer.NewCoordinator(b.now)
 	b.goLoop(func() { b.runGroups(ctx) })
+	b.started.Store(true)
 	return nil
 }
 

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -13,35 +15,45 @@ import (
 // onPeerDown runs when the raft transport found a peer broker's process
 // gone (a connection to it failed and its raft port refuses connections).
 // For every partition that broker led, and for the metadata quorum if it
-// led that, this broker's replica campaigns
-// when its turn comes (replication.Group.SuccessorRank): the first
-// successor at once, the second a heartbeat interval later if there is
-// still no leader, and so on. So produce resumes well under a second after
-// a leader's broker is killed, instead of one to three heartbeat timeouts.
-func (b *Broker) onPeerDown(peer raft.ServerAddress) {
-	ctx, cancel := context.WithTimeout(b.runCtx, 10*time.Second)
+// led that, this broker's replica campaigns when its turn comes
+// (replication.Successor): the first successor at once, the second a
+// heartbeat interval later if there is still no leader, and so on. So
+// produce resumes well under a second after a leader's broker is killed,
+// instead of one to three heartbeat timeouts.
+func (b *Broker) onPeerDown(ctx context.Context, peer raft.ServerAddress) {
+	if !b.started.Load() {
+		return // Start has not finished: nothing here to elect yet
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	start := time.Now()
-	var inLine [][]replication.Successor // by rank
-	add := func(s replication.Successor) {
-		rank, ok, err := s.Rank(peer)
-		if err != nil || !ok {
+	stop := context.AfterFunc(b.runCtx, cancel)
+	defer stop()
+
+	now := time.Now()
+	var turns [][]candidate // by rank
+	add := func(name string, s replication.Successor) {
+		c, ok, err := s.Candidacy(peer, now)
+		if err != nil {
+			b.log.Debug("no early election: cannot read the group's configuration", zap.String("group", name), zap.Error(err))
+		}
+		if !ok {
 			return
 		}
-		for len(inLine) <= rank {
-			inLine = append(inLine, nil)
+		for len(turns) <= c.Rank {
+			turns = append(turns, nil)
 		}
-		inLine[rank] = append(inLine[rank], s)
+		turns[c.Rank] = append(turns[c.Rank], candidate{name, s, c})
 	}
-	add(b.meta.Successor())
+	add("metadata", b.meta.Successor())
 	for _, p := range b.replicas.all() {
 		if g := p.Group(); g != nil {
-			add(g.Successor())
+			add(p.GroupName(), g.Successor())
 		}
 	}
+
 	step := heartbeatInterval(b.raftCfg())
-	var campaigned int
-	for rank, groups := range inLine {
+	var campaigned atomic.Int64
+	for rank, cands := range turns {
 		if rank > 0 {
 			t := time.NewTimer(step)
 			select {
@@ -51,19 +63,34 @@ func (b *Broker) onPeerDown(peer raft.ServerAddress) {
 			case <-t.C:
 			}
 		}
-		for _, g := range groups {
-			ok, err := g.CampaignIfLeaderless(ctx, peer)
-			if err != nil {
-				b.log.Debug("no early election after a peer went down", zap.Error(err))
-			}
-			if ok {
-				campaigned++
-				b.metrics.earlyElections.Inc()
-			}
+		// Concurrently: a group whose raft is busy must not hold up the
+		// others' elections.
+		var wg sync.WaitGroup
+		for _, c := range cands {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := c.s.Campaign(ctx, c.c)
+				if err != nil {
+					b.log.Info("early election not started", zap.String("group", c.name), zap.String("gone_leader", string(peer)), zap.Error(err))
+				}
+				if ok {
+					campaigned.Add(1)
+					b.metrics.earlyElections.Inc()
+				}
+			}()
 		}
+		wg.Wait()
 	}
-	if campaigned > 0 {
-		b.log.Info("peer broker is down: started elections for partitions it led",
-			zap.String("peer", string(peer)), zap.Int("elections", campaigned), zap.Duration("took", time.Since(start)))
+	if n := campaigned.Load(); n > 0 {
+		b.log.Info("peer broker is down: started elections for groups it led",
+			zap.String("peer", string(peer)), zap.Int64("elections", n), zap.Duration("took", time.Since(now)))
 	}
+}
+
+// candidate is one group's turn in onPeerDown.
+type candidate struct {
+	name string
+	s    replication.Successor
+	c    replication.Candidacy
 }

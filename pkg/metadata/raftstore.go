@@ -298,6 +298,7 @@ func (s *RaftStore) RemoveServer(ctx context.Context, id NodeID) error {
 // Close stops this replica (the others go on). It is safe to call twice.
 func (s *RaftStore) Close() error {
 	s.closeOnce.Do(func() {
+		replication.StopHeartbeats(s.trans)
 		s.closeErr = s.raft.Shutdown().Error()
 		close(s.stopc)
 		s.wg.Wait()

@@ -495,6 +495,7 @@ func (g *Group) Close() error {
 		g.logger.Warn("replication: closing with calls still waiting on raft")
 	}
 	t.Stop()
+	StopHeartbeats(g.cfg.Transport)
 	err := g.raft.Shutdown().Error()
 	close(g.done)
 	g.wg.Wait()

@@ -3,6 +3,7 @@ package transport
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -50,8 +51,12 @@ import (
 //     that heard from no quorum within it steps down.
 //  3. A heartbeat waits up to one interval before it is sent. Raft's
 //     heartbeat goroutine does not watch its stop channel meanwhile, so a
-//     leader that steps down has it back within an interval; Close of the
-//     Transport or the Mux releases it at once with ErrClosed.
+//     leader that steps down has it back within an interval (and its
+//     queued heartbeat, of the old term, may still reach followers; they
+//     answer it as raft does any late heartbeat). Raft's Shutdown waits
+//     for that goroutine before it closes the Transport, so owners call
+//     StopHeartbeats first, which releases it at once with ErrClosed, as
+//     Close of the Mux does.
 //  4. A round that fails (no connection, timeout, the peer closing) fails
 //     each of its heartbeats with that error and raft backs off as before;
 //     a group the peer does not have fails alone, with ErrUnknownGroup.
@@ -75,6 +80,7 @@ type beat struct {
 
 // beatQueue is one peer's next round.
 type beatQueue struct {
+	m       *Mux
 	mu      sync.Mutex
 	pending []*beat
 	armed   *time.Timer // the round is scheduled
@@ -85,8 +91,12 @@ type beatQueue struct {
 // beat sends heartbeat args to target in target's next round and waits
 // for its answer.
 func (t *Transport) beat(target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	if t.isClosed() {
+	select {
+	case <-t.beatsOff:
 		return ErrClosed
+	case <-t.closing:
+		return ErrClosed
+	default:
 	}
 	b := &beat{beatReq: beatReq{group: t.group, req: *args}, done: make(chan struct{})}
 	if err := t.m.joinRound(target, b); err != nil {
@@ -94,6 +104,8 @@ func (t *Transport) beat(target raft.ServerAddress, args *raft.AppendEntriesRequ
 	}
 	select {
 	case <-b.done:
+	case <-t.beatsOff:
+		return ErrClosed
 	case <-t.closing:
 		return ErrClosed
 	case <-t.m.closing:
@@ -116,7 +128,7 @@ func (m *Mux) joinRound(peer raft.ServerAddress, b *beat) error {
 	}
 	q := m.beats.peers[peer]
 	if q == nil {
-		q = &beatQueue{}
+		q = &beatQueue{m: m}
 		if m.beats.peers == nil {
 			m.beats.peers = make(map[raft.ServerAddress]*beatQueue)
 		}
@@ -129,15 +141,19 @@ func (m *Mux) joinRound(peer raft.ServerAddress, b *beat) error {
 	if q.closed {
 		return ErrClosed
 	}
-	q.pending = append(q.pending, b)
 	if q.armed == nil {
+		// The timer's callback is owned like a goroutine of the Mux:
+		// counted from here until it ran, or until fail stopped it.
+		if !m.addWorker() {
+			return ErrClosed
+		}
 		delay := max(lazyFlushDelay, time.Until(q.last.Add(m.opts.HeartbeatInterval)))
 		q.armed = time.AfterFunc(delay, func() {
-			if !m.spawn(func() { m.sendRound(peer, q) }) {
-				q.fail(ErrClosed)
-			}
+			defer m.wg.Done()
+			m.sendRound(peer, q)
 		})
 	}
+	q.pending = append(q.pending, b)
 	return nil
 }
 
@@ -156,16 +172,25 @@ func (q *beatQueue) fail(err error) {
 	q.mu.Lock()
 	beats := q.pending
 	q.pending = nil
-	if q.armed != nil {
-		q.armed.Stop()
-		q.armed = nil
+	if q.armed != nil && q.armed.Stop() {
+		q.m.wg.Done() // the callback will not run
 	}
+	q.armed = nil
 	q.closed = q.closed || err == ErrClosed
 	q.mu.Unlock()
 	for _, b := range beats {
 		b.err = err
 		close(b.done)
 	}
+}
+
+// StopHeartbeats releases this group's heartbeats waiting for a round, and
+// fails later ones, with ErrClosed. Call it just before raft.Shutdown:
+// raft waits for its heartbeat goroutines before it closes the Transport,
+// and one waiting for a round to a peer that does not answer would hold
+// the shutdown for up to DialTimeout+RPCTimeout. Idempotent.
+func (t *Transport) StopHeartbeats() {
+	t.beatsOffOnce.Do(func() { close(t.beatsOff) })
 }
 
 // roundAnswers is a round's call response: its answers, decoded by the
@@ -245,16 +270,31 @@ func (m *Mux) closeRounds() {
 	}
 }
 
+// roundWorkers bounds the goroutines answering one round. A heartbeat of a
+// new term makes raft write the term to its stable store before it
+// answers; with several at once those writes share an fsync
+// (replication.StableStores), one after another they would not.
+const roundWorkers = 16
+
 // serveRound answers a round received from c: each heartbeat goes to its
 // group's heartbeat handler (raft's processHeartbeat, which answers before
-// it returns), in turn, on this one goroutine.
+// it returns), on up to roundWorkers goroutines that this call waits for.
 func (m *Mux) serveRound(c *conn, id uint64, beats []beatReq) {
 	m.served.heartbeats.Add(uint64(len(beats)))
 	answers := make([]beatAnswer, len(beats))
-	respCh := make(chan raft.RPCResponse, 1)
-	for i := range beats {
-		answers[i] = m.answerBeat(&beats[i], respCh)
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < len(beats); i = int(next.Add(1) - 1) {
+			answers[i] = m.answerBeat(&beats[i])
+		}
 	}
+	var wg sync.WaitGroup
+	for range min(roundWorkers, len(beats)) - 1 {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	work()
+	wg.Wait()
 	f := frame{kind: kindResponse, id: id, rpc: rpcHeartbeats, payload: appendBeatAnswers(nil, answers)}
 	b, err := appendFrame(nil, &f, m.opts.MaxFrameBytes)
 	if err != nil {
@@ -267,7 +307,7 @@ func (m *Mux) serveRound(c *conn, id uint64, beats []beatReq) {
 }
 
 // answerBeat runs one heartbeat through its group's raft.
-func (m *Mux) answerBeat(b *beatReq, respCh chan raft.RPCResponse) beatAnswer {
+func (m *Mux) answerBeat(b *beatReq) beatAnswer {
 	t := m.lookup(b.group)
 	if t == nil {
 		return beatAnswer{noGroup: true, err: fmt.Sprintf("transport: no raft group %q on this broker", b.group)}
@@ -276,6 +316,9 @@ func (m *Mux) answerBeat(b *beatReq, respCh chan raft.RPCResponse) beatAnswer {
 	if fn == nil {
 		return beatAnswer{err: fmt.Sprintf("transport: raft group %q takes no heartbeats yet", b.group)}
 	}
+	// A channel per heartbeat: a late answer can never pass for another
+	// group's.
+	respCh := make(chan raft.RPCResponse, 1)
 	(*fn)(raft.RPC{Command: &b.req, RespChan: respCh})
 	select {
 	case r := <-respCh:

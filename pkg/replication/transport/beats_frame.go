@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 
 	"github.com/hashicorp/raft"
 )
@@ -186,10 +187,14 @@ func (r *beatReader) end() error {
 }
 
 // decodeBeats decodes a round's request payload. The byte slices in the
-// requests alias payload.
-func decodeBeats(payload []byte) ([]beatReq, error) {
+// requests alias payload. max bounds the memory the decoded requests and
+// their answers take (an entry of 17 bytes decodes to a few hundred).
+func decodeBeats(payload []byte, max int) ([]beatReq, error) {
 	r := beatReader{b: payload}
 	n := r.count(minBeatBytes)
+	if cost := uint64(n) * uint64(unsafe.Sizeof(beatReq{})+unsafe.Sizeof(beatAnswer{})); cost > uint64(max) {
+		return nil, fmt.Errorf("heartbeat round of %d entries needs ~%d bytes, limit %d: %w", n, cost, max, ErrFrameTooLarge)
+	}
 	out := make([]beatReq, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		var b beatReq

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/raft"
 )
@@ -36,7 +38,7 @@ func sampleAnswers() []beatAnswer {
 
 func TestBeatsRoundTrip(t *testing.T) {
 	beats := sampleBeats()
-	got, err := decodeBeats(appendBeats(nil, beats))
+	got, err := decodeBeats(appendBeats(nil, beats), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestBeatsRejects(t *testing.T) {
 	req := appendBeats(nil, sampleBeats())
 	ans := appendBeatAnswers(nil, sampleAnswers())
 	for n := 0; n < len(req); n++ {
-		if _, err := decodeBeats(req[:n]); !errors.Is(err, errMalformed) {
+		if _, err := decodeBeats(req[:n], 1<<20); !errors.Is(err, errMalformed) {
 			t.Fatalf("request cut at %d of %d bytes: %v, want errMalformed", n, len(req), err)
 		}
 	}
@@ -79,15 +81,22 @@ func TestBeatsRejects(t *testing.T) {
 			t.Fatalf("answers cut at %d of %d bytes: %v, want errMalformed", n, len(ans), err)
 		}
 	}
-	if _, err := decodeBeats(append(req, 0)); !errors.Is(err, errMalformed) {
+	if _, err := decodeBeats(append(req, 0), 1<<20); !errors.Is(err, errMalformed) {
 		t.Fatalf("a trailing byte: %v", err)
 	}
 	if _, err := decodeBeatAnswers(ans, 3); !errors.Is(err, errMalformed) {
 		t.Fatalf("4 answers for 3 heartbeats: %v", err)
 	}
 	huge := binary.BigEndian.AppendUint32(nil, 1<<31)
-	if _, err := decodeBeats(append(huge, make([]byte, 64)...)); !errors.Is(err, errMalformed) {
+	if _, err := decodeBeats(append(huge, make([]byte, 64)...), 1<<20); !errors.Is(err, errMalformed) {
 		t.Fatalf("2^31 heartbeats in 64 bytes: %v", err)
+	}
+	many := make([]*beat, 1000)
+	for i := range many {
+		many[i] = &beat{}
+	}
+	if _, err := decodeBeats(appendBeats(nil, many), 64<<10); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("1,000 heartbeats against a 64 KiB decoding budget: %v, want ErrFrameTooLarge", err)
 	}
 	bad := binary.BigEndian.AppendUint32(nil, 1)
 	if _, err := decodeBeatAnswers(append(bad, 9, 0, 0), 1); !errors.Is(err, errMalformed) {
@@ -95,9 +104,10 @@ func TestBeatsRejects(t *testing.T) {
 	}
 }
 
-// fuzzBeats runs both round decoders over b (FuzzFrame and FuzzBeats).
-func fuzzBeats(b []byte) {
-	if beats, err := decodeBeats(b); err == nil {
+// fuzzBeats runs both round decoders over b (FuzzFrame and FuzzBeats),
+// with max bounding the memory decoding may take.
+func fuzzBeats(b []byte, max int) {
+	if beats, err := decodeBeats(b, max); err == nil {
 		// What decodes must encode back to the same bytes.
 		bs := make([]*beat, len(beats))
 		for i := range beats {
@@ -107,8 +117,12 @@ func fuzzBeats(b []byte) {
 			panic(fmt.Sprintf("heartbeat round re-encodes differently:\n%x\n%x", b, got))
 		}
 	}
+	// Answers are decoded only for a round this broker sent, so their
+	// count is bounded by its own round: here, by max.
 	if len(b) >= 4 {
-		_, _ = decodeBeatAnswers(b, int(binary.BigEndian.Uint32(b)))
+		if n := binary.BigEndian.Uint32(b); uint64(n)*uint64(unsafe.Sizeof(beatAnswer{})) <= uint64(max) {
+			_, _ = decodeBeatAnswers(b, int(n))
+		}
 	}
 }
 
@@ -116,7 +130,16 @@ func FuzzBeats(f *testing.F) {
 	f.Add(appendBeats(nil, sampleBeats()))
 	f.Add(appendBeatAnswers(nil, sampleAnswers()))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzBeats(data) })
+	const max = 64 << 10
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		fuzzBeats(data, max)
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; got > 2*max+uint64(len(data)) {
+			t.Fatalf("decoding a round of %d bytes allocated %d bytes, limit %d", len(data), got, max)
+		}
+	})
 }
 
 // beatHandler answers heartbeats as raft does, recording their terms.
@@ -213,33 +236,45 @@ func TestHeartbeatRoundsArePaced(t *testing.T) {
 	}
 }
 
-// TestHeartbeatReleasedOnClose: a heartbeat waiting for its round returns
-// ErrClosed as soon as its Transport closes.
-func TestHeartbeatReleasedOnClose(t *testing.T) {
-	a, b := pair(t, Options{HeartbeatInterval: time.Hour})
-	beatHandler(mustTransport(t, b, "g"), nil)
-	ta := mustTransport(t, a, "g")
-	var resp raft.AppendEntriesResponse
-	if err := ta.AppendEntries("2", b.Addr(), heartbeat(a, 1), &resp); err != nil {
-		t.Fatal(err) // the first round goes at once
-	}
-	done := make(chan error, 1)
-	go func() { done <- ta.AppendEntries("2", b.Addr(), heartbeat(a, 1), &resp) }()
-	waitFor(t, 5*time.Second, "the heartbeat waits for its round", func() bool {
-		a.beats.Lock()
-		q := a.beats.peers[b.Addr()]
-		a.beats.Unlock()
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		return len(q.pending) == 1
-	})
-	ta.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("got %v, want ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a heartbeat waiting for its round was not released by Close")
+// TestHeartbeatReleased: a heartbeat waiting for its round returns
+// ErrClosed as soon as its Transport closes or stops its heartbeats (what
+// an owner does before raft.Shutdown), and later ones fail at once.
+func TestHeartbeatReleased(t *testing.T) {
+	for _, how := range []string{"Close", "StopHeartbeats"} {
+		t.Run(how, func(t *testing.T) {
+			a, b := pair(t, Options{HeartbeatInterval: time.Hour})
+			beatHandler(mustTransport(t, b, "g"), nil)
+			ta := mustTransport(t, a, "g")
+			var resp raft.AppendEntriesResponse
+			if err := ta.AppendEntries("2", b.Addr(), heartbeat(a, 1), &resp); err != nil {
+				t.Fatal(err) // the first round goes at once
+			}
+			done := make(chan error, 1)
+			go func() { done <- ta.AppendEntries("2", b.Addr(), heartbeat(a, 1), &resp) }()
+			waitFor(t, 5*time.Second, "the heartbeat waits for its round", func() bool {
+				a.beats.Lock()
+				q := a.beats.peers[b.Addr()]
+				a.beats.Unlock()
+				q.mu.Lock()
+				defer q.mu.Unlock()
+				return len(q.pending) == 1
+			})
+			if how == "Close" {
+				ta.Close()
+			} else {
+				ta.StopHeartbeats()
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("got %v, want ErrClosed", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("a heartbeat waiting for its round was not released by %s", how)
+			}
+			if err := ta.AppendEntries("2", b.Addr(), heartbeat(a, 1), &resp); !errors.Is(err, ErrClosed) {
+				t.Fatalf("a heartbeat after %s: %v, want ErrClosed at once", how, err)
+			}
+		})
 	}
 }

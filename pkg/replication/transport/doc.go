@@ -63,7 +63,9 @@
 //   - Block, Unblock and UnblockAll cut a peer off both ways, for tests.
 //
 // Caller's duties:
-//  1. Shut down every raft (or close every Transport) before closing the
+//  1. Call Transport.StopHeartbeats just before raft.Shutdown (raft waits
+//     for its heartbeat goroutines, which may be waiting for a round).
+//     Shut down every raft (or close every Transport) before closing the
 //     Mux. Mux.Close closes what is left, but a raft still running sees its
 //     RPCs fail with ErrClosed.
 //  2. Group names are opaque strings, at most 65535 bytes, unique per

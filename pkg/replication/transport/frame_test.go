@@ -256,7 +256,7 @@ func FuzzFrame(f *testing.F) {
 		switch {
 		case err != nil:
 		case fr.rpc == rpcHeartbeats:
-			fuzzBeats(fr.payload)
+			fuzzBeats(fr.payload, max)
 		default:
 			if fr.kind == kindRequest {
 				_, _, _ = decodeRequest(fr.rpc, fr.payload, max)

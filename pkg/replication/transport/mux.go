@@ -52,10 +52,17 @@ type Options struct {
 	// as soon as lazyFlushDelay has let other groups' heartbeats join.
 	HeartbeatInterval time.Duration
 
-	// OnPeerDown, if set, is called (on a goroutine of the Mux) when a
-	// connection to or from a peer failed and a dial found nothing
-	// listening at the peer's address: its process is gone (peerdown.go).
-	OnPeerDown func(peer raft.ServerAddress)
+	// OnPeerDown, if set, is called (on a goroutine of the Mux, with a
+	// context that ends when the Mux closes) when a connection to or from
+	// a peer failed and a dial found nothing listening at the peer's
+	// address: its process is gone (peerdown.go).
+	OnPeerDown func(ctx context.Context, peer raft.ServerAddress)
+
+	// AdvertiseHost replaces an unspecified bound host (0.0.0.0, ::) in
+	// the Mux's address, which raft knows this broker by and which the
+	// hello gives peers: the host peers dial. Default 127.0.0.1. A bound
+	// host that is specified is kept.
+	AdvertiseHost string
 }
 
 func (o Options) withDefaults() Options {
@@ -156,7 +163,7 @@ func Listen(addr string, opts Options) (*Mux, error) {
 		opts:    opts,
 		log:     opts.Logger,
 		ln:      ln,
-		addr:    raft.ServerAddress(ln.Addr().String()),
+		addr:    advertised(ln.Addr().String(), opts.AdvertiseHost),
 		closing: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -169,8 +176,23 @@ func Listen(addr string, opts Options) (*Mux, error) {
 	return m, nil
 }
 
-// Addr returns the bound listen address.
+// Addr returns the address peers reach this Mux at: the bound address,
+// with an unspecified host replaced (Options.AdvertiseHost). Raft must know
+// this broker by it.
 func (m *Mux) Addr() raft.ServerAddress { return m.addr }
+
+// advertised is bound with an unspecified host replaced by host (or
+// 127.0.0.1).
+func advertised(bound, host string) raft.ServerAddress {
+	h, port, err := net.SplitHostPort(bound)
+	if ip := net.ParseIP(h); err != nil || ip == nil || !ip.IsUnspecified() {
+		return raft.ServerAddress(bound)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return raft.ServerAddress(net.JoinHostPort(host, port))
+}
 
 // Transport registers group and returns its raft.Transport. Group names are
 // opaque and must be unique on this broker; registering a name twice fails
@@ -206,6 +228,18 @@ func (m *Mux) unregister(t *Transport) {
 	if m.mu.groups[t.group] == t {
 		delete(m.mu.groups, t.group)
 	}
+}
+
+// addWorker counts one more goroutine or callback of the Mux that Close
+// waits for, unless the Mux is closed. Whoever it was for calls m.wg.Done.
+func (m *Mux) addWorker() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.mu.closed {
+		return false
+	}
+	m.wg.Add(1)
+	return true
 }
 
 // spawn runs fn on a goroutine owned by the Mux, unless the Mux is closed.

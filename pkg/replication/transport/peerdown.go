@@ -19,7 +19,7 @@ import (
 // up and nothing listens there: the peer's process has exited (kill -9, a
 // crash, a stop). Then Options.OnPeerDown is called with the peer's
 // address, and its owner can start elections in the groups that peer led
-// (replication.Group.LeaderDown) instead of waiting for raft's heartbeat
+// (replication.Successor) instead of waiting for raft's heartbeat
 // timeout, which takes one to three of them.
 //
 // A dial that connects, times out or fails otherwise proves nothing (a
@@ -49,7 +49,7 @@ func (m *Mux) peerLost(peer raft.ServerAddress, err error) {
 		}()
 		if m.peerGone(m.ctx, peer) {
 			m.log.Info("raft transport: peer is down (connection refused)", zap.String("peer", string(peer)))
-			m.opts.OnPeerDown(peer)
+			m.opts.OnPeerDown(m.ctx, peer)
 		}
 	})
 	if !started {

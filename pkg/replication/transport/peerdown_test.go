@@ -20,7 +20,7 @@ func TestPeerDown(t *testing.T) {
 			m.Close()
 		}
 	})
-	a.opts.OnPeerDown = func(p raft.ServerAddress) { down <- p }
+	a.opts.OnPeerDown = func(_ context.Context, p raft.ServerAddress) { down <- p }
 	for _, m := range ms[1:] {
 		serveRaft(t, mustTransport(t, m, "g"), ackAll)
 	}

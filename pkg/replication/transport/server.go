@@ -37,7 +37,7 @@ type inbound struct {
 func (m *Mux) serveRequest(c *conn, f *frame) {
 	m.served.requests.Add(1)
 	if f.rpc == rpcHeartbeats {
-		beats, err := decodeBeats(f.payload)
+		beats, err := decodeBeats(f.payload, m.opts.MaxFrameBytes)
 		if err != nil {
 			m.reply(c, f.id, f.rpc, f.group, raft.RPCResponse{Error: err})
 			return

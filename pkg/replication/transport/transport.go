@@ -21,6 +21,9 @@ type Transport struct {
 	consumer chan raft.RPC
 	closing  chan struct{}
 	hb       atomic.Pointer[func(raft.RPC)]
+	// beatsOff is closed by StopHeartbeats (beats.go).
+	beatsOff     chan struct{}
+	beatsOffOnce sync.Once
 
 	mu struct {
 		sync.Mutex
@@ -43,6 +46,7 @@ func newTransport(m *Mux, group string) *Transport {
 		group:    group,
 		consumer: make(chan raft.RPC),
 		closing:  make(chan struct{}),
+		beatsOff: make(chan struct{}),
 	}
 	return t
 }
