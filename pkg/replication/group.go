@@ -185,7 +185,10 @@ func (g *Group) callLeaderFns(v bool) {
 // re-read the partition).
 func (g *Group) awaitLeaderReady(term uint64) {
 	defer g.wg.Done()
-	if err := g.raft.Barrier(0).Error(); err != nil {
+	// Through wait: raft never answers a barrier still queued when it
+	// shuts down, and Close waits for this goroutine (seen: a broker stuck
+	// in Close when a group was elected just before its shutdown).
+	if _, err := g.wait(context.Background(), g.raft.Barrier(0)); err != nil {
 		return // lost leadership or shutting down
 	}
 	if g.raft.CurrentTerm() == term && g.raft.State() == raft.Leader {
