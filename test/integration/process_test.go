@@ -21,6 +21,16 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the broker binary that brokerBinary built, so test
+// runs leave nothing in the temporary directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // brokerBinary builds cmd/broker once for the test binary's lifetime.
 func brokerBinary(t *testing.T) string {
 	t.Helper()
