@@ -69,12 +69,8 @@ type Broker struct {
 	httpLn net.Listener
 	ready  atomic.Bool
 	// started is set once Start has opened everything onPeerDown uses.
-	started atomic.Bool
-	cancel  context.CancelFunc
-	// runCtx ends when Close starts: it bounds work begun by the raft
-	// transport's callbacks (onPeerDown).
-	runCtx   context.Context
-	stopRun  context.CancelFunc
+	started  atomic.Bool
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
@@ -136,7 +132,6 @@ func (b *Broker) Start() (err error) {
 		HeartbeatInterval: heartbeatInterval(b.raftCfg()),
 		OnPeerDown:        b.onPeerDown,
 	}
-	b.runCtx, b.stopRun = context.WithCancel(context.Background())
 	if b.mux, err = transport.Listen(b.cfg.RaftAddr, muxOpts); err != nil {
 		return fmt.Errorf("listen on --raft-addr %s: %w", b.cfg.RaftAddr, err)
 	}
@@ -186,7 +181,7 @@ func (b *Broker) Start() (err error) {
 	v1.RegisterStrataInternalServer(b.grpc, b)
 	b.http = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 
-	ctx, cancel := context.WithCancel(b.runCtx)
+	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	b.leaders.init()
 	b.goLoop(func() { b.serveGRPC() })
@@ -277,9 +272,6 @@ func (b *Broker) Mux() *transport.Mux { return b.mux }
 func (b *Broker) Close() error {
 	b.stopOnce.Do(func() {
 		b.ready.Store(false)
-		if b.stopRun != nil {
-			b.stopRun()
-		}
 		if b.grpc != nil {
 			done := make(chan struct{})
 			go func() { b.grpc.GracefulStop(); close(done) }()

@@ -24,10 +24,10 @@ func (b *Broker) onPeerDown(ctx context.Context, peer raft.ServerAddress) {
 	if !b.started.Load() {
 		return // Start has not finished: nothing here to elect yet
 	}
+	// ctx ends when the Mux closes; a group closing meanwhile refuses its
+	// campaign at once (transport.Campaign watches the group's Transport).
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	stop := context.AfterFunc(b.runCtx, cancel)
-	defer stop()
 
 	now := time.Now()
 	var turns [][]candidate // by rank

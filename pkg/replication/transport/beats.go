@@ -143,7 +143,7 @@ func (m *Mux) joinRound(peer raft.ServerAddress, b *beat) error {
 	}
 	if q.armed == nil {
 		// The timer's callback is owned like a goroutine of the Mux:
-		// counted from here until it ran, or until fail stopped it.
+		// counted from here until it ran, or until close stopped it.
 		if !m.addWorker() {
 			return ErrClosed
 		}
@@ -166,9 +166,8 @@ func (q *beatQueue) take() []*beat {
 	return beats
 }
 
-// fail completes every waiting beat with err and closes the queue if err
-// is ErrClosed.
-func (q *beatQueue) fail(err error) {
+// close fails every waiting beat with ErrClosed and refuses later ones.
+func (q *beatQueue) close() {
 	q.mu.Lock()
 	beats := q.pending
 	q.pending = nil
@@ -176,10 +175,10 @@ func (q *beatQueue) fail(err error) {
 		q.m.wg.Done() // the callback will not run
 	}
 	q.armed = nil
-	q.closed = q.closed || err == ErrClosed
+	q.closed = true
 	q.mu.Unlock()
 	for _, b := range beats {
-		b.err = err
+		b.err = ErrClosed
 		close(b.done)
 	}
 }
@@ -235,13 +234,7 @@ func (m *Mux) round(peer raft.ServerAddress, beats []*beat) error {
 	}
 	ra := &roundAnswers{want: len(beats)}
 	cl := newCall(ra)
-	c.start(cl, b, m.opts.RPCTimeout)
-	select {
-	case <-cl.done:
-	case <-m.closing:
-		c.cancelCall(cl, ErrClosed)
-		<-cl.done
-	}
+	c.do(cl, b, m.opts.RPCTimeout, m.closing)
 	if cl.err != nil {
 		return cl.err
 	}
@@ -266,7 +259,7 @@ func (m *Mux) closeRounds() {
 	peers := m.beats.peers
 	m.beats.Unlock()
 	for _, q := range peers {
-		q.fail(ErrClosed)
+		q.close()
 	}
 }
 

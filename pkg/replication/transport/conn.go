@@ -252,6 +252,20 @@ func (c *conn) start(cl *call, b []byte, timeout time.Duration) {
 	}
 }
 
+// do sends b as cl and waits for its answer, or for stop: then cl fails
+// with ErrClosed. If the reader already took the call it is decoding into
+// cl's response, so do waits for it: the response is the caller's again
+// when do returns.
+func (c *conn) do(cl *call, b []byte, timeout time.Duration, stop <-chan struct{}) {
+	c.start(cl, b, timeout)
+	select {
+	case <-cl.done:
+	case <-stop:
+		c.cancelCall(cl, ErrClosed)
+		<-cl.done
+	}
+}
+
 // cancel completes the pending call id with err, if it is still pending.
 func (c *conn) cancel(id uint64, err error) bool {
 	c.mu.Lock()

@@ -244,12 +244,9 @@ func (m *Mux) addWorker() bool {
 
 // spawn runs fn on a goroutine owned by the Mux, unless the Mux is closed.
 func (m *Mux) spawn(fn func()) bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.mu.closed {
+	if !m.addWorker() {
 		return false
 	}
-	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		fn()

@@ -209,15 +209,7 @@ func (t *Transport) call(target raft.ServerAddress, typ rpcType, args any, snaps
 	if ae, ok := args.(*raft.AppendEntriesRequest); ok && isLazy(ae) {
 		cl.lazy = true
 	}
-	c.start(cl, b, t.m.opts.timeout(typ))
-	select {
-	case <-cl.done:
-	case <-t.closing:
-		// If the reader already took the call it is decoding into resp:
-		// wait for it, so resp is ours again when we return.
-		c.cancelCall(cl, ErrClosed)
-		<-cl.done
-	}
+	c.do(cl, b, t.m.opts.timeout(typ), t.closing)
 	if cl.err != nil {
 		return fmt.Errorf("%s to %s (group %q): %w", typ, target, t.group, cl.err)
 	}
