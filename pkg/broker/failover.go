@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -12,85 +11,213 @@ import (
 	"github.com/stratalog/strata/pkg/replication"
 )
 
+// Failover: the broker, not each raft group, notices that a leader is gone.
+//
+// Raft's own timers run per group: every follower checks for its leader,
+// every leader heartbeats each follower and checks its lease. With a
+// thousand groups on a broker those wake-ups are most of its CPU at rest,
+// so Strata sets them ten times longer than --raft-heartbeat-timeout
+// (raftTimerScale) and decides elections itself, per broker pair:
+//
+//	transport (per peer)             elector (one loop, every tick)
+//	  every frame read ─► heard[peer]     for each group this broker follows:
+//	  empty round every tick ─► peer        leader's broker gone (connection
+//	  connection refused ─► onPeerDown        refused) or silent for a heartbeat
+//	                                          timeout, or no leader known for
+//	                                          raftTimerScale/5 timeouts + 2 ticks
+//	                                        ─► candidacy: rank among the voters
+//	                                           that are up, if a majority is up
+//	                                        ─► campaign when its turn comes
+//
+// A tick is a third of --raft-heartbeat-timeout, the pace of the
+// transport's heartbeat rounds. The first successor campaigns at once, the
+// next one tick later if there is still no leader, and so on
+// (replication.Successor says when a campaign would be unsafe and refuses
+// it). If a group still has no leader three heartbeat timeouts after its
+// candidacy, it starts over. Raft's own timers stay as the fallback.
+//
+// What it costs: one map lookup per group per tick, plus, per peer, one
+// small frame each way per tick.
+
+// raftTimerScale and raftLeaseScale: raft's heartbeat and election
+// timeouts, and its leader lease, in --raft-heartbeat-timeouts. Raft sends
+// a group's heartbeats every tenth to fifth of its heartbeat timeout, so
+// with a scale of 10 a follower hears its leader every one to two
+// --raft-heartbeat-timeouts plus a round; the lease must hold a few of
+// those.
+const (
+	raftTimerScale = 10
+	raftLeaseScale = 5
+)
+
+// tick is the elector's and the heartbeat rounds' pace.
+func (b *Broker) tick() time.Duration { return b.cfg.RaftHeartbeatTimeout / 3 }
+
+// elector is the state of runElector.
+type elector struct {
+	kick chan struct{} // buffered: onPeerDown wakes the loop
+
+	mu      sync.Mutex
+	down    map[raft.ServerAddress]time.Time // peers found gone, and when
+	watched map[raft.ServerAddress]time.Time // peers watched, since when
+
+	pending map[string]*pendingElection // owned by runElector
+}
+
+// pendingElection is a group whose leader is gone, silent or unknown.
+type pendingElection struct {
+	leader raft.ServerAddress // the gone leader, "" if unknown
+	since  time.Time          // when this broker first saw it so
+	cand   *replication.Candidacy
+	tried  bool
+}
+
+func (e *elector) init() {
+	e.kick = make(chan struct{}, 1)
+	e.down = map[raft.ServerAddress]time.Time{}
+	e.watched = map[raft.ServerAddress]time.Time{}
+	e.pending = map[string]*pendingElection{}
+}
+
 // onPeerDown runs when the raft transport found a peer broker's process
-// gone (a connection to it failed and its raft port refuses connections).
-// For every partition that broker led, and for the metadata quorum if it
-// led that, this broker's replica campaigns when its turn comes
-// (replication.Successor): the first successor at once, the second a
-// heartbeat interval later if there is still no leader, and so on. So
-// produce resumes well under a second after a leader's broker is killed,
-// instead of one to three heartbeat timeouts.
-func (b *Broker) onPeerDown(ctx context.Context, peer raft.ServerAddress) {
-	if !b.started.Load() {
-		return // Start has not finished: nothing here to elect yet
-	}
-	// ctx ends when the Mux closes; a group closing meanwhile refuses its
-	// campaign at once (transport.Campaign watches the group's Transport).
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-
-	now := time.Now()
-	var turns [][]candidate // by rank
-	add := func(name string, s replication.Successor) {
-		c, ok, err := s.Candidacy(peer, now)
-		if err != nil {
-			b.log.Debug("no early election: cannot read the group's configuration", zap.String("group", name), zap.Error(err))
-		}
-		if !ok {
-			return
-		}
-		for len(turns) <= c.Rank {
-			turns = append(turns, nil)
-		}
-		turns[c.Rank] = append(turns[c.Rank], candidate{name, s, c})
-	}
-	add("metadata", b.meta.Successor())
-	for _, p := range b.replicas.all() {
-		if g := p.Group(); g != nil {
-			add(p.GroupName(), g.Successor())
-		}
-	}
-
-	step := heartbeatInterval(b.raftCfg())
-	var campaigned atomic.Int64
-	for rank, cands := range turns {
-		if rank > 0 {
-			t := time.NewTimer(step)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-		// Concurrently: a group whose raft is busy must not hold up the
-		// others' elections.
-		var wg sync.WaitGroup
-		for _, c := range cands {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ok, err := c.s.Campaign(ctx, c.c)
-				if err != nil {
-					b.log.Info("early election not started", zap.String("group", c.name), zap.String("gone_leader", string(peer)), zap.Error(err))
-				}
-				if ok {
-					campaigned.Add(1)
-					b.metrics.earlyElections.Inc()
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	if n := campaigned.Load(); n > 0 {
-		b.log.Info("peer broker is down: started elections for groups it led",
-			zap.String("peer", string(peer)), zap.Int64("elections", n), zap.Duration("took", time.Since(now)))
+// gone (a connection to it failed and its raft port refuses connections):
+// that peer's groups are replaced at once rather than after a heartbeat
+// timeout of silence.
+func (b *Broker) onPeerDown(_ context.Context, peer raft.ServerAddress) {
+	b.elect.mu.Lock()
+	b.elect.down[peer] = time.Now()
+	b.elect.mu.Unlock()
+	select {
+	case b.elect.kick <- struct{}{}:
+	default:
 	}
 }
 
-// candidate is one group's turn in onPeerDown.
-type candidate struct {
-	name string
-	s    replication.Successor
-	c    replication.Candidacy
+// watch keeps peers pulsed by the transport so that their silence shows.
+func (b *Broker) watch(peers ...raft.ServerAddress) {
+	now := time.Now()
+	b.elect.mu.Lock()
+	for _, p := range peers {
+		if _, ok := b.elect.watched[p]; !ok {
+			b.elect.watched[p] = now
+		}
+	}
+	b.elect.mu.Unlock()
+	b.mux.Watch(peers...)
+}
+
+// alive reports whether peer's broker was heard within a heartbeat
+// timeout and has not been found gone since. A peer watched for less than
+// that counts as heard when the watch began.
+func (b *Broker) alive(peer raft.ServerAddress, now time.Time) bool {
+	if peer == b.mux.Addr() {
+		return true
+	}
+	heard := b.mux.Heard(peer)
+	b.elect.mu.Lock()
+	down, isDown := b.elect.down[peer]
+	since, watched := b.elect.watched[peer]
+	b.elect.mu.Unlock()
+	if isDown && !heard.After(down) {
+		return false
+	}
+	if watched && since.After(heard) {
+		heard = since
+	}
+	return !heard.IsZero() && now.Sub(heard) < b.cfg.RaftHeartbeatTimeout
+}
+
+// runElector starts elections for the groups whose leader is gone, silent
+// or unknown, every tick and whenever a peer is found gone.
+func (b *Broker) runElector(ctx context.Context) {
+	t := time.NewTicker(b.tick())
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-b.elect.kick:
+		}
+		b.electOnce(ctx, time.Now(), &wg)
+	}
+}
+
+// electOnce looks at every group this broker follows once.
+func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGroup) {
+	unknownWait := b.raftCfg().HeartbeatTimeout/5 + 2*b.tick()
+	live := func(a raft.ServerAddress) bool { return b.alive(a, now) }
+	seen := make(map[string]bool, len(b.elect.pending))
+	started := 0
+	consider := func(name string, s replication.Successor) {
+		if s.Raft == nil || s.Raft.State() != raft.Follower {
+			return
+		}
+		leader, _ := s.Raft.LeaderWithID()
+		if leader != "" {
+			b.watch(leader)
+			if b.alive(leader, now) {
+				return
+			}
+		}
+		seen[name] = true
+		p := b.elect.pending[name]
+		if p == nil || p.leader != leader {
+			p = &pendingElection{leader: leader, since: now}
+			b.elect.pending[name] = p
+		}
+		if leader == "" && now.Sub(p.since) < unknownWait {
+			return // a restarted follower hears its leader within this
+		}
+		if p.tried && now.Sub(p.cand.Since) > 3*b.cfg.RaftHeartbeatTimeout {
+			p.cand, p.tried = nil, false // still no leader: start over
+		}
+		if p.cand == nil {
+			c, ok, err := s.Candidacy(leader, now, live)
+			if err != nil {
+				b.log.Debug("no election: cannot read the group's configuration", zap.String("group", name), zap.Error(err))
+			}
+			if !ok {
+				return
+			}
+			p.cand = &c
+		}
+		if p.tried || now.Before(p.cand.Since.Add(time.Duration(p.cand.Rank)*b.tick())) {
+			return
+		}
+		p.tried = true
+		started++
+		c := *p.cand
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, b.cfg.RaftHeartbeatTimeout)
+			defer cancel()
+			ok, err := s.Campaign(cctx, c)
+			if err != nil {
+				b.log.Info("election not started", zap.String("group", name), zap.String("gone_leader", string(c.Gone)), zap.Error(err))
+			}
+			if ok {
+				b.metrics.earlyElections.Inc()
+			}
+		}()
+	}
+	if b.meta != nil {
+		consider("metadata", b.meta.Successor())
+	}
+	for _, p := range b.replicas.all() {
+		if g := p.Group(); g != nil {
+			consider(p.GroupName(), g.Successor())
+		}
+	}
+	for name := range b.elect.pending {
+		if !seen[name] {
+			delete(b.elect.pending, name)
+		}
+	}
+	if started > 0 {
+		b.log.Info("leaders gone, silent or unknown: starting elections", zap.Int("groups", started))
+	}
 }

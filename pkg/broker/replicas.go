@@ -128,9 +128,16 @@ func (b *Broker) reconcileReplicas() {
 	me := b.cfg.NodeID
 	want := map[string]bool{}
 	brokers := map[metadata.NodeID]metadata.Broker{}
+	var raftAddrs []raft.ServerAddress
 	for _, br := range b.meta.Brokers() {
 		brokers[br.ID] = br
+		if br.ID != me && br.RaftAddr != "" {
+			raftAddrs = append(raftAddrs, raft.ServerAddress(br.RaftAddr))
+		}
 	}
+	// Every other broker is pulsed, so that a silent one shows at once
+	// whichever groups it shares with this one (failover.go).
+	b.watch(raftAddrs...)
 	for _, t := range b.meta.Topics() {
 		cfg, err := metadata.ParseTopicConfig(t.Config, b.cfg.TopicDefaults)
 		if err != nil {

@@ -112,7 +112,7 @@ func TestCampaignSparesALiveLeader(t *testing.T) {
 	f := (l + 1) % 3
 	term := c.rafts[l].CurrentTerm()
 	s := c.successor(f)
-	cand, ok, err := s.Candidacy(c.muxes[l].Addr(), time.Now())
+	cand, ok, err := s.Candidacy(c.muxes[l].Addr(), time.Now(), allLive)
 	if err != nil || !ok {
 		t.Fatalf("a follower of the leader is not a successor: ok=%v err=%v", ok, err)
 	}
@@ -148,7 +148,7 @@ func TestCampaignReplacesAGoneLeader(t *testing.T) {
 		if i == l {
 			continue
 		}
-		cand, ok, err := c.successor(i).Candidacy(gone, time.Now())
+		cand, ok, err := c.successor(i).Candidacy(gone, time.Now(), allLive)
 		if err != nil || !ok {
 			t.Fatalf("node %d is not a successor of the gone leader: ok=%v err=%v", i+1, ok, err)
 		}
@@ -177,4 +177,39 @@ func TestCampaignReplacesAGoneLeader(t *testing.T) {
 		return false
 	})
 	t.Logf("new leader %s after the old one stopped", time.Since(start).Round(time.Millisecond))
+}
+
+func allLive(raft.ServerAddress) bool { return true }
+
+// TestCandidacyNeedsAMajorityUp: a follower that sees no majority of its
+// group's voters up does not campaign, and voters that are down take no
+// turn.
+func TestCandidacyNeedsAMajorityUp(t *testing.T) {
+	c := newCampaignCluster(t)
+	l := c.leader(t)
+	gone := c.muxes[l].Addr()
+	f1, f2 := (l+1)%3, (l+2)%3
+	// The leader's broker is gone and so, as f1 sees it, is f2's: one
+	// voter of three is up, f1 itself.
+	onlySelf := func(raft.ServerAddress) bool { return false }
+	if _, ok, err := c.successor(f1).Candidacy(gone, time.Now(), onlySelf); err != nil || ok {
+		t.Fatalf("a follower alone became a successor: ok=%v err=%v", ok, err)
+	}
+	// With f2 up, the two survivors rank in configuration order.
+	ranks := map[int]int{}
+	for _, f := range []int{f1, f2} {
+		cand, ok, err := c.successor(f).Candidacy(gone, time.Now(), allLive)
+		if err != nil || !ok {
+			t.Fatalf("node %d is not a successor: ok=%v err=%v", f+1, ok, err)
+		}
+		ranks[f] = cand.Rank
+	}
+	if ranks[f1]+ranks[f2] != 1 || ranks[min(f1, f2)] != 0 {
+		t.Fatalf("ranks %v: want 0 for the first survivor in configuration order, 1 for the next", ranks)
+	}
+	// A follower that still hears the leader it is asked about is no
+	// successor of another.
+	if _, ok, _ := c.successor(f1).Candidacy("", time.Now(), allLive); ok {
+		t.Fatal("a follower with a known leader is a successor for an unknown one")
+	}
 }

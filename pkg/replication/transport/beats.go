@@ -83,9 +83,10 @@ type beatQueue struct {
 	m       *Mux
 	mu      sync.Mutex
 	pending []*beat
-	armed   *time.Timer // the round is scheduled
-	last    time.Time   // when the previous round was sent
-	closed  bool
+	armed    *time.Timer // the round is scheduled
+	last     time.Time   // when the previous round was sent
+	inflight int         // rounds sent and not yet answered or failed
+	closed   bool
 }
 
 // beat sends heartbeat args to target in target's next round and waits
@@ -121,10 +122,30 @@ func (t *Transport) beat(target raft.ServerAddress, args *raft.AppendEntriesRequ
 // joinRound adds b to peer's next round, scheduling the round if b is the
 // first to wait for it.
 func (m *Mux) joinRound(peer raft.ServerAddress, b *beat) error {
-	m.beats.Lock()
-	if m.beats.closed {
-		m.beats.Unlock()
+	q := m.queue(peer)
+	if q == nil {
 		return ErrClosed
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	if q.armed == nil {
+		if !q.arm(peer, max(lazyFlushDelay, time.Until(q.last.Add(m.opts.HeartbeatInterval)))) {
+			return ErrClosed
+		}
+	}
+	q.pending = append(q.pending, b)
+	return nil
+}
+
+// queue returns peer's round queue, creating it; nil once the Mux closed.
+func (m *Mux) queue(peer raft.ServerAddress) *beatQueue {
+	m.beats.Lock()
+	defer m.beats.Unlock()
+	if m.beats.closed {
+		return nil
 	}
 	q := m.beats.peers[peer]
 	if q == nil {
@@ -134,27 +155,22 @@ func (m *Mux) joinRound(peer raft.ServerAddress, b *beat) error {
 		}
 		m.beats.peers[peer] = q
 	}
-	m.beats.Unlock()
+	return q
+}
 
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return ErrClosed
+// arm schedules q's next round to peer after delay; q.mu is held. The
+// timer's callback is owned like a goroutine of the Mux: counted from here
+// until it ran, or until close stopped it.
+func (q *beatQueue) arm(peer raft.ServerAddress, delay time.Duration) bool {
+	m := q.m
+	if !m.addWorker() {
+		return false
 	}
-	if q.armed == nil {
-		// The timer's callback is owned like a goroutine of the Mux:
-		// counted from here until it ran, or until close stopped it.
-		if !m.addWorker() {
-			return ErrClosed
-		}
-		delay := max(lazyFlushDelay, time.Until(q.last.Add(m.opts.HeartbeatInterval)))
-		q.armed = time.AfterFunc(delay, func() {
-			defer m.wg.Done()
-			m.sendRound(peer, q)
-		})
-	}
-	q.pending = append(q.pending, b)
-	return nil
+	q.armed = time.AfterFunc(delay, func() {
+		defer m.wg.Done()
+		m.sendRound(peer, q)
+	})
+	return true
 }
 
 // take removes and returns the waiting beats, marking a round sent now.
@@ -163,6 +179,7 @@ func (q *beatQueue) take() []*beat {
 	defer q.mu.Unlock()
 	beats := q.pending
 	q.pending, q.armed, q.last = nil, nil, time.Now()
+	q.inflight++
 	return beats
 }
 
@@ -205,13 +222,14 @@ func (r *roundAnswers) decode(payload []byte) (err error) {
 }
 
 // sendRound sends peer's waiting heartbeats as one round and hands each
-// its answer.
+// its answer. A round with no heartbeats is a pulse (liveness.go): its
+// answer only tells that the peer is there.
 func (m *Mux) sendRound(peer raft.ServerAddress, q *beatQueue) {
 	beats := q.take()
-	if len(beats) == 0 {
-		return
-	}
 	err := m.round(peer, beats)
+	q.mu.Lock()
+	q.inflight--
+	q.mu.Unlock()
 	for _, b := range beats {
 		if b.err == nil {
 			b.err = err

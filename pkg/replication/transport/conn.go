@@ -27,6 +27,7 @@ type conn struct {
 	peer     raft.ServerAddress // dialled: the target; accepted: from the hello
 	outbound bool
 	br       *bufio.Reader
+	life     *peerLife // the peer's liveness record, stamped by readLoop (liveness.go)
 
 	// queued counts writers waiting for or holding w: the last one out
 	// flushes, so frames written back to back share a syscall.
@@ -161,6 +162,7 @@ func (c *conn) readLoop() {
 			err = ErrBlocked
 			break
 		}
+		c.heard()
 		if f.kind == kindRequest && !c.outbound {
 			c.m.serveRequest(c, f)
 			continue

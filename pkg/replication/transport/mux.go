@@ -131,6 +131,9 @@ type Mux struct {
 		m map[raft.ServerAddress]struct{}
 	}
 
+	// pulses keeps watched peers heard from (liveness.go).
+	pulses
+
 	// beats holds each peer's next heartbeat round (beats.go).
 	beats struct {
 		sync.Mutex

@@ -1,10 +1,12 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -89,9 +91,35 @@ func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, ar
 }
 
 // RequestVote implements raft.Transport.
+//
+// A peer that has not opened the group yet (ErrUnknownGroup: a topic just
+// created, a broker just restarted) is asked again every voteRetryGap for
+// up to voteRetryFor: raft would count the vote as lost and try again only
+// after its election timeout, which Strata sets ten heartbeat timeouts
+// long (replication.DefaultRaftConfig).
 func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	return t.call(target, rpcRequestVote, args, nil, resp)
+	deadline := time.Now().Add(voteRetryFor)
+	for {
+		err := t.call(target, rpcRequestVote, args, nil, resp)
+		if !errors.Is(err, ErrUnknownGroup) || time.Now().Add(voteRetryGap).After(deadline) {
+			return err
+		}
+		w := time.NewTimer(voteRetryGap)
+		select {
+		case <-w.C:
+		case <-t.closing:
+			w.Stop()
+			return err
+		}
+	}
 }
+
+// voteRetryFor and voteRetryGap: how RequestVote waits for a peer to open
+// the group.
+const (
+	voteRetryFor = 3 * time.Second
+	voteRetryGap = 50 * time.Millisecond
+)
 
 // RequestPreVote implements raft.WithPreVote.
 func (t *Transport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {

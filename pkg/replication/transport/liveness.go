@@ -1,0 +1,135 @@
+package transport
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Liveness: which peer brokers are answering, known per broker pair rather
+// than per raft group.
+//
+// Every frame read from a peer (a request, a response, a heartbeat round
+// or its answers) stamps that peer as heard. Peers named with Watch are
+// also pulsed: every Options.HeartbeatInterval, a peer that has had no
+// heartbeat round from this broker since the last tick gets an empty one,
+// which it answers. So while two brokers that watch each other are up and
+// connected, each hears the other at least once per interval, whatever
+// their raft groups are doing, at the cost of one small frame each way per
+// interval per pair, and Heard tells how long a peer has been silent.
+//
+// The broker uses this to replace a silent leader's groups after one raft
+// heartbeat timeout (broker/elector.go) while every group's own raft
+// timers run ten times longer: a group at rest then wakes a few times less
+// often, which is most of an idle broker's CPU.
+//
+//	this broker                      watched peer
+//	  tick ─► (no round for a tick?) ── empty round ──► answers (none)
+//	  heard[peer] = now  ◄──────────── answer frame ◄──┘
+//	  heard[peer] = now  ◄──────────── any frame it sends
+
+// peerLife is what the Mux knows of one peer's liveness.
+type peerLife struct {
+	heard   atomic.Int64 // unix nanoseconds of the last frame read from it; 0 = never
+	watched atomic.Int64 // unix nanoseconds of the last Watch naming it
+}
+
+// watchTTL: a peer not named by Watch for this long is pulsed no more.
+const watchTTL = time.Minute
+
+// life returns peer's record, creating it.
+func (m *Mux) life(peer raft.ServerAddress) *peerLife {
+	if v, ok := m.lives.Load(peer); ok {
+		return v.(*peerLife)
+	}
+	v, _ := m.lives.LoadOrStore(peer, &peerLife{})
+	return v.(*peerLife)
+}
+
+// Heard returns when a frame from peer was last read, or the zero time if
+// none has been since this Mux started.
+func (m *Mux) Heard(peer raft.ServerAddress) time.Time {
+	v, ok := m.lives.Load(peer)
+	if !ok {
+		return time.Time{}
+	}
+	ns := v.(*peerLife).heard.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Watch asks for peers to be pulsed every Options.HeartbeatInterval for
+// the next watchTTL (call it again to keep them watched), so that Heard
+// stays fresh while they are up. This Mux's own address is ignored. A Mux
+// without a HeartbeatInterval pulses nothing.
+func (m *Mux) Watch(peers ...raft.ServerAddress) {
+	now := time.Now().UnixNano()
+	for _, p := range peers {
+		if p == m.addr || p == "" {
+			continue
+		}
+		m.life(p).watched.Store(now)
+	}
+	if m.opts.HeartbeatInterval > 0 {
+		m.pulseOnce.Do(func() {
+			if !m.spawn(m.runPulses) {
+				return
+			}
+		})
+	}
+}
+
+// runPulses sends each watched peer an empty round whenever a tick passed
+// without one, until the Mux closes.
+func (m *Mux) runPulses() {
+	t := time.NewTicker(m.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.closing:
+			return
+		case now := <-t.C:
+			m.lives.Range(func(k, v any) bool {
+				pl := v.(*peerLife)
+				if w := pl.watched.Load(); w != 0 && now.Sub(time.Unix(0, w)) < watchTTL {
+					m.pulse(k.(raft.ServerAddress), now)
+				}
+				return true
+			})
+		}
+	}
+}
+
+// pulse schedules an empty round to peer unless one is scheduled, one is
+// still waiting for its answers (a peer that does not answer gets no pile
+// of them), or one was sent within the last half interval.
+func (m *Mux) pulse(peer raft.ServerAddress, now time.Time) {
+	q := m.queue(peer)
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.armed != nil || q.inflight > 0 || now.Sub(q.last) < m.opts.HeartbeatInterval/2 {
+		return
+	}
+	q.arm(peer, 0)
+}
+
+// heard stamps c's peer as heard now (every frame read).
+func (c *conn) heard() {
+	if c.life == nil {
+		c.life = c.m.life(c.peer)
+	}
+	c.life.heard.Store(time.Now().UnixNano())
+}
+
+// pulses is the Mux's state for runPulses.
+type pulses struct {
+	pulseOnce sync.Once
+	lives     sync.Map // raft.ServerAddress -> *peerLife
+}
