@@ -43,7 +43,7 @@ func bindFlagSet(f *pflag.FlagSet, cfg *broker.Config, configFile *string) {
 	f.DurationVar(&cfg.ProduceTimeout, "produce-timeout", cfg.ProduceTimeout, "longest wait for a produce's acks")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "how long a Raft follower waits for an unreachable leader before an election (a leader whose broker is gone is replaced at once); heartbeats go to each peer every third of it (longer: less idle CPU per partition, slower failover when a broker is cut off)")
+	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "how long a broker that stopped answering (cut off, paused) may stay silent before its partitions get new leaders (a broker whose process is gone is replaced at once); brokers pulse each other every third of it, and each partition's own Raft timers run 20x longer as a fallback")
 }
 
 // loadConfig layers, lowest first: built-in defaults, the YAML file,

@@ -64,11 +64,11 @@ type Broker struct {
 	// moving holds the groups of partition moves running on this broker.
 	moving sync.Map
 
-	grpc   *grpc.Server
-	http   *http.Server
-	apiLn  net.Listener
-	httpLn net.Listener
-	ready  atomic.Bool
+	grpc     *grpc.Server
+	http     *http.Server
+	apiLn    net.Listener
+	httpLn   net.Listener
+	ready    atomic.Bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -255,7 +255,6 @@ func (b *Broker) tuneMeta(c *raft.Config) {
 	// 50ms its idle AppendEntries cost as much as all partitions'.
 	c.CommitTimeout = min(metaCommitTimeout, t.CommitTimeout)
 }
-
 
 // APIAddr is the bound API address (useful with port 0).
 func (b *Broker) APIAddr() string { return b.apiLn.Addr().String() }

@@ -43,9 +43,10 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop before connections are cut.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"` // --shutdown-timeout
 	LogLevel        string        `yaml:"log-level"`        // --log-level
-	// RaftHeartbeatTimeout is how long a Raft follower waits for its leader
-	// before calling an election; the leader heartbeats every tenth of it.
-	// It trades failover time for idle CPU (see docs/operations.md).
+	// RaftHeartbeatTimeout is how long a broker may stay silent before the
+	// partitions it leads get new leaders (failover.go); brokers pulse
+	// each other every third of it. Raft's own timers run raftTimerScale
+	// times longer, as the fallback (see docs/operations.md).
 	RaftHeartbeatTimeout time.Duration `yaml:"raft-heartbeat-timeout"` // --raft-heartbeat-timeout
 	// RetentionCheckInterval is how often partition leaders check their
 	// topics' retention and compaction settings, and every replica deletes

@@ -91,8 +91,10 @@ func (b *Broker) createAnyTopic(ctx context.Context, name string, partitions, rf
 	return t, nil
 }
 
-// leaderWait bounds how long CreateTopic waits for partition leaders.
-const leaderWait = 15 * time.Second
+// leaderWait bounds how long CreateTopic waits for partition leaders:
+// well under the client's attempt timeout (15s), which would otherwise
+// retry a creation that worked and report "already exists".
+const leaderWait = 10 * time.Second
 
 func allLed(meta *metadata.RaftStore, name, id string) bool {
 	t, ok := meta.Topic(name)

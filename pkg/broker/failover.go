@@ -16,7 +16,7 @@ import (
 // Raft's own timers run per group: every follower checks for its leader,
 // every leader heartbeats each follower and checks its lease. With a
 // thousand groups on a broker those wake-ups are most of its CPU at rest,
-// so Strata sets them ten times longer than --raft-heartbeat-timeout
+// so Strata sets them twenty times longer than --raft-heartbeat-timeout
 // (raftTimerScale) and decides elections itself, per broker pair:
 //
 //	transport (per peer)             elector (one loop, every tick)
@@ -25,6 +25,9 @@ import (
 //	  connection refused ─► onPeerDown        refused) or silent for a heartbeat
 //	                                          timeout, or no leader known for
 //	                                          raftTimerScale/5 timeouts + 2 ticks
+//	                                          (and the metadata's last leader
+//	                                          is not up)
+//	                                          (at once for a group just created)
 //	                                        ─► candidacy: rank among the voters
 //	                                           that are up, if a majority is up
 //	                                        ─► campaign when its turn comes
@@ -42,12 +45,15 @@ import (
 // raftTimerScale and raftLeaseScale: raft's heartbeat and election
 // timeouts, and its leader lease, in --raft-heartbeat-timeouts. Raft sends
 // a group's heartbeats every tenth to fifth of its heartbeat timeout, so
-// with a scale of 10 a follower hears its leader every one to two
+// with a scale of 20 a follower hears its leader every two to four
 // --raft-heartbeat-timeouts plus a round; the lease must hold a few of
-// those.
+// those. CommitTimeout, the idle AppendEntries that tells a follower the
+// commit index, is raftTimerScale timeouts too. Measured at 1,000
+// partitions RF 3 (docs/operations.md): idle CPU per broker 21% with
+// raft's timers at the flag, 10-12% at a scale of 10, 7-8% at 20.
 const (
-	raftTimerScale = 10
-	raftLeaseScale = 5
+	raftTimerScale = 20
+	raftLeaseScale = 10
 )
 
 // tick is the elector's and the heartbeat rounds' pace.
@@ -60,6 +66,7 @@ type elector struct {
 	mu      sync.Mutex
 	down    map[raft.ServerAddress]time.Time // peers found gone, and when
 	watched map[raft.ServerAddress]time.Time // peers watched, since when
+	fresh   map[string]time.Time             // groups bootstrapped by this run, and when
 
 	pending map[string]*pendingElection // owned by runElector
 }
@@ -76,6 +83,7 @@ func (e *elector) init() {
 	e.kick = make(chan struct{}, 1)
 	e.down = map[raft.ServerAddress]time.Time{}
 	e.watched = map[raft.ServerAddress]time.Time{}
+	e.fresh = map[string]time.Time{}
 	e.pending = map[string]*pendingElection{}
 }
 
@@ -91,6 +99,27 @@ func (b *Broker) onPeerDown(_ context.Context, peer raft.ServerAddress) {
 	case b.elect.kick <- struct{}{}:
 	default:
 	}
+}
+
+// bootstrapped records that this broker just bootstrapped group, a
+// partition that never had a leader: its first voter need not wait to hear
+// from a leader before it campaigns.
+func (b *Broker) bootstrapped(group string) {
+	b.elect.mu.Lock()
+	b.elect.fresh[group] = time.Now()
+	b.elect.mu.Unlock()
+}
+
+// isFresh reports whether group was bootstrapped by this broker within d.
+func (b *Broker) isFresh(group string, now time.Time, d time.Duration) bool {
+	b.elect.mu.Lock()
+	defer b.elect.mu.Unlock()
+	t, ok := b.elect.fresh[group]
+	if ok && now.Sub(t) >= d {
+		delete(b.elect.fresh, group)
+		return false
+	}
+	return ok
 }
 
 // watch keeps peers pulsed by the transport so that their silence shows.
@@ -148,10 +177,18 @@ func (b *Broker) runElector(ctx context.Context) {
 // electOnce looks at every group this broker follows once.
 func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGroup) {
 	unknownWait := b.raftCfg().HeartbeatTimeout/5 + 2*b.tick()
-	live := func(a raft.ServerAddress) bool { return b.alive(a, now) }
+	// A voter not watched yet (the metadata quorum's, before the metadata
+	// names any broker) is watched from now on, and counts as up until a
+	// heartbeat timeout passes without a word from it.
+	live := func(a raft.ServerAddress) bool {
+		b.watch(a)
+		return b.alive(a, now)
+	}
 	seen := make(map[string]bool, len(b.elect.pending))
 	started := 0
-	consider := func(name string, s replication.Successor) {
+	// lastLeader is the broker the metadata last named leader of a group,
+	// if any.
+	consider := func(name string, s replication.Successor, lastLeader func() raft.ServerAddress) {
 		if s.Raft == nil || s.Raft.State() != raft.Follower {
 			return
 		}
@@ -168,8 +205,19 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 			p = &pendingElection{leader: leader, since: now}
 			b.elect.pending[name] = p
 		}
-		if leader == "" && now.Sub(p.since) < unknownWait {
-			return // a restarted follower hears its leader within this
+		fresh := leader == "" && b.isFresh(name, now, unknownWait)
+		if leader == "" && !fresh {
+			if now.Sub(p.since) < unknownWait {
+				return // a restarted follower hears its leader within this
+			}
+			// A replica that restarted does not know its leader until
+			// the leader's next heartbeat, which may take longer when
+			// the leader had been failing to reach it. If the broker
+			// the metadata last named leader is up, that is the wait,
+			// not an election (which would depose it).
+			if l := lastLeader(); l != "" && l != b.mux.Addr() && b.alive(l, now) {
+				return
+			}
 		}
 		if p.tried && now.Sub(p.cand.Since) > 3*b.cfg.RaftHeartbeatTimeout {
 			p.cand, p.tried = nil, false // still no leader: start over
@@ -183,6 +231,11 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 				return
 			}
 			p.cand = &c
+		}
+		if fresh && p.cand.Rank > 0 && now.Sub(p.since) < unknownWait {
+			// A new group: only its first voter campaigns at once. The
+			// others open it a moment later and would split the vote.
+			return
 		}
 		if p.tried || now.Before(p.cand.Since.Add(time.Duration(p.cand.Rank)*b.tick())) {
 			return
@@ -205,11 +258,14 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 		}()
 	}
 	if b.meta != nil {
-		consider("metadata", b.meta.Successor())
+		// The metadata quorum's leader is not recorded anywhere else;
+		// its idle AppendEntries come every metaCommitTimeout, so a
+		// restarted voter hears it long before unknownWait.
+		consider("metadata", b.meta.Successor(), func() raft.ServerAddress { return "" })
 	}
 	for _, p := range b.replicas.all() {
 		if g := p.Group(); g != nil {
-			consider(p.GroupName(), g.Successor())
+			consider(p.GroupName(), g.Successor(), func() raft.ServerAddress { return b.recordedLeader(p.Topic(), p.ID()) })
 		}
 	}
 	for name := range b.elect.pending {
@@ -220,4 +276,18 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 	if started > 0 {
 		b.log.Info("leaders gone, silent or unknown: starting elections", zap.Int("groups", started))
 	}
+}
+
+// recordedLeader is the raft address of the broker the metadata last named
+// leader of topic's partition p, or "".
+func (b *Broker) recordedLeader(topic string, p int32) raft.ServerAddress {
+	t, ok := b.meta.Topic(topic)
+	if !ok || int(p) >= len(t.Assignments) || t.Assignments[p].Leader == 0 {
+		return ""
+	}
+	br, ok := b.meta.Broker(t.Assignments[p].Leader)
+	if !ok {
+		return ""
+	}
+	return raft.ServerAddress(br.RaftAddr)
 }

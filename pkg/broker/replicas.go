@@ -217,6 +217,9 @@ func (b *Broker) openReplica(t metadata.Topic, p int32, a metadata.Assignment, c
 			b.leaders.publish(t.Name, t.ID, p, group)
 		}
 	})
+	if part.Group().Bootstrapped() {
+		b.bootstrapped(group)
+	}
 	b.replicas.mu.Lock()
 	b.replicas.mu.byGroup[group] = &replica{p: part, topic: t, config: cfg}
 	b.replicas.mu.Unlock()

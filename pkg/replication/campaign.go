@@ -9,7 +9,7 @@ import (
 
 // Elections driven by the broker. The broker learns that a leader's broker
 // is gone (transport.Options.OnPeerDown) or silent (transport.Mux.Heard)
-// sooner than raft's own timers would, which it sets ten heartbeat
+// sooner than raft's own timers would, which it sets twenty heartbeat
 // timeouts long so that groups at rest cost little (broker/elector.go). For
 // each group whose leader is gone, silent or unknown for too long, the
 // surviving voters campaign in turn, in the order of the group's

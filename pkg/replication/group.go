@@ -27,6 +27,9 @@ type Group struct {
 	fsm    *fsm
 	log    *segment.Log
 
+	// bootstrapped: OpenGroup found no state and bootstrapped the group.
+	bootstrapped bool
+
 	// applyMu keeps the batches of one Apply consecutive in raft's apply
 	// queue, so they get consecutive offsets. Queueing is a channel send
 	// into raft's buffered apply channel, so it is held briefly.
@@ -108,6 +111,7 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 		rc.TrailingLogs = 1
 	}
 
+	bootstrapped := false
 	if len(cfg.Bootstrap) > 0 {
 		has, err := raft.HasExistingState(store, cfg.Stable, snaps)
 		if err != nil {
@@ -118,11 +122,12 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 			if err := raft.BootstrapCluster(rc, store, cfg.Stable, snaps, cfg.Transport, conf); err != nil {
 				return nil, fmt.Errorf("bootstrap: %w", err)
 			}
+			bootstrapped = true
 		}
 	}
 	g := &Group{
 		cfg: cfg, logger: logger, store: store, fsm: f, log: l, done: make(chan struct{}),
-		stop: make(chan struct{}), control: make(chan struct{}, 1),
+		stop: make(chan struct{}), control: make(chan struct{}, 1), bootstrapped: bootstrapped,
 	}
 	g.mu.drained = make(chan struct{})
 	if cfg.LogSource != nil {
@@ -507,3 +512,7 @@ func (g *Group) Close() error {
 	}
 	return err
 }
+
+// Bootstrapped reports whether OpenGroup bootstrapped the group, finding no
+// earlier state: a group that never had a leader.
+func (g *Group) Bootstrapped() bool { return g.bootstrapped }

@@ -43,12 +43,12 @@ import (
 //  1. Every answer is the follower's own: raft's heartbeat handler on the
 //     peer ran appendEntries and answered. Nothing is faked, so raft's
 //     lease (checkLeaderLease) and VerifyLeader mean what they say.
-//  2. The follower hears from its leader every interval plus a round trip:
-//     with the interval at HeartbeatTimeout/3 that is three heartbeats per
-//     election timeout, and three per LeaderLeaseTimeout at Strata's
-//     lease of one HeartbeatTimeout (replication.DefaultRaftConfig),
-//     against raft's five to ten. The lease needs two at least: a leader
-//     that heard from no quorum within it steps down.
+//  2. The follower hears from its leader every raft heartbeat period
+//     (HeartbeatTimeout/10 to /5) plus up to one interval. The broker sets
+//     raft's HeartbeatTimeout to twenty of its own heartbeat timeouts and
+//     the lease to ten, and decides elections itself from per-peer liveness
+//     (liveness.go, broker/failover.go), so a follower hears its leader a
+//     few times per lease and per election timeout, as raft needs.
 //  3. A heartbeat waits up to one interval before it is sent. Raft's
 //     heartbeat goroutine does not watch its stop channel meanwhile, so a
 //     leader that steps down has it back within an interval (and its
@@ -80,9 +80,9 @@ type beat struct {
 
 // beatQueue is one peer's next round.
 type beatQueue struct {
-	m       *Mux
-	mu      sync.Mutex
-	pending []*beat
+	m        *Mux
+	mu       sync.Mutex
+	pending  []*beat
 	armed    *time.Timer // the round is scheduled
 	last     time.Time   // when the previous round was sent
 	inflight int         // rounds sent and not yet answered or failed

@@ -51,6 +51,12 @@
 //     (beats.go: the format, and why raft's election timeout and lease
 //     still hold). The peer runs them through each group's heartbeat
 //     handler in turn and answers them in one frame.
+//   - Liveness: every frame read from a peer stamps it heard (Mux.Heard),
+//     and peers named with Mux.Watch get an empty round every
+//     HeartbeatInterval in which no round went, so a live, connected peer
+//     is heard at least that often whatever its groups do (liveness.go).
+//   - RequestVote asks a peer that has not opened the group yet again, for
+//     up to 8 s, instead of failing the vote at once.
 //   - A lone heartbeat frame goes to the group's heartbeat handler, on its
 //     own goroutine; other requests go to the group's Consumer in arrival
 //     order, one at a time. A request raft does not take within its timeout

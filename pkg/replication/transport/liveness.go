@@ -22,7 +22,7 @@ import (
 //
 // The broker uses this to replace a silent leader's groups after one raft
 // heartbeat timeout (broker/elector.go) while every group's own raft
-// timers run ten times longer: a group at rest then wakes a few times less
+// timers run twenty times longer: a group at rest then wakes a few times less
 // often, which is most of an idle broker's CPU.
 //
 //	this broker                      watched peer

@@ -46,10 +46,11 @@ type Options struct {
 
 	// HeartbeatInterval is the shortest time between two heartbeat rounds
 	// to one peer (beats.go): every group's heartbeat to that peer waits
-	// for the next round. A third of raft's HeartbeatTimeout keeps three
-	// heartbeats per election timeout; keep it under half of
-	// LeaderLeaseTimeout too. Default 0: no pacing, a round goes
-	// as soon as lazyFlushDelay has let other groups' heartbeats join.
+	// for the next round. Keep it under a third of raft's
+	// HeartbeatTimeout and half its LeaderLeaseTimeout. It is also the
+	// pace of pulses to watched peers (liveness.go). Default 0: no pacing,
+	// a round goes as soon as lazyFlushDelay has let other groups'
+	// heartbeats join, and no pulses.
 	HeartbeatInterval time.Duration
 
 	// OnPeerDown, if set, is called (on a goroutine of the Mux, with a

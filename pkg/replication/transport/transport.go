@@ -95,7 +95,7 @@ func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, ar
 // A peer that has not opened the group yet (ErrUnknownGroup: a topic just
 // created, a broker just restarted) is asked again every voteRetryGap for
 // up to voteRetryFor: raft would count the vote as lost and try again only
-// after its election timeout, which Strata sets ten heartbeat timeouts
+// after its election timeout, which Strata sets twenty heartbeat timeouts
 // long (replication.DefaultRaftConfig).
 func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
 	deadline := time.Now().Add(voteRetryFor)
@@ -117,7 +117,7 @@ func (t *Transport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args
 // voteRetryFor and voteRetryGap: how RequestVote waits for a peer to open
 // the group.
 const (
-	voteRetryFor = 3 * time.Second
+	voteRetryFor = 8 * time.Second
 	voteRetryGap = 50 * time.Millisecond
 )
 
