@@ -22,7 +22,11 @@ func Start(t testing.TB, opts ...func(*broker.Config)) string {
 	return StartBroker(t, opts...).APIAddr()
 }
 
-// FastRaft is the Raft tuning for tests: elections in a few hundred ms.
+// FastRaft is a Raft tuning for tests that want raft's own timers to
+// decide elections, in a few hundred ms. Test brokers do not use it by
+// default: they run the broker's own tuning (its elector decides
+// elections, raft's timers are the fallback) at a heartbeat timeout of
+// HeartbeatTimeout.
 func FastRaft() *raft.Config {
 	c := replication.DefaultRaftConfig()
 	c.HeartbeatTimeout = 200 * time.Millisecond
@@ -31,6 +35,10 @@ func FastRaft() *raft.Config {
 	c.CommitTimeout = 20 * time.Millisecond
 	return c
 }
+
+// HeartbeatTimeout is test brokers' --raft-heartbeat-timeout: a leader
+// whose broker is silent this long is replaced.
+const HeartbeatTimeout = 200 * time.Millisecond
 
 // Config is a test broker's config: loopback, port 0 everywhere, a fresh
 // data dir.
@@ -43,6 +51,7 @@ func Config(t testing.TB, id uint32) broker.Config {
 	cfg.RaftAddr = "127.0.0.1:0"
 	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
+	cfg.RaftHeartbeatTimeout = HeartbeatTimeout
 	return cfg
 }
 
@@ -66,7 +75,6 @@ func Run(t testing.TB, cfg broker.Config) *broker.Broker {
 	if err != nil {
 		t.Fatalf("brokertest: new broker: %v", err)
 	}
-	b.SetRaftTuning(FastRaft)
 	if err := b.Start(); err != nil {
 		t.Fatalf("brokertest: start broker %d: %v", cfg.NodeID, err)
 	}

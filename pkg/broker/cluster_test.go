@@ -230,6 +230,18 @@ func TestIsolatedLeaderCannotCommit(t *testing.T) {
 	for k, v := range produceN(t, cm, "t", "majority", 100) {
 		acked[k] = v
 	}
+	// The new leader was elected by the brokers' elector once the old
+	// one's broker fell silent, not by raft's own timers (20 heartbeat
+	// timeouts): those elections are counted.
+	var elections float64
+	for id := uint32(1); id <= 3; id++ {
+		if id != old {
+			elections += metricValue(t, cl.Broker(id).HTTPAddr(), "strata_early_elections_total")
+		}
+	}
+	if elections < 1 {
+		t.Fatal("the majority elected a leader, but not through the broker's elector")
+	}
 	// Healed, the old leader steps down and its uncommitted entry is gone.
 	for id := uint32(1); id <= 3; id++ {
 		cl.Broker(id).Mux().UnblockAll()
