@@ -170,7 +170,9 @@ func TestGroupRebalanceRevokesBeforeRelease(t *testing.T) {
 	pollUntil(t, a, "a gives two partitions away", func([]*Record) bool { return len(a.Assignment()) == 2 })
 	produceTo(t, c, "t", 5, 0, 1, 2, 3)
 	got = append(got, pollUntil(t, a, "a reads its new records", func(all []*Record) bool { return len(all) == 10 })...)
-	eventually(t, "b reads its new records", func() bool { bMu.Lock(); defer bMu.Unlock(); return len(bGot) == 10 })
+	// At least 10: a record read twice must fail the exactly-once check
+	// below, saying which, not this wait (seen once in CI, undiagnosed).
+	eventually(t, "b reads its new records", func() bool { bMu.Lock(); defer bMu.Unlock(); return len(bGot) >= 10 })
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)
