@@ -217,8 +217,22 @@ func TestIsolatedLeaderCannotCommit(t *testing.T) {
 			cl.Broker(id).Mux().Block(raftAddr(iso.RaftAddr()))
 		}
 	}
-	// Straight to the isolated leader, a produce cannot commit.
+	// Once it has heard from no majority for a heartbeat timeout, the
+	// isolated leader serves no reads (they could be stale), although
+	// raft's lease (10 heartbeat timeouts) keeps it leader longer.
 	raw := dial(t, iso.APIAddr())
+	eventually(t, "the isolated leader refuses fetches", func() bool {
+		fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		resp, err := raw.Fetch(fctx, &v1.FetchRequest{Partitions: []*v1.FetchPartition{{Topic: "t", Partition: 0, Offset: 0}}, MaxBytes: 1 << 20})
+		return err == nil && len(resp.Partitions) == 1 && resp.Partitions[0].Error.GetCode() == v1.ErrorCode_ERROR_CODE_NOT_LEADER
+	})
+	st, err := iso.ReplicaStatus(context.Background(), &v1.ReplicaStatusRequest{})
+	if err != nil || len(st.Replicas) != 1 || st.Replicas[0].Role != "leader" {
+		t.Fatalf("the refusal came from raft stepping down, not from the broker (status %v, %v): "+
+			"the broker should refuse after 1 heartbeat timeout, raft after 10", st, err)
+	}
+	// Straight to the isolated leader, a produce cannot commit.
 	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	resp, err := raw.Produce(pctx, &v1.ProduceRequest{Topic: "t", Partitions: []*v1.ProducePartition{{Partition: 0, Batches: encode(t, "split-brain")}}})
 	cancel()

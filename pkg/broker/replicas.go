@@ -260,6 +260,15 @@ func (b *Broker) leaderFor(topic string, p int32) (*partition.Partition, error) 
 	leader := t.Assignments[p].Leader
 	if part, ok := b.replicas.get(t.GroupName(p)); ok {
 		if part.IsLeader() {
+			if !b.hearsMajority(t.Assignments[p].Replicas) {
+				// Raft's lease keeps a cut-off leader leading for
+				// raftLeaseScale heartbeat timeouts; the others elect
+				// a new one after one. Meanwhile it could commit
+				// nothing and would serve stale reads.
+				return nil, &apierr.Error{Code: v1.ErrorCode_ERROR_CODE_NOT_LEADER,
+					Message: fmt.Sprintf("broker %d led %s/%d but has not heard from most of its replicas for %s: it may be cut off; ask another broker",
+						b.cfg.NodeID, topic, p, b.cfg.RaftHeartbeatTimeout)}
+			}
 			return part, nil
 		}
 		if id, _ := part.Group().Leader(); id != "" {
@@ -277,4 +286,21 @@ func (b *Broker) leaderFor(topic string, p int32) (*partition.Partition, error) 
 		e.Message += fmt.Sprintf("; broker %d does", leader)
 	}
 	return nil, e
+}
+
+// hearsMajority reports whether this broker heard, within a heartbeat
+// timeout, from the brokers of a majority of replicas (itself included).
+func (b *Broker) hearsMajority(replicas []metadata.NodeID) bool {
+	now := time.Now()
+	up := 0
+	for _, id := range replicas {
+		if id == b.cfg.NodeID {
+			up++
+			continue
+		}
+		if br, ok := b.meta.Broker(id); ok && b.alive(raft.ServerAddress(br.RaftAddr), now) {
+			up++
+		}
+	}
+	return 2*up > len(replicas)
 }
