@@ -50,8 +50,11 @@ func (b *Broker) controlOnce(ctx context.Context) {
 			addrs[uint32(m.NodeID)] = m.RaftAddr
 		}
 		b.log.Info("bootstrapping the metadata quorum", zap.Any("voters", addrs))
+		fresh := !b.meta.HasState()
 		if err := b.meta.Bootstrap(addrs); err != nil {
 			b.log.Error("bootstrap failed", zap.Error(err))
+		} else if fresh {
+			b.bootstrapped("metadata") // its first voter campaigns at once
 		}
 		return
 	}

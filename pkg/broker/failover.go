@@ -207,7 +207,7 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 		}
 		fresh := leader == "" && b.isFresh(name, now, unknownWait)
 		if leader == "" && !fresh {
-			if now.Sub(p.since) < unknownWait {
+			if now.Sub(p.since) < unknownWait && !soleVoter(s) {
 				return // a restarted follower hears its leader within this
 			}
 			// A replica that restarted does not know its leader until
@@ -290,4 +290,22 @@ func (b *Broker) recordedLeader(topic string, p int32) raft.ServerAddress {
 		return ""
 	}
 	return raft.ServerAddress(br.RaftAddr)
+}
+
+// soleVoter reports whether s is its group's only voter (a single-node
+// cluster): nobody else could lead it, so it need not wait to hear from a
+// leader after a restart.
+func soleVoter(s replication.Successor) bool {
+	f := s.Raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	n, self := 0, false
+	for _, sv := range f.Configuration().Servers {
+		if sv.Suffrage == raft.Voter {
+			n++
+			self = self || sv.ID == s.Self
+		}
+	}
+	return n == 1 && self
 }
