@@ -27,7 +27,8 @@ import (
 //	                                          raftTimerScale/5 timeouts + 2 ticks
 //	                                          (and the metadata's last leader
 //	                                          is not up)
-//	                                          (at once for a group just created)
+//	                                          (at once for a group just created,
+//	                                          or whose only voter is this one)
 //	                                        ─► candidacy: rank among the voters
 //	                                           that are up, if a majority is up
 //	                                        ─► campaign when its turn comes
