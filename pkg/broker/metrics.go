@@ -70,7 +70,7 @@ func newMetrics() *metrics {
 			Name: "strata_retention_deleted_bytes_total", Help: "Bytes of segments deleted because retention or delete-records moved the log start below them.",
 		}),
 		earlyElections: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "strata_early_elections_total", Help: "Raft elections this broker started at once because the broker leading the group was found gone (its raft port refused connections), instead of after the heartbeat timeout.",
+			Name: "strata_early_elections_total", Help: "Raft elections this broker's elector started: the group's leader was on a broker found gone (raft port refusing connections) or silent for --raft-heartbeat-timeout, or no leader was known (a new group, a restart), rather than after raft's own 20x longer timeout.",
 		}),
 		cleanerRead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_cleaner_read_bytes_total", Help: "Bytes the compaction cleaner read.",
