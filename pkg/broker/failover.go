@@ -60,14 +60,13 @@ const (
 // tick is the elector's and the heartbeat rounds' pace.
 func (b *Broker) tick() time.Duration { return b.cfg.RaftHeartbeatTimeout / 3 }
 
-// elector is the state of runElector.
+// elector is the state of runElector. Which peers are up, watched or
+// gone, the transport knows (Mux.Alive).
 type elector struct {
 	kick chan struct{} // buffered: onPeerDown wakes the loop
 
-	mu      sync.Mutex
-	down    map[raft.ServerAddress]time.Time // peers found gone, and when
-	watched map[raft.ServerAddress]time.Time // peers watched, since when
-	fresh   map[string]time.Time             // groups bootstrapped by this run, and when
+	mu    sync.Mutex
+	fresh map[string]time.Time // groups bootstrapped by this run, and when
 
 	pending map[string]*pendingElection // owned by runElector
 }
@@ -82,8 +81,6 @@ type pendingElection struct {
 
 func (e *elector) init() {
 	e.kick = make(chan struct{}, 1)
-	e.down = map[raft.ServerAddress]time.Time{}
-	e.watched = map[raft.ServerAddress]time.Time{}
 	e.fresh = map[string]time.Time{}
 	e.pending = map[string]*pendingElection{}
 }
@@ -91,11 +88,8 @@ func (e *elector) init() {
 // onPeerDown runs when the raft transport found a peer broker's process
 // gone (a connection to it failed and its raft port refuses connections):
 // that peer's groups are replaced at once rather than after a heartbeat
-// timeout of silence.
-func (b *Broker) onPeerDown(_ context.Context, peer raft.ServerAddress) {
-	b.elect.mu.Lock()
-	b.elect.down[peer] = time.Now()
-	b.elect.mu.Unlock()
+// timeout of silence (the transport has marked it gone: Mux.Alive).
+func (b *Broker) onPeerDown(context.Context, raft.ServerAddress) {
 	select {
 	case b.elect.kick <- struct{}{}:
 	default:
@@ -123,38 +117,10 @@ func (b *Broker) isFresh(group string, now time.Time, d time.Duration) bool {
 	return ok
 }
 
-// watch keeps peers pulsed by the transport so that their silence shows.
-func (b *Broker) watch(peers ...raft.ServerAddress) {
-	now := time.Now()
-	b.elect.mu.Lock()
-	for _, p := range peers {
-		if _, ok := b.elect.watched[p]; !ok {
-			b.elect.watched[p] = now
-		}
-	}
-	b.elect.mu.Unlock()
-	b.mux.Watch(peers...)
-}
-
 // alive reports whether peer's broker was heard within a heartbeat
-// timeout and has not been found gone since. A peer watched for less than
-// that counts as heard when the watch began.
+// timeout and has not been found gone since (transport.Mux.Alive).
 func (b *Broker) alive(peer raft.ServerAddress, now time.Time) bool {
-	if peer == b.mux.Addr() {
-		return true
-	}
-	heard := b.mux.Heard(peer)
-	b.elect.mu.Lock()
-	down, isDown := b.elect.down[peer]
-	since, watched := b.elect.watched[peer]
-	b.elect.mu.Unlock()
-	if isDown && !heard.After(down) {
-		return false
-	}
-	if watched && since.After(heard) {
-		heard = since
-	}
-	return !heard.IsZero() && now.Sub(heard) < b.cfg.RaftHeartbeatTimeout
+	return b.mux.Alive(peer, now, b.cfg.RaftHeartbeatTimeout)
 }
 
 // runElector starts elections for the groups whose leader is gone, silent
@@ -182,7 +148,7 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 	// names any broker) is watched from now on, and counts as up until a
 	// heartbeat timeout passes without a word from it.
 	live := func(a raft.ServerAddress) bool {
-		b.watch(a)
+		b.mux.Watch(a)
 		return b.alive(a, now)
 	}
 	seen := make(map[string]bool, len(b.elect.pending))
@@ -195,7 +161,7 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 		}
 		leader, _ := s.Raft.LeaderWithID()
 		if leader != "" {
-			b.watch(leader)
+			b.mux.Watch(leader)
 			if b.alive(leader, now) {
 				return
 			}

@@ -137,7 +137,7 @@ func (b *Broker) reconcileReplicas() {
 	}
 	// Every other broker is pulsed, so that a silent one shows at once
 	// whichever groups it shares with this one (failover.go).
-	b.watch(raftAddrs...)
+	b.mux.Watch(raftAddrs...)
 	for _, t := range b.meta.Topics() {
 		cfg, err := metadata.ParseTopicConfig(t.Config, b.cfg.TopicDefaults)
 		if err != nil {

@@ -81,7 +81,9 @@ const (
 )
 
 // DefaultRaftConfig returns a fresh raft configuration tuned for many
-// groups per broker:
+// groups per broker (the broker then makes the timeouts and CommitTimeout
+// twenty times its heartbeat timeout and decides elections itself:
+// broker/failover.go):
 //
 //   - HeartbeatTimeout and ElectionTimeout 1s: raft's defaults. Raft
 //     would heartbeat every 100-200ms; the broker's transport sends them

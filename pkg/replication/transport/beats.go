@@ -29,9 +29,8 @@ import (
 //	          ◄── one frame of answers ◄┘
 //
 // A round goes to a peer at most once per Options.HeartbeatInterval (the
-// broker uses a third of raft's HeartbeatTimeout, at most half its
-// LeaderLeaseTimeout) and otherwise as soon as
-// lazyFlushDelay has let other groups join. While a heartbeat waits, raft's
+// broker uses a third of its --raft-heartbeat-timeout) and otherwise as
+// soon as lazyFlushDelay has let other groups join. While a heartbeat waits, raft's
 // heartbeat goroutine for that follower is parked in the call; when it
 // returns, raft waits HeartbeatTimeout/10 to /5 and calls again, into the
 // next round. So each follower of each group gets exactly one heartbeat

@@ -51,7 +51,8 @@
 //     (beats.go: the format, and why raft's election timeout and lease
 //     still hold). The peer runs them through each group's heartbeat
 //     handler in turn and answers them in one frame.
-//   - Liveness: every frame read from a peer stamps it heard (Mux.Heard),
+//   - Liveness: every frame read from a peer stamps it heard (Mux.Heard,
+//     Mux.Alive),
 //     and peers named with Mux.Watch get an empty round every
 //     HeartbeatInterval in which no round went, so a live, connected peer
 //     is heard at least that often whatever its groups do (liveness.go).

@@ -18,7 +18,8 @@ import (
 // which it answers. So while two brokers that watch each other are up and
 // connected, each hears the other at least once per interval, whatever
 // their raft groups are doing, at the cost of one small frame each way per
-// interval per pair, and Heard tells how long a peer has been silent.
+// interval per pair. Heard tells how long a peer has been silent, and
+// Alive whether it counts as up: heard lately and not found gone since.
 //
 // The broker uses this to replace a silent leader's groups after one raft
 // heartbeat timeout (broker/elector.go) while every group's own raft
@@ -32,8 +33,10 @@ import (
 
 // peerLife is what the Mux knows of one peer's liveness.
 type peerLife struct {
-	heard   atomic.Int64 // unix nanoseconds of the last frame read from it; 0 = never
-	watched atomic.Int64 // unix nanoseconds of the last Watch naming it
+	heard        atomic.Int64 // unix nanoseconds of the last frame read from it; 0 = never
+	watched      atomic.Int64 // unix nanoseconds of the last Watch naming it
+	watchedSince atomic.Int64 // unix nanoseconds of the first Watch naming it
+	down         atomic.Int64 // unix nanoseconds of the last time it was found gone (peerdown.go)
 }
 
 // watchTTL: a peer not named by Watch for this long is pulsed no more.
@@ -62,6 +65,27 @@ func (m *Mux) Heard(peer raft.ServerAddress) time.Time {
 	return time.Unix(0, ns)
 }
 
+// Alive reports whether peer was heard within d before now and has not
+// been found gone (connection refused, peerdown.go) since. A peer watched
+// for less than d counts as heard when the watch began; this Mux's own
+// address is always alive.
+func (m *Mux) Alive(peer raft.ServerAddress, now time.Time, d time.Duration) bool {
+	if peer == m.addr {
+		return true
+	}
+	v, ok := m.lives.Load(peer)
+	if !ok {
+		return false
+	}
+	pl := v.(*peerLife)
+	heard := pl.heard.Load()
+	if down := pl.down.Load(); down != 0 && heard <= down {
+		return false
+	}
+	heard = max(heard, pl.watchedSince.Load())
+	return heard != 0 && now.UnixNano()-heard < d.Nanoseconds()
+}
+
 // Watch asks for peers to be pulsed every Options.HeartbeatInterval for
 // the next watchTTL (call it again to keep them watched), so that Heard
 // stays fresh while they are up. This Mux's own address is ignored. A Mux
@@ -72,14 +96,12 @@ func (m *Mux) Watch(peers ...raft.ServerAddress) {
 		if p == m.addr || p == "" {
 			continue
 		}
-		m.life(p).watched.Store(now)
+		pl := m.life(p)
+		pl.watched.Store(now)
+		pl.watchedSince.CompareAndSwap(0, now)
 	}
 	if m.opts.HeartbeatInterval > 0 {
-		m.pulseOnce.Do(func() {
-			if !m.spawn(m.runPulses) {
-				return
-			}
-		})
+		m.pulseOnce.Do(func() { m.spawn(m.runPulses) })
 	}
 }
 

@@ -49,6 +49,7 @@ func (m *Mux) peerLost(peer raft.ServerAddress, err error) {
 		}()
 		if m.peerGone(m.ctx, peer) {
 			m.log.Info("raft transport: peer is down (connection refused)", zap.String("peer", string(peer)))
+			m.life(peer).down.Store(time.Now().UnixNano())
 			m.opts.OnPeerDown(m.ctx, peer)
 		}
 	})
