@@ -168,12 +168,15 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 		}
 		seen[name] = true
 		p := b.elect.pending[name]
-		if p == nil || p.leader != leader {
+		// A leader known gone stays the news when raft forgets it: a
+		// vote request of a higher term (a first successor's, maybe lost)
+		// clears raft's leader, and the next successor must still try.
+		if p == nil || leader != "" && p.leader != leader {
 			p = &pendingElection{leader: leader, since: now}
 			b.elect.pending[name] = p
 		}
-		fresh := leader == "" && b.isFresh(name, now, unknownWait)
-		if leader == "" && !fresh {
+		fresh := p.leader == "" && b.isFresh(name, now, unknownWait)
+		if p.leader == "" && !fresh {
 			if now.Sub(p.since) < unknownWait && !soleVoter(s) {
 				return // a restarted follower hears its leader within this
 			}
@@ -190,7 +193,7 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 			p.cand, p.tried = nil, false // still no leader: start over
 		}
 		if p.cand == nil {
-			c, ok, err := s.Candidacy(leader, now, live)
+			c, ok, err := s.Candidacy(p.leader, now, live)
 			if err != nil {
 				b.log.Debug("no election: cannot read the group's configuration", zap.String("group", name), zap.Error(err))
 			}

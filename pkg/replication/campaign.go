@@ -54,7 +54,8 @@ type Candidacy struct {
 }
 
 // Candidacy reports whether this node, a follower whose leader is gone (or
-// unknown: gone is ""), should campaign at time now, and its turn among the
+// unknown: gone is "") and that knows no other leader, should campaign at
+// time now, and its turn among the
 // voters that would. live tells whether another voter's broker is up;
 // voters that are not up take no turn. ok is false when this node is not a
 // following voter of gone, or when it sees no majority of the group's
@@ -63,8 +64,8 @@ func (s Successor) Candidacy(gone raft.ServerAddress, now time.Time, live func(r
 	if s.Raft.State() != raft.Follower {
 		return c, false, nil
 	}
-	if leader, _ := s.Raft.LeaderWithID(); leader != gone {
-		return c, false, nil
+	if leader, _ := s.Raft.LeaderWithID(); leader != gone && leader != "" {
+		return c, false, nil // it follows another, live leader
 	}
 	f := s.Raft.GetConfiguration()
 	if err := f.Error(); err != nil {
