@@ -7,7 +7,7 @@
 // time indexes, rolling segments by size and age, truncation at both ends,
 // key compaction of closed segments (Compact: compact.go, cleaner.go,
 // swap.go), and recovery of a torn tail or an interrupted compaction swap
-// after a crash. It does not replicate, decide retention or when to
+// after a crash, told apart from damage below the tail (damage.go). It does not replicate, decide retention or when to
 // compact, check batch CRCs on append, or fsync on its own: the partition
 // and replication packages above it do that.
 //
@@ -54,8 +54,12 @@
 //     batch's NextOffset. After an error saying the swap is committed,
 //     close and reopen the log.
 //
-// After Open, check RecoveryReport: a non-nil report means entries that
-// were written but perhaps never synced were cut; raft re-replicates them.
+// After Open, check RecoveryReport: a non-nil report means entries were
+// cut from the tail. If Damage is nil they were a torn write, never synced;
+// raft re-replicates them. If Damage is not nil a bad frame had valid
+// frames after it: acknowledged entries were cut (and kept aside), and
+// DamagedThrough says up to which raft index the log must be refilled
+// before its replica may vote again; call ClearDamage once it is.
 // A *CorruptionError from Read or Verify means damage in stored data that
 // the log will not repair on its own.
 package segment

@@ -95,6 +95,10 @@ type Log struct {
 	opts   Options
 	logger *zap.Logger
 	report *CorruptionError
+	damage *Damage // what Open cut below the tail (damage.go)
+
+	// damagedThrough mirrors the damaged-index file (damage.go).
+	damagedThrough atomic.Uint64
 
 	// Writer-only state.
 	buf      []byte // frames of one Append
@@ -200,7 +204,8 @@ func (l *Log) Size() int64 {
 }
 
 // RecoveryReport says what Open truncated from the tail of the log, or nil
-// if the tail was clean.
+// if the tail was clean: a torn tail, or (see Damage) the first bad frame
+// of damage below it.
 func (l *Log) RecoveryReport() *CorruptionError { return l.report }
 
 // Close fsyncs the active segment and closes every file. Later calls

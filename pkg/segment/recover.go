@@ -19,10 +19,13 @@ import (
 // headers and checks their index files cheaply (sizes, first and last
 // entry), rebuilding an index that fails by scanning its segment. Only the
 // last segment is scanned frame by frame: the first frame that is short,
-// has an impossible length, or fails its CRC ends the log; the file is
-// truncated there and fsynced, and RecoveryReport says what was cut. So a
-// restart costs one segment's scan however large the log is. Damage in a
-// closed segment is found later, by the Read or Verify that meets it.
+// has an impossible length, or fails its CRC ends the log. If no whole
+// valid frame follows it, it is a torn tail: the file is truncated there
+// and fsynced, and RecoveryReport says what was cut. If one does, it is
+// damage (damage.go): the bytes cut are kept aside and DamagedThrough
+// says which entries the log lost. So a restart costs one segment's scan
+// however large the log is. Damage in a closed segment is found later, by
+// the Read or Verify that meets it.
 func Open(dir string, opts Options) (*Log, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -38,6 +41,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := l.recoverSwaps(); err != nil {
 		return nil, err
 	}
+	mark, err := readDamageMark(dir)
+	if err != nil {
+		return nil, err
+	}
+	l.damagedThrough.Store(mark)
 	cleaned, err := readOffsetFile(dir, cleanerFileName)
 	if err != nil {
 		// Only an optimisation is lost: the next Compact reads more.
@@ -172,7 +180,15 @@ func (l *Log) recoverLast(s *segment) error {
 		return fmt.Errorf("segment: recover %s: %w", s.name, err)
 	}
 	if cerr != nil {
-		l.setReport(cerr)
+		through, err := s.laterFrames(res.pos, s.size, res.lastIndex)
+		if err != nil {
+			return fmt.Errorf("segment: recover %s: %w", s.name, err)
+		}
+		if through == 0 {
+			l.setReport(cerr)
+		} else if err := l.keepDamage(s, cerr, res.lastIndex+1, through); err != nil {
+			return fmt.Errorf("segment: recover %s: %w", s.name, err)
+		}
 		if err := s.f.Truncate(res.pos); err != nil {
 			return fmt.Errorf("segment: recover %s: %w", s.name, err)
 		}
@@ -185,9 +201,28 @@ func (l *Log) recoverLast(s *segment) error {
 	return nil
 }
 
+// keepDamage quarantines the bytes from the bad frame on and persists the
+// damage mark, before recoverLast cuts them (see damage.go).
+func (l *Log) keepDamage(s *segment, cerr *CorruptionError, from, through uint64) error {
+	q, err := l.quarantine(s, cerr.Offset)
+	if err != nil {
+		return fmt.Errorf("quarantine damaged bytes: %w", err)
+	}
+	if err := l.MarkDamaged(through); err != nil {
+		return err
+	}
+	l.report = cerr
+	l.damage = &Damage{Cut: cerr, Through: through, Quarantine: q}
+	l.logger.Error("segment: damage below the log tail: valid entries follow a bad frame; cut at the bad frame, bytes kept aside, the entries must be fetched from another replica",
+		zap.String("segment", cerr.Segment), zap.Int64("position", cerr.Offset), zap.Error(cerr.Err),
+		zap.Uint64("lost_from_index", from), zap.Uint64("lost_through_index", through),
+		zap.String("quarantine", q))
+	return nil
+}
+
 func (l *Log) setReport(cerr *CorruptionError) {
 	l.report = cerr
-	l.logger.Warn("segment: truncated a damaged log tail",
+	l.logger.Warn("segment: cut a torn log tail (an unfinished write)",
 		zap.String("segment", cerr.Segment), zap.Int64("position", cerr.Offset), zap.Error(cerr.Err))
 }
 
