@@ -100,9 +100,13 @@ const (
 //     idle cost wins: at 1,000 partitions RF=3 on one machine, 500ms cost
 //     a broker 15.6% of a core at rest, 2s 14%; at raft's 50ms these
 //     RPCs alone would cost more than every heartbeat.
-//   - MaxAppendEntries 256: entries per StoreLogs and per AppendEntries
-//     RPC, so up to 256 batches per fsync (group commit). Raft caps it at
-//     1024; larger RPCs also mean larger transport messages.
+//   - MaxAppendEntries 64 (raft's default): entries per StoreLogs and per
+//     AppendEntries request, so up to 64 batches per fsync (group commit).
+//     Raft reads a request's entries into memory before sending it, with
+//     no bound on their bytes: 64 is what a follower catching up costs the
+//     leader, per follower, besides the transport's window (64 MiB with
+//     the default 1 MiB batches; 256 made it 256 MiB). The transport sends
+//     a request in parts of at most 8 MiB (transport/split.go).
 //   - BatchApplyCh: Apply queues without waiting for raft's main loop, so
 //     the batches of one Apply stay contiguous and cheap to queue.
 //   - SnapshotThreshold 512, SnapshotInterval 30s: snapshots are 28 bytes
@@ -118,7 +122,7 @@ func DefaultRaftConfig() *raft.Config {
 	c.ElectionTimeout = time.Second
 	c.LeaderLeaseTimeout = time.Second
 	c.CommitTimeout = 2 * time.Second
-	c.MaxAppendEntries = 256
+	c.MaxAppendEntries = 64
 	c.BatchApplyCh = true
 	c.SnapshotThreshold = 512
 	c.SnapshotInterval = 30 * time.Second

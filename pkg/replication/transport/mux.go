@@ -44,6 +44,19 @@ type Options struct {
 	// deep pipelines raise commit latency under load, raft PR 541).
 	PipelineDepth int
 
+	// MaxAppendBytes bounds the entries of one AppendEntries frame: a
+	// larger request is sent as consecutive parts (split.go). An entry
+	// larger than this travels alone, so it must still fit MaxFrameBytes.
+	// Default 8 MiB; at most MaxFrameBytes less 1 MiB.
+	MaxAppendBytes int
+
+	// PipelineBytes bounds the entry bytes a pipeline keeps in flight to
+	// one follower, with PipelineDepth bounding their count: a follower
+	// catching up is sent a steady stream of parts, not a backlog that
+	// outlives RPCTimeout in its queue. A request larger than the window
+	// takes all of it. Default 32 MiB.
+	PipelineBytes int
+
 	// HeartbeatInterval is the shortest time between two heartbeat rounds
 	// to one peer (beats.go): every group's heartbeat to that peer waits
 	// for the next round. Keep it under a third of raft's
@@ -90,6 +103,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PipelineDepth <= 0 {
 		o.PipelineDepth = 4
+	}
+	if o.MaxAppendBytes <= 0 {
+		o.MaxAppendBytes = 8 << 20
+	}
+	if o.MaxAppendBytes > o.MaxFrameBytes-1<<20 {
+		o.MaxAppendBytes = max(o.MaxFrameBytes-1<<20, 1)
+	}
+	if o.PipelineBytes <= 0 {
+		o.PipelineBytes = 32 << 20
 	}
 	if o.HeartbeatInterval < 0 {
 		o.HeartbeatInterval = 0

@@ -1,11 +1,14 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"golang.org/x/sync/semaphore"
 )
 
 // pipeline is raft's AppendPipeline to one follower of one group.
@@ -24,6 +27,9 @@ type pipeline struct {
 	t       *Transport
 	c       *conn
 	sem     chan struct{} // a slot per request in flight or not yet consumed
+	window  *semaphore.Weighted
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
 	doneCh  chan raft.AppendFuture
 	closing chan struct{}
 	once    sync.Once
@@ -37,57 +43,134 @@ type pipeline struct {
 }
 
 func newPipeline(t *Transport, c *conn) *pipeline {
-	return &pipeline{
+	p := &pipeline{
 		t:       t,
 		c:       c,
 		sem:     make(chan struct{}, t.m.opts.PipelineDepth),
+		window:  semaphore.NewWeighted(int64(t.m.opts.PipelineBytes)),
 		doneCh:  make(chan raft.AppendFuture),
 		closing: make(chan struct{}),
 	}
+	p.ctx, p.cancel = context.WithCancel(t.m.ctx)
+	return p
 }
 
 // AppendEntries sends args without waiting for the response. It blocks
-// while PipelineDepth requests are in flight, at most RPCTimeout.
+// while PipelineDepth requests or PipelineBytes of entries are in flight,
+// at most RPCTimeout. A request over MaxAppendBytes is sent as consecutive
+// parts (split.go), all written before AppendEntries returns, so the
+// requests after it follow its last part on the connection.
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
-	select {
-	case p.sem <- struct{}{}:
-	case <-p.closing:
-		return nil, raft.ErrPipelineShutdown
-	default:
-		timer := time.NewTimer(p.t.m.opts.RPCTimeout)
-		select {
-		case p.sem <- struct{}{}:
-			timer.Stop()
-		case <-p.closing:
-			timer.Stop()
-			return nil, raft.ErrPipelineShutdown
-		case <-timer.C:
-			return nil, fmt.Errorf("appendEntries pipeline to %s (group %q): %w: no slot free", p.c.peer, p.t.group, ErrTimeout)
-		}
+	weight := int64(min(requestBytes(args), p.t.m.opts.PipelineBytes))
+	if err := p.acquire(weight); err != nil {
+		return nil, err
 	}
-	b, err := p.t.encodeRequest(rpcAppendEntries, args, nil)
-	if err != nil {
-		<-p.sem
-		return nil, fmt.Errorf("appendEntries pipeline to %s (group %q): %w", p.c.peer, p.t.group, err)
-	}
-	f := &appendFuture{start: time.Now(), args: args, resp: resp}
+	f := &appendFuture{start: time.Now(), args: args, resp: resp, weight: weight}
 	f.call = newCall(resp)
 	f.call.onDone = p.advance
 	f.call.lazy = isLazy(args)
 
-	p.mu.Lock()
-	if p.mu.closed {
-		p.mu.Unlock()
-		<-p.sem
+	parts := splitAppend(args, p.t.m.opts.MaxAppendBytes)
+	if parts == nil {
+		b, err := p.t.encodeRequest(rpcAppendEntries, args, nil)
+		if err != nil {
+			p.release(weight)
+			return nil, fmt.Errorf("appendEntries pipeline to %s (group %q): %w", p.c.peer, p.t.group, err)
+		}
+		if !p.enqueue(f) {
+			return nil, raft.ErrPipelineShutdown
+		}
+		// A send that fails completes the future with the error; it
+		// reaches Consumer like any other, in order, and raft stops the
+		// pipeline.
+		p.c.start(f.call, b, p.t.m.opts.RPCTimeout)
+		return f, nil
+	}
+
+	f.parts = make([]*call, len(parts))
+	answers := make([]*raft.AppendEntriesResponse, len(parts))
+	var left atomic.Int32
+	left.Store(int32(len(parts)))
+	for i := range parts {
+		answers[i] = new(raft.AppendEntriesResponse)
+		f.parts[i] = newCall(answers[i])
+		f.parts[i].onDone = func() {
+			if left.Add(-1) == 0 {
+				f.call.complete(f.partsDone(answers))
+			}
+		}
+	}
+	if !p.enqueue(f) {
 		return nil, raft.ErrPipelineShutdown
 	}
-	p.mu.queue = append(p.mu.queue, f)
-	p.mu.Unlock()
-
-	// A send that fails completes the future with the error; it reaches
-	// Consumer like any other, in order, and raft stops the pipeline.
-	p.c.start(f.call, b, p.t.m.opts.RPCTimeout)
+	for i, part := range parts {
+		b, err := p.t.encodeRequest(rpcAppendEntries, part, nil)
+		if err != nil {
+			// This part and the ones after it are not sent: fail them
+			// here (Close cannot have completed a call never started).
+			err = fmt.Errorf("appendEntries pipeline to %s (group %q): %w", p.c.peer, p.t.group, err)
+			for _, cl := range f.parts[i:] {
+				cl.complete(err)
+			}
+			break
+		}
+		p.c.start(f.parts[i], b, p.t.m.opts.RPCTimeout)
+	}
 	return f, nil
+}
+
+// enqueue adds f to the futures awaiting delivery, unless the pipeline is
+// closed: then it gives f's slot back and reports false.
+func (p *pipeline) enqueue(f *appendFuture) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		p.release(f.weight)
+		return false
+	}
+	p.mu.queue = append(p.mu.queue, f)
+	return true
+}
+
+// acquire takes a slot and weight bytes of the window, waiting at most
+// RPCTimeout.
+func (p *pipeline) acquire(weight int64) error {
+	timeout := p.t.m.opts.RPCTimeout
+	var timer *time.Timer
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.closing:
+		return raft.ErrPipelineShutdown
+	default:
+		timer = time.NewTimer(timeout)
+		defer timer.Stop()
+		select {
+		case p.sem <- struct{}{}:
+		case <-p.closing:
+			return raft.ErrPipelineShutdown
+		case <-timer.C:
+			return fmt.Errorf("appendEntries pipeline to %s (group %q): %w: no slot free", p.c.peer, p.t.group, ErrTimeout)
+		}
+	}
+	if p.window.TryAcquire(weight) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	defer cancel()
+	if err := p.window.Acquire(ctx, weight); err != nil {
+		<-p.sem
+		if p.ctx.Err() != nil {
+			return raft.ErrPipelineShutdown
+		}
+		return fmt.Errorf("appendEntries pipeline to %s (group %q): %w: %d bytes in flight", p.c.peer, p.t.group, ErrTimeout, p.t.m.opts.PipelineBytes)
+	}
+	return nil
+}
+
+// release gives back a slot and weight bytes of the window.
+func (p *pipeline) release(weight int64) {
+	p.window.Release(weight)
+	<-p.sem
 }
 
 // Consumer returns the channel of completed futures, in send order.
@@ -104,8 +187,15 @@ func (p *pipeline) Close() error {
 		p.mu.queue = nil
 		p.mu.Unlock()
 		close(p.closing)
+		p.cancel()
 		for _, f := range queue {
-			p.c.cancelCall(f.call, raft.ErrPipelineShutdown)
+			if f.parts == nil {
+				p.c.cancelCall(f.call, raft.ErrPipelineShutdown)
+				continue
+			}
+			for _, cl := range f.parts {
+				p.c.cancelCall(cl, raft.ErrPipelineShutdown)
+			}
 		}
 		p.t.forgetPipeline(p)
 	})
@@ -145,7 +235,7 @@ func (p *pipeline) deliver() {
 		p.mu.Unlock()
 		select {
 		case p.doneCh <- f:
-			<-p.sem
+			p.release(f.weight)
 		case <-p.closing:
 			return
 		case <-p.t.m.closing:
@@ -156,10 +246,24 @@ func (p *pipeline) deliver() {
 
 // appendFuture implements raft.AppendFuture.
 type appendFuture struct {
-	call  *call
-	start time.Time
-	args  *raft.AppendEntriesRequest
-	resp  *raft.AppendEntriesResponse
+	call   *call // a request sent as parts: completed when every part is
+	start  time.Time
+	args   *raft.AppendEntriesRequest
+	resp   *raft.AppendEntriesResponse
+	weight int64   // its share of the pipeline's window
+	parts  []*call // a request sent as parts (split.go): one call each
+}
+
+// partsDone sets f's response from its parts' answers once all of them
+// completed, and returns the error of the first part that failed.
+func (f *appendFuture) partsDone(answers []*raft.AppendEntriesResponse) error {
+	for _, cl := range f.parts {
+		if cl.err != nil {
+			return cl.err
+		}
+	}
+	*f.resp = *answerOf(f.args, answers)
+	return nil
 }
 
 func (f *appendFuture) Error() error {

@@ -82,10 +82,14 @@ func (t *Transport) EncodePeer(_ raft.ServerID, addr raft.ServerAddress) []byte 
 func (t *Transport) DecodePeer(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
 
 // AppendEntries implements raft.Transport. A heartbeat travels in its
-// peer's next heartbeat round (beats.go).
+// peer's next heartbeat round (beats.go); a request over MaxAppendBytes
+// travels in parts (split.go).
 func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	if isHeartbeat(args) {
 		return t.beat(target, args, resp)
+	}
+	if parts := splitAppend(args, t.m.opts.MaxAppendBytes); parts != nil {
+		return t.appendParts(target, args, parts, resp)
 	}
 	return t.call(target, rpcAppendEntries, args, nil, resp)
 }
