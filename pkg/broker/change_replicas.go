@@ -73,7 +73,7 @@ func (b *Broker) ChangeReplicas(ctx context.Context, req *v1.ChangeReplicasReque
 		var a raft.ServerAddress
 		if err == nil {
 			if a, err = addr(); err == nil {
-				err = g.TransferLeadership(ctx, id, a)
+				err = g.HandOver(ctx, id, a, b.cfg.RaftHeartbeatTimeout)
 			}
 		}
 	default:
@@ -116,7 +116,8 @@ func groupError(err error) error {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, replication.ErrTransferInProgress),
 		errors.Is(err, replication.ErrIndeterminate), errors.Is(err, replication.ErrShutdown),
-		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout):
+		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, replication.ErrHandOverAbandoned):
 		return apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "leadership is moving: %v", err)
 	}
 	return apierr.FromError(err)

@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/stratalog/strata/pkg/cluster"
 	"github.com/stratalog/strata/pkg/metadata"
 )
 
@@ -82,51 +81,6 @@ func (b *Broker) runLeaderNews(ctx context.Context) {
 				b.leaders.publish(it.topic, it.topicID, it.partition, group)
 			}
 		}
-	}
-}
-
-// rebalanceInterval is how often leaders check whether the preferred
-// replica should lead instead.
-const rebalanceInterval = 5 * time.Second
-
-// runRebalance moves leadership back to each partition's preferred replica
-// (the first in its assignment) once that broker is alive again, so leaders
-// stay spread as placement intended. Raft's leadership transfer first
-// brings the target up to date, so a lagging replica is not handed a
-// partition it cannot serve.
-func (b *Broker) runRebalance(ctx context.Context) {
-	every(ctx, rebalanceInterval, func() { b.rebalanceOnce(ctx) })
-}
-
-// rebalanceOnce is one pass of runRebalance.
-func (b *Broker) rebalanceOnce(ctx context.Context) {
-	alive := map[metadata.NodeID]bool{}
-	for _, m := range b.members.Members() {
-		if m.State == cluster.Alive {
-			alive[uint32(m.NodeID)] = true
-		}
-	}
-	for _, p := range b.replicas.all() {
-		if !p.IsLeader() {
-			continue
-		}
-		tp, ok := b.meta.Topic(p.Topic())
-		if !ok || int(p.ID()) >= len(tp.Assignments) {
-			continue
-		}
-		pref := tp.Assignments[p.ID()].Replicas[0]
-		if pref == b.cfg.NodeID || !alive[pref] {
-			continue
-		}
-		addr := b.raftAddrOf(pref)
-		if addr == "" {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := p.Group().TransferLeadership(cctx, metadata.ServerID(pref), raftAddress(addr))
-		cancel()
-		b.log.Info("leadership handed back to the preferred replica", zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()),
-			zap.Uint32("to", pref), zap.Error(err))
 	}
 }
 

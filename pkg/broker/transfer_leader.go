@@ -11,6 +11,7 @@ import (
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/metadata"
+	"github.com/stratalog/strata/pkg/replication"
 )
 
 // forwardedKey marks a call one broker forwarded to another, so that it is
@@ -24,7 +25,9 @@ const transferTimeout = 10 * time.Second
 // TransferLeader hands a partition's leadership to another replica. It
 // runs on the partition's leader: any other broker forwards the call there
 // once. Raft first brings the target up to date, so no acknowledged record
-// is lost. The answer names the new leader once it is elected. The
+// is lost; writes stop meanwhile, so a target that has not taken over
+// within a heartbeat timeout is given up and this leader keeps the
+// partition (UNAVAILABLE). The answer names the new leader once it is elected. The
 // rebalancer later hands leadership back to the preferred replica (the
 // first in the assignment) while that broker is alive: to make a move
 // stick, reorder the replicas with MovePartition.
@@ -70,7 +73,14 @@ func (b *Broker) transferLeader(ctx context.Context, req *v1.TransferLeaderReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
 	defer cancel()
-	if err := part.Group().TransferLeadership(ctx, metadata.ServerID(req.To), raftAddress(addr)); err != nil {
+	// Writes stop while raft's transfer runs: give it a heartbeat timeout,
+	// then keep the partition here (replication.Group.HandOver).
+	if err := part.Group().HandOver(ctx, metadata.ServerID(req.To), raftAddress(addr), b.cfg.RaftHeartbeatTimeout); err != nil {
+		if errors.Is(err, replication.ErrHandOverAbandoned) {
+			return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE,
+				"broker %d did not take over %s/%d within %s, so broker %d kept it: the target may be behind or unreachable (strata topic describe %s shows each replica's lag); retry once it is in sync",
+				req.To, req.Topic, req.Partition, b.cfg.RaftHeartbeatTimeout, b.cfg.NodeID, req.Topic)
+		}
 		return nil, groupError(err)
 	}
 	// The old leader has stepped down; wait for the target to win.
