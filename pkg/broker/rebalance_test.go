@@ -14,12 +14,12 @@ import (
 // this leader in its term and holds everything it had committed.
 func TestNotReadyToLead(t *testing.T) {
 	leader := replication.Status{Term: 7, State: raft.Leader, CommitIndex: 1000, LastIndex: 1004}
-	ok := &v1.ReplicaState{Role: "follower", Term: 7, Leader: 1, LastIndex: 1000}
 	with := func(f func(*v1.ReplicaState)) *v1.ReplicaState {
-		s := *ok
-		f(&s)
-		return &s
+		s := &v1.ReplicaState{Role: "follower", Term: 7, Leader: 1, LastIndex: 1000}
+		f(s)
+		return s
 	}
+	ok := with(func(*v1.ReplicaState) {})
 	for _, tc := range []struct {
 		name  string
 		state *v1.ReplicaState
