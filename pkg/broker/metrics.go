@@ -133,7 +133,7 @@ var (
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHWM, descLogStart, descLogEnd, descSize, descSegments, descDirty, descTopics, descLeaders} {
+	for _, d := range []*prometheus.Desc{descHWM, descLogStart, descLogEnd, descSize, descSegments, descDirty, descTopics, descLeaders, descDamaged} {
 		ch <- d
 	}
 }
@@ -155,6 +155,7 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descLeaders, prometheus.GaugeValue, float64(leaders))
+	c.collectDamaged(ch)
 	if c.b.meta != nil {
 		ch <- prometheus.MustNewConstMetric(descTopics, prometheus.GaugeValue, float64(len(c.b.meta.Topics())))
 	}

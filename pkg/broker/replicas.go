@@ -17,6 +17,7 @@ import (
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/metadata"
 	"github.com/stratalog/strata/pkg/partition"
+	"github.com/stratalog/strata/pkg/replication"
 )
 
 // replicas are the partition replicas open on this broker, by Raft group
@@ -25,6 +26,7 @@ type replicas struct {
 	mu struct {
 		sync.RWMutex
 		byGroup map[string]*replica
+		damaged map[string]damagedReplica // not opened: see damaged.go
 	}
 }
 
@@ -34,7 +36,10 @@ type replica struct {
 	config metadata.TopicConfig
 }
 
-func (rs *replicas) init() { rs.mu.byGroup = map[string]*replica{} }
+func (rs *replicas) init() {
+	rs.mu.byGroup = map[string]*replica{}
+	rs.mu.damaged = map[string]damagedReplica{}
+}
 
 func (rs *replicas) get(group string) (*partition.Partition, bool) {
 	rs.mu.RLock()
@@ -162,11 +167,17 @@ func (b *Broker) reconcileReplicas() {
 				b.replicas.mu.Unlock()
 				continue
 			}
-			if err := b.openReplica(t, int32(p), a, cfg, brokers); err != nil {
+			if b.replicas.isDamaged(group) {
+				continue
+			}
+			if err := b.openReplica(t, int32(p), a, cfg, brokers); errors.Is(err, replication.ErrNoHealthyCopy) {
+				b.markDamaged(group, t, int32(p), err)
+			} else if err != nil {
 				b.log.Warn("cannot open partition replica yet", zap.String("topic", t.Name), zap.Int("partition", p), zap.Error(err))
 			}
 		}
 	}
+	b.replicas.forgetDamaged(want)
 	b.replicas.mu.Lock()
 	var gone []*replica
 	for g, r := range b.replicas.mu.byGroup {
@@ -206,7 +217,7 @@ func (b *Broker) openReplica(t metadata.Topic, p int32, a metadata.Assignment, c
 		Dir: b.partitionDir(t, p), Topic: t.Name, ID: p, Group: group, Config: cfg,
 		NodeID: metadata.ServerID(b.cfg.NodeID), Transport: tr, Stable: b.stable.For(group), Bootstrap: boot,
 		Raft: b.raftCfg(), Fsync: b.fsync, FsyncInterval: b.cfg.FsyncInterval, LogSource: logSource{b},
-		Logger: b.log, Metrics: b.metrics.partition,
+		Logger: b.log, Metrics: b.metrics.partition, SoleReplica: len(a.Replicas) == 1,
 	})
 	if err != nil {
 		tr.Close()

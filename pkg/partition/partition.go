@@ -53,6 +53,10 @@ type Options struct {
 	Stable    raft.StableStore // this group's term and vote
 	Bootstrap []raft.Server    // initial replicas, when this one is among them
 	Raft      *raft.Config     // overrides replication.DefaultRaftConfig (tests shorten timeouts)
+	// SoleReplica: the partition has no other replica, so a log that lost
+	// acknowledged records cannot fetch them back: Open then fails with
+	// replication.ErrNoHealthyCopy (see replication.GroupConfig).
+	SoleReplica bool
 
 	// LogSource lets this replica fetch the leader's log when the leader
 	// installs a snapshot (after retention deleted entries it needs).
@@ -117,14 +121,14 @@ func Open(opts Options) (*Partition, error) {
 		FsyncInterval:    opts.FsyncInterval,
 		Raft:             opts.Raft,
 		LogSource:        opts.LogSource,
+		SoleReplica:      opts.SoleReplica,
 		Logger:           lg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", opts.Topic, opts.ID, err)
 	}
-	if rep := g.Log().RecoveryReport(); rep != nil {
-		lg.Error("log tail was damaged and truncated to the last whole batch", zap.Error(rep))
-	}
+	// What recovery cut is logged by segment (a torn tail at warn, damage
+	// at error) and, for damage, by replication, which abstains.
 	p := &Partition{opts: opts, group: g, log: lg, background: make(chan struct{}, maxBackground)}
 	cfg := opts.Config
 	p.cfg.Store(&cfg)
@@ -139,6 +143,11 @@ func (p *Partition) ID() int32 { return p.opts.ID }
 
 // GroupName is the partition's Raft group name.
 func (p *Partition) GroupName() string { return p.opts.Group }
+
+// AbstainUntil is the raft index this replica's log must reach again
+// before it votes (it lost acknowledged records to damage and is fetching
+// them back from the leader); 0 when healthy.
+func (p *Partition) AbstainUntil() uint64 { return p.group.AbstainUntil() }
 
 // Group is the partition's Raft group, for leadership and membership
 // changes.

@@ -39,11 +39,14 @@ type Successor struct {
 	Raft      *raft.Raft
 	Self      raft.ServerID
 	Transport raft.Transport // must have Campaign (transport.Transport)
+	// Abstaining, when set and true, keeps the node out of elections: its
+	// log lost acknowledged entries (abstain.go).
+	Abstaining func() bool
 }
 
 // Successor returns the replica as a candidate for early elections.
 func (g *Group) Successor() Successor {
-	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport}
+	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport, Abstaining: g.store.abstaining}
 }
 
 // Candidacy is a node's turn to succeed a gone leader.
@@ -61,7 +64,7 @@ type Candidacy struct {
 // following voter of gone, or when it sees no majority of the group's
 // voters up.
 func (s Successor) Candidacy(gone raft.ServerAddress, now time.Time, live func(raft.ServerAddress) bool) (c Candidacy, ok bool, err error) {
-	if s.Raft.State() != raft.Follower {
+	if s.Raft.State() != raft.Follower || (s.Abstaining != nil && s.Abstaining()) {
 		return c, false, nil
 	}
 	if leader, _ := s.Raft.LeaderWithID(); leader != gone && leader != "" {

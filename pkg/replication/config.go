@@ -50,6 +50,11 @@ type GroupConfig struct {
 	// needs, because retention deleted them). nil: installs are refused
 	// with ErrSnapshotInstall.
 	LogSource LogSource
+	// SoleReplica: this is the group's only replica, so a log that lost
+	// acknowledged entries cannot fetch them back: OpenGroup then fails
+	// with ErrNoHealthyCopy instead of abstaining (abstain.go). A group
+	// bootstrapped with this node alone counts as sole too.
+	SoleReplica bool
 	// CloseDrainTimeout bounds how long Close waits for Apply calls in
 	// flight before shutting raft down (0 = 5s).
 	CloseDrainTimeout time.Duration

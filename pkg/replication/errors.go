@@ -32,6 +32,13 @@ var (
 	// cannot catch a replica up; the replica must be re-seeded. Not
 	// retriable.
 	ErrSnapshotInstall = errors.New("replication: snapshot install is not supported: the leader lacks log entries this replica needs")
+	// ErrNoHealthyCopy: the replica's log lost acknowledged entries (damage
+	// below its tail, or a log that had to be discarded) and it is the
+	// group's only replica, so nothing can fetch them back. The group does
+	// not start: electing itself would give new records the offsets of the
+	// lost ones. A retry does not help; an operator decides (see
+	// docs/operations.md, "Damaged logs").
+	ErrNoHealthyCopy = errors.New("replication: the log lost acknowledged entries and no other replica holds a copy; the group waits for an operator (docs/operations.md, \"Damaged logs\")")
 )
 
 // NotLeaderError: this replica is not the group's leader; nothing was

@@ -29,6 +29,9 @@ type Group struct {
 
 	// bootstrapped: OpenGroup found no state and bootstrapped the group.
 	bootstrapped bool
+	// abstainer filters votes while the log is short of its damage mark
+	// (abstain.go); nil when the group started undamaged.
+	abstainer *abstainTransport
 
 	// applyMu keeps the batches of one Apply consecutive in raft's apply
 	// queue, so they get consecutive offsets. Queueing is a channel send
@@ -95,7 +98,8 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareStart(cfg.Dir, l, snaps, logger); err != nil {
+	sole := cfg.SoleReplica || (len(cfg.Bootstrap) == 1 && cfg.Bootstrap[0].ID == cfg.NodeID)
+	if err := prepareStart(cfg.Dir, l, snaps, sole, logger); err != nil {
 		return nil, err
 	}
 	store.marker = filepath.Join(cfg.Dir, installMarker)
@@ -109,6 +113,10 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 		// With 0, a compaction could name the last entry and look like a
 		// truncation of the whole log to DeleteRange.
 		rc.TrailingLogs = 1
+	}
+	trans, abstainer, err := abstainIfDamaged(cfg, l, store, rc, sole, logger)
+	if err != nil {
+		return nil, err
 	}
 
 	bootstrapped := false
@@ -128,14 +136,18 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	g := &Group{
 		cfg: cfg, logger: logger, store: store, fsm: f, log: l, done: make(chan struct{}),
 		stop: make(chan struct{}), control: make(chan struct{}, 1), bootstrapped: bootstrapped,
+		abstainer: abstainer,
 	}
 	g.mu.drained = make(chan struct{})
 	if cfg.LogSource != nil {
 		f.install = g.install
 	}
 	f.controlled = g.kickControl
-	r, err := raft.NewRaft(rc, f, store, cfg.Stable, snaps, cfg.Transport)
+	r, err := raft.NewRaft(rc, f, store, cfg.Stable, snaps, trans)
 	if err != nil {
+		if abstainer != nil {
+			abstainer.halt()
+		}
 		return nil, err
 	}
 	g.raft = r
@@ -466,6 +478,10 @@ type Status struct {
 	// SnapshotInstalls counts snapshot installs the leader attempted on
 	// this replica since it opened.
 	SnapshotInstalls int64
+	// AbstainUntil: the replica's log lost acknowledged entries and it
+	// does not vote until its last index reaches this (abstain.go); 0 =
+	// healthy.
+	AbstainUntil uint64
 }
 
 // Status returns the replica's current view.
@@ -475,7 +491,7 @@ func (g *Group) Status() Status {
 		Term: g.raft.CurrentTerm(), State: g.raft.State(), LeaderID: id,
 		CommitIndex: g.raft.CommitIndex(), AppliedIndex: g.raft.AppliedIndex(), LastIndex: g.log.LastIndex(),
 		HighWatermark: g.HighWatermark(), LogEndOffset: g.log.NextOffset(), LogStartOffset: g.LogStartOffset(),
-		SnapshotInstalls: g.fsm.installs.Load(),
+		SnapshotInstalls: g.fsm.installs.Load(), AbstainUntil: g.store.AbstainUntil(),
 	}
 }
 
@@ -505,6 +521,9 @@ func (g *Group) Close() error {
 	t.Stop()
 	StopHeartbeats(g.cfg.Transport)
 	err := g.raft.Shutdown().Error()
+	if g.abstainer != nil {
+		g.abstainer.halt()
+	}
 	close(g.done)
 	g.wg.Wait()
 	if cerr := g.log.Close(); err == nil {

@@ -119,6 +119,7 @@ type cluster struct {
 	cacheOff bool
 	raftConf func() *raft.Config // nil = testRaftConfig
 	segBytes int64               // segment size; 0 = 256 KiB
+	sole     bool                // GroupConfig.SoleReplica
 	gmu      sync.Mutex          // guards node.g and logFault for ReadLog, which raft calls
 	// logFault, when set, makes ReadLog serve one entry per chunk and fail
 	// after that many chunks (see failLogReads).
@@ -229,6 +230,14 @@ func (c *cluster) isolate(nd *node) {
 
 func (c *cluster) open(nd *node, bootstrap []raft.Server) {
 	c.t.Helper()
+	if err := c.tryOpen(nd, bootstrap); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// tryOpen opens nd's replica, returning OpenGroup's error.
+func (c *cluster) tryOpen(nd *node, bootstrap []raft.Server) error {
+	c.t.Helper()
 	cache := 0
 	if c.cacheOff {
 		cache = -1
@@ -243,14 +252,15 @@ func (c *cluster) open(nd *node, bootstrap []raft.Server) {
 		LogSource:      c,
 		Transport:      copyingTransport{nd.trans}, Stable: nd.stable.For("topic/0"),
 		Bootstrap: bootstrap, FsyncEveryAppend: c.fsync, FsyncInterval: 10 * time.Millisecond,
-		Raft: conf(), Logger: c.logger, CacheEntries: cache,
+		Raft: conf(), Logger: c.logger, CacheEntries: cache, SoleReplica: c.sole,
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		return err
 	}
 	c.gmu.Lock()
 	nd.g = g
 	c.gmu.Unlock()
+	return nil
 }
 
 // stop closes nd's replica; restart reopens it from its directory on a

@@ -458,7 +458,7 @@ func TestPrepareStartDropsASnapshotOfAnotherLog(t *testing.T) {
 	}
 	ours := take(4, 1)
 	theirs := take(5, 2) // the leader's: its entry 5 has term 2, ours term 1
-	if err := prepareStart(dir, l, snaps, zap.NewNop()); err != nil {
+	if err := prepareStart(dir, l, snaps, false, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 	metas, err := snaps.List()

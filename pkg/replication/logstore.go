@@ -68,6 +68,8 @@ type LogStore struct {
 	// marker is the file that exists while Replace runs (see prepareStart);
 	// empty = none.
 	marker string
+	// abstainUntil: the log's damage mark (abstain.go), 0 = none.
+	abstainUntil atomic.Uint64
 }
 
 var (
@@ -196,6 +198,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	s.cache.add(logs)
 	s.phantom.Store(0)
 	s.emptied = false
+	s.refilled()
 	return nil
 }
 
@@ -285,6 +288,7 @@ func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]se
 	}
 	s.emptied = false
 	s.removeMarker()
+	s.refilled()
 	return nil
 }
 

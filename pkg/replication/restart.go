@@ -29,11 +29,19 @@ const installMarker = "install.pending"
 //  2. a snapshot the log does not cover (its index beyond the log's last,
 //     or its high watermark beyond the log end: an install that failed
 //     after raft stored the snapshot, or a power loss under interval
-//     fsync) is deleted;
+//     fsync), one that fails its checksum or decoding, and one below the
+//     log's first index minus one (raft would replay entries the log no
+//     longer holds, and panic on the first: a corrupt newest snapshot next
+//     to an older one used to crash-loop the broker) is deleted; raft then
+//     restores the newest one left;
 //  3. if no snapshot is left but the log no longer starts at index 1
 //     (retention deleted its start), raft would replay from index 1: the
-//     log goes too, and the leader installs a snapshot (or replicates the
-//     log from index 1).
+//     log must go, and the leader installs a snapshot (or replicates the
+//     log from index 1). The log held acknowledged entries, so the raft
+//     index it reached is marked first (segment.Log.MarkDamaged) and the
+//     replica abstains from votes until it has them again (abstain.go).
+//     The group's only replica has no one to fetch them from: then
+//     nothing is deleted and the start fails with ErrNoHealthyCopy.
 //
 // An emptied log continues at offset 0, not at its old start: raft starts
 // with no snapshot and an empty log, so the next entry it stores is either
@@ -41,7 +49,7 @@ const installMarker = "install.pending"
 // copy, which Replace places itself. At the old start (the base of a
 // partial copy, or retention's start) a log replayed from index 1 would
 // give every record another offset than the leader's.
-func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, logger *zap.Logger) error {
+func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, sole bool, logger *zap.Logger) error {
 	snapDir := filepath.Join(dir, "snapshots")
 	marker := filepath.Join(dir, installMarker)
 	if _, err := os.Stat(marker); err == nil {
@@ -78,8 +86,16 @@ func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, log
 		}
 	}
 	if kept == 0 && l.FirstIndex() > 1 {
-		logger.Warn("replication: no snapshot covers the deleted start of the log; discarding it, the leader will install a snapshot",
-			zap.Uint64("first_index", l.FirstIndex()))
+		if sole {
+			logger.Error("replication: no snapshot covers the deleted start of the log and this is the only replica: not starting, nothing deleted",
+				zap.Uint64("first_index", l.FirstIndex()), zap.Uint64("last_index", l.LastIndex()))
+			return fmt.Errorf("no snapshot covers the log from raft index %d: %w", l.FirstIndex(), ErrNoHealthyCopy)
+		}
+		logger.Error("replication: no snapshot covers the deleted start of the log; discarding it, the leader will install a snapshot; this replica does not vote until it has fetched the log again",
+			zap.Uint64("first_index", l.FirstIndex()), zap.Uint64("last_index", l.LastIndex()))
+		if err := l.MarkDamaged(l.LastIndex()); err != nil {
+			return err
+		}
 		return l.Reset(0)
 	}
 	return nil
@@ -88,6 +104,9 @@ func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, log
 func snapshotCovered(snaps *raft.FileSnapshotStore, m *raft.SnapshotMeta, l *segment.Log) (bool, string) {
 	if m.Index > l.LastIndex() {
 		return false, fmt.Sprintf("snapshot index %d beyond the log's last index %d", m.Index, l.LastIndex())
+	}
+	if first := l.FirstIndex(); m.Index+1 < first {
+		return false, fmt.Sprintf("snapshot index %d below the log's first index %d: the entries between are deleted", m.Index, first)
 	}
 	// raft stores an installed snapshot before Restore fetches the log, so
 	// a failed or cut-short install leaves the leader's snapshot over this

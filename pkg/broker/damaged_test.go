@@ -1,0 +1,129 @@
+package broker_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/internal/brokertest"
+	"github.com/stratalog/strata/pkg/record"
+)
+
+// kib1Batch is one producer batch at real size: 1,000 records of 1 KiB.
+func kib1Batch(t *testing.T, tag string) []byte {
+	t.Helper()
+	recs := make([]record.Record, 1000)
+	for i := range recs {
+		v := []byte(fmt.Sprintf("%s-%d-", tag, i))
+		recs[i] = record.Record{Value: append(v, bytes.Repeat([]byte{'x'}, 1024-len(v))...), Timestamp: time.UnixMilli(1_700_000_000_000)}
+	}
+	b, err := record.Encode(recs, record.EncodeOptions{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func metricsText(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestDamagedSoleReplicaIsReportedNotServed reproduces the report in issue
+// 10: a single broker, 20,000 acknowledged records of 1 KiB in 1 MiB
+// batches, one byte flipped in the middle of the 20 MB active segment,
+// restart. It used to cut the log at the flip and serve the rest, 10,820
+// records gone. Now the replica is not opened (it is the only copy), the
+// damage shows in strata_replica_damaged, and no byte is gone: segment plus
+// quarantine are the old file. An operator who accepts the loss deletes
+// damaged-index, and the partition serves what precedes the damage.
+func TestDamagedSoleReplicaIsReportedNotServed(t *testing.T) {
+	cfg := brokertest.Config(t, 1)
+	b := brokertest.Run(t, cfg)
+	brokertest.WaitReady(t, b)
+	c := dial(t, b.APIAddr())
+	if _, err := c.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: "d", Partitions: 1, Configs: map[string]string{"retention.ms": "-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := c.Produce(ctx(t), &v1.ProduceRequest{Topic: "d", Partitions: []*v1.ProducePartition{{Partition: 0, Batches: kib1Batch(t, fmt.Sprint(i))}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.RaftAddr = b.RaftAddr()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(cfg.DataDir, "topics", "d-*", "0", "*.log"))
+	if len(segs) == 0 {
+		t.Fatal("no segment")
+	}
+	sort.Strings(segs)
+	seg := segs[len(segs)-1]
+	orig, err := os.ReadFile(seg)
+	if err != nil || len(orig) < 20_000_000 {
+		t.Fatalf("active segment: %d bytes, %v", len(orig), err)
+	}
+	orig[len(orig)/2] ^= 0x10
+	if err := os.WriteFile(seg, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	b = brokertest.Run(t, cfg)
+	brokertest.WaitReady(t, b)
+	eventually(t, "the damage reported in strata_replica_damaged", func() bool {
+		return strings.Contains(metricsText(t, b.HTTPAddr()), `strata_replica_damaged{partition="0",state="waiting_for_operator",topic="d"} 1`)
+	})
+	c = dial(t, b.APIAddr())
+	fetch := func() (*v1.FetchPartitionResult, error) {
+		r, err := c.Fetch(ctx(t), &v1.FetchRequest{Partitions: []*v1.FetchPartition{{Topic: "d", Partition: 0, Offset: 0, MaxBytes: 1 << 20}}})
+		if err != nil {
+			return nil, err
+		}
+		return r.Partitions[0], nil
+	}
+	if r, err := fetch(); err == nil && r.Error == nil {
+		t.Fatalf("a damaged sole replica served a fetch: %d bytes", len(r.Batches))
+	}
+	cut, _ := os.ReadFile(seg)
+	q, _ := filepath.Glob(seg + ".damaged-*")
+	if len(q) != 1 {
+		t.Fatalf("quarantine: %v", q)
+	}
+	kept, _ := os.ReadFile(q[0])
+	if !bytes.Equal(append(cut, kept...), orig) {
+		t.Fatalf("segment (%d) + quarantine (%d) bytes differ from the old segment (%d)", len(cut), len(kept), len(orig))
+	}
+
+	// The operator accepts the loss (docs/operations.md, "Damaged logs").
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(filepath.Dir(seg), "damaged-index")); err != nil {
+		t.Fatal(err)
+	}
+	b = brokertest.Run(t, cfg)
+	brokertest.WaitReady(t, b)
+	c = dial(t, b.APIAddr())
+	eventually(t, "the partition serves what precedes the damage", func() bool {
+		r, err := fetch()
+		return err == nil && r.Error == nil && len(r.Batches) > 0
+	})
+	if m := metricsText(t, b.HTTPAddr()); strings.Contains(m, "strata_replica_damaged{") {
+		t.Fatal("damage still reported after the operator accepted the loss")
+	}
+}

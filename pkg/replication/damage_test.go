@@ -1,0 +1,302 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+func testLogger(t testing.TB) *zap.Logger { return zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)) }
+
+// chanTransport is an inmem transport whose Consumer the test feeds.
+type chanTransport struct {
+	*raft.InmemTransport
+	ch chan raft.RPC
+}
+
+func (c chanTransport) Consumer() <-chan raft.RPC { return c.ch }
+
+// Real sizes: 20 batches of 1,000 records of 1 KiB (about 1 MiB each, a
+// producer's default batch), 20 MB in one active segment.
+const (
+	damageBatches  = 20
+	damageRecords  = 1000
+	damageValueLen = 1024
+)
+
+// writeRealSize applies damageBatches batches through the leader and
+// returns the acknowledged values and their offsets.
+func writeRealSize(t *testing.T, c *cluster, tag string) map[string]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	acks := map[string]int64{}
+	for i := range damageBatches {
+		bt := fmt.Sprintf("%s%d", tag, i)
+		base, _, err := c.apply(ctx, testBatch(t, bt, damageRecords, damageValueLen))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range damageRecords {
+			acks[fmt.Sprintf("%s-%d", bt, r)] = base + int64(r)
+		}
+	}
+	return acks
+}
+
+// activeSegment returns the path of nd's last .log file.
+func activeSegment(t *testing.T, nd *node) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(nd.dir, "topic-0", "*.log"))
+	if err != nil || len(m) == 0 {
+		t.Fatalf("no segment in %s: %v", nd.dir, err)
+	}
+	sort.Strings(m)
+	return m[len(m)-1]
+}
+
+// flipMiddle flips one byte in the middle of the file and returns its size.
+func flipMiddle(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := fi.Size() / 2
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b[:], at); err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestDamagedFollowerAbstainsAndRefetches: records acknowledged by the
+// leader and one follower F (the third replica H cut off) survive a bit
+// flip in the middle of F's 20 MB active segment followed by the leader's
+// death. Without abstaining, F's log is cut at the flip, F campaigns, H
+// (which lacks everything) votes for it, and F leads without half the
+// acknowledged records. With it, F neither asks for nor grants votes, so no
+// leader is elected until the old leader returns; F then fetches the range
+// back and votes again.
+func TestDamagedFollowerAbstainsAndRefetches(t *testing.T) {
+	c := &cluster{t: t, logger: testLogger(t), fsync: true, segBytes: 64 << 20}
+	c.start(3)
+	l := c.leader()
+	var f, h *node
+	for _, nd := range c.nodes {
+		switch {
+		case nd == l:
+		case f == nil:
+			f = nd
+		default:
+			h = nd
+		}
+	}
+	c.isolate(h)
+	acks := writeRealSize(t, c, "a")
+	hwm := l.g.HighWatermark()
+	if hwm != damageBatches*damageRecords {
+		t.Fatalf("high watermark %d, want %d", hwm, damageBatches*damageRecords)
+	}
+	waitFor(t, 20*time.Second, "F holds the whole log", func() bool { return f.g.HighWatermark() == hwm })
+	before := f.g.Log().LastIndex()
+
+	c.stop(f)
+	seg := activeSegment(t, f)
+	if size := flipMiddle(t, seg); size < 20_000_000 {
+		t.Fatalf("active segment is %d bytes, want >= 20 MB", size)
+	}
+	c.stop(l)
+	c.connect(h)
+	c.restart(f)
+	st := f.g.Status()
+	if st.AbstainUntil != before || st.LastIndex >= before {
+		t.Fatalf("damaged F: abstain until %d (want %d), last index %d", st.AbstainUntil, before, st.LastIndex)
+	}
+	lostFrom := f.g.Log().NextOffset()
+	if lostFrom >= hwm || lostFrom == 0 {
+		t.Fatalf("F's log ends at offset %d after the cut; the flip was not in the middle of %d", lostFrom, hwm)
+	}
+	t.Logf("F lost offsets %d..%d (raft indexes %d..%d) to the flip", lostFrom, hwm-1, st.LastIndex+1, before)
+
+	// Raft's timers (200 ms here) would elect F within a few hundred ms.
+	deadline := time.Now().Add(3 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if f.g.IsLeader() || h.g.IsLeader() {
+			t.Fatalf("a leader was elected without the records F lost (F leads: %v)", f.g.IsLeader())
+		}
+		<-tick.C
+	}
+	tick.Stop()
+
+	c.restart(l)
+	c.converge(hwm)
+	waitFor(t, 20*time.Second, "F stops abstaining", func() bool { return f.g.Status().AbstainUntil == 0 })
+	if m := f.g.Log().DamagedThrough(); m != 0 {
+		t.Fatalf("damage mark %d kept after the refetch", m)
+	}
+	if q, _ := filepath.Glob(seg + ".damaged-*"); len(q) != 0 {
+		t.Fatalf("quarantine kept after the refetch: %v", q)
+	}
+	log := values(t, c.sameLogs(hwm))
+	checkAcked(t, log, acks)
+	if len(log) != damageBatches*damageRecords {
+		t.Fatalf("%d records, want %d", len(log), damageBatches*damageRecords)
+	}
+}
+
+// TestDamagedSoleReplicaWaitsForOperator: the same flip on a group's only
+// replica has no copy to fetch back: the group refuses to start rather than
+// elect itself and reuse the lost offsets, and no byte is deleted (the log
+// up to the flip plus the quarantined bytes are the old file, flip
+// included). A torn tail is still cut and the group starts.
+func TestDamagedSoleReplicaWaitsForOperator(t *testing.T) {
+	c := &cluster{t: t, logger: testLogger(t), fsync: true, segBytes: 64 << 20, sole: true}
+	c.start(1)
+	writeRealSize(t, c, "a")
+	nd := c.nodes[0]
+	c.stop(nd)
+	seg := activeSegment(t, nd)
+	flipMiddle(t, seg)
+	orig, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and again: the refusal holds across restarts
+		err = c.tryOpen(nd, nil)
+		if !errors.Is(err, ErrNoHealthyCopy) {
+			t.Fatalf("open of a damaged sole replica: %v, want ErrNoHealthyCopy", err)
+		}
+	}
+	cut, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := filepath.Glob(seg + ".damaged-*")
+	if len(q) != 1 {
+		t.Fatalf("quarantine files %v", q)
+	}
+	kept, err := os.ReadFile(q[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(cut, kept...); string(got) != string(orig) {
+		t.Fatalf("log (%d bytes) + quarantine (%d bytes) is not the old file (%d bytes)", len(cut), len(kept), len(orig))
+	}
+	if !strings.HasSuffix(q[0], fmt.Sprint(len(cut))) {
+		t.Fatalf("quarantine %s does not name the cut position %d", q[0], len(cut))
+	}
+}
+
+// TestTornTailStillCut: bytes of an unfinished write at the end of the
+// active segment are cut, with no damage mark: the replica starts and
+// votes.
+func TestTornTailStillCut(t *testing.T) {
+	c := &cluster{t: t, logger: testLogger(t), fsync: true, segBytes: 64 << 20, sole: true}
+	c.start(1)
+	writeRealSize(t, c, "a")
+	nd := c.nodes[0]
+	before := nd.g.Log().LastIndex()
+	c.stop(nd)
+	seg := activeSegment(t, nd)
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(seg, fi.Size()-100); err != nil {
+		t.Fatal(err)
+	}
+	c.open(nd, nil)
+	if r := nd.g.Log().RecoveryReport(); r == nil || nd.g.Log().Damage() != nil {
+		t.Fatalf("torn tail: report %v, damage %+v", r, nd.g.Log().Damage())
+	}
+	if st := nd.g.Status(); st.AbstainUntil != 0 || st.LastIndex != before-1 {
+		t.Fatalf("after a torn tail: abstain until %d, last index %d (want 0, %d)", st.AbstainUntil, st.LastIndex, before-1)
+	}
+	c.leader()
+}
+
+// TestAbstainTransportRefusesVotes: the filter answers vote and pre-vote
+// requests "not granted" at the candidate's term and refuses TimeoutNow
+// while abstaining, passes everything through otherwise, and asks for no
+// votes itself.
+func TestAbstainTransportRefusesVotes(t *testing.T) {
+	_, im := raft.NewInmemTransport("a")
+	inner := chanTransport{im, make(chan raft.RPC)}
+	var abstain atomic.Bool
+	abstain.Store(true)
+	tr := newAbstainTransport(inner, "a", abstain.Load)
+	defer tr.Close()
+	var resp raft.RequestVoteResponse
+	if err := tr.RequestVote("b", "b", &raft.RequestVoteRequest{Term: 3}, &resp); !errors.Is(err, errAbstaining) {
+		t.Fatalf("outbound RequestVote while abstaining: %v", err)
+	}
+	if err := tr.RequestPreVote("b", "b", &raft.RequestPreVoteRequest{Term: 3}, &raft.RequestPreVoteResponse{}); !errors.Is(err, errAbstaining) {
+		t.Fatalf("outbound RequestPreVote while abstaining: %v", err)
+	}
+	// deliver hands cmd to the filter as the inner transport would; if
+	// passes, it plays raft and answers "raft".
+	deliver := func(cmd any, passes bool) raft.RPCResponse {
+		t.Helper()
+		ch := make(chan raft.RPCResponse, 1)
+		timeout := time.NewTimer(2 * time.Second)
+		defer timeout.Stop()
+		select {
+		case inner.ch <- raft.RPC{Command: cmd, RespChan: ch}:
+		case <-timeout.C:
+			t.Fatal("filter did not take the RPC")
+		}
+		if passes {
+			select {
+			case rpc := <-tr.Consumer():
+				rpc.Respond("raft", nil)
+			case <-timeout.C:
+				t.Fatalf("%T not passed on to raft", cmd)
+			}
+		}
+		select {
+		case r := <-ch:
+			return r
+		case <-timeout.C:
+			t.Fatal("no answer")
+		}
+		return raft.RPCResponse{}
+	}
+	if r := deliver(&raft.RequestVoteRequest{Term: 7}, false); r.Error != nil || r.Response.(*raft.RequestVoteResponse).Granted || r.Response.(*raft.RequestVoteResponse).Term != 7 {
+		t.Fatalf("vote while abstaining: %+v", r)
+	}
+	if r := deliver(&raft.RequestPreVoteRequest{Term: 7}, false); r.Error != nil || r.Response.(*raft.RequestPreVoteResponse).Granted {
+		t.Fatalf("pre-vote while abstaining: %+v", r)
+	}
+	if r := deliver(&raft.TimeoutNowRequest{}, false); !errors.Is(r.Error, errAbstaining) {
+		t.Fatalf("TimeoutNow while abstaining: %+v", r)
+	}
+	if r := deliver(&raft.AppendEntriesRequest{}, true); r.Response != "raft" {
+		t.Fatalf("AppendEntries while abstaining not passed on: %+v", r)
+	}
+	abstain.Store(false)
+	if r := deliver(&raft.RequestVoteRequest{Term: 7}, true); r.Response != "raft" {
+		t.Fatalf("vote after abstaining not passed on: %+v", r)
+	}
+}
