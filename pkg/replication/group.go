@@ -151,6 +151,8 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 		return nil, err
 	}
 	g.raft = r
+	leading := func() bool { return r.State() == raft.Leader }
+	store.leading.Store(&leading)
 	f.started.Store(true)
 
 	g.wg.Add(1)

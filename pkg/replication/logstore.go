@@ -56,6 +56,12 @@ type LogStore struct {
 
 	wmu sync.Mutex // serializes the log's writer calls
 
+	// leading reports whether raft leads: StoreLogs checks what a
+	// follower is sent (received.go). Raft calls StoreLogs as leader and
+	// as follower from its main goroutine, which is also where its state
+	// changes, so the answer holds for the call. Set once raft exists.
+	leading atomic.Pointer[func() bool]
+
 	// phantom: after a snapshot install replaced the log (see Replace),
 	// raft may still believe the log reaches this index. GetLog answers
 	// indexes between the real end and phantom with a term-0 no-op, so that
@@ -173,6 +179,12 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	logs, err := s.overlap(logs)
 	if err != nil || len(logs) == 0 {
 		return err
+	}
+	if leading := s.leading.Load(); leading != nil && !(*leading)() {
+		if err := checkReceived(logs, s.log.NextOffset()); err != nil {
+			s.logger.Error("refusing entries sent by the leader", zap.Error(err))
+			return err
+		}
 	}
 	entries := make([]segment.Entry, len(logs))
 	for i, l := range logs {

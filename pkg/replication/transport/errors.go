@@ -27,6 +27,11 @@ var (
 	// did not take the request in time. A retry may help.
 	ErrTimeout = errors.New("transport: rpc timed out")
 
+	// ErrCorruptFrame: a received frame fails its CRC-32C: its bytes
+	// changed on the way. The connection is closed; its calls fail, and a
+	// retry on a new connection helps.
+	ErrCorruptFrame = errors.New("transport: corrupt frame")
+
 	// errMalformed: a peer sent bytes that are not the format. The
 	// connection is closed.
 	errMalformed = errors.New("transport: malformed frame")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -18,7 +19,7 @@ import (
 // A connection starts with a hello from the dialer, once:
 //
 //	+------------+-----------+------------------+--------------------+
-//	| magic "SRFT" (4 bytes) | version u8 (= 1) | addr len u16 | addr |
+//	| magic "SRFT" (4 bytes) | version u8 (= 2) | addr len u16 | addr |
 //	+------------+-----------+------------------+--------------------+
 //
 // addr is the dialer's own listen address (its raft.ServerAddress), so the
@@ -49,6 +50,14 @@ import (
 //	              5 (beats_frame.go); an installSnapshot
 //	              request follows it with exactly InstallSnapshotRequest.Size
 //	              bytes of snapshot data, carried inline.
+//	end-4   4     crc u32: CRC-32C (Castagnoli) of every byte after the
+//	              length field and before this one
+//
+// A frame whose CRC does not match is refused and its connection closed:
+// the bytes could be anything, its length included. Raft sees the
+// connection's calls fail and retries them on a new one. (Version 1 had
+// no CRC; TCP's own checksum misses some corruptions that offloading NICs,
+// middleboxes or memory introduce.)
 //
 // Every length is checked against what is left of the frame, and the frame
 // length against MaxFrameBytes, before anything is allocated. The msgpack
@@ -56,7 +65,7 @@ import (
 // checked too and the memory decoding it takes is bounded.
 const (
 	helloMagic   = "SRFT"
-	helloVersion = 1
+	helloVersion = 2
 	helloMaxAddr = 1024 // a listen address longer than this is not one
 
 	kindRequest   = 1
@@ -64,10 +73,11 @@ const (
 	kindNoGroup   = 3 // a response: the group is not registered on the responder
 	frameLenSize  = 4
 	headerSize    = 1 + 8 + 1 + 2 // kind, id, rpc type, group length
+	crcSize       = 4
 	idOffset      = frameLenSize + 1
 	maxGroupLen   = 1<<16 - 1
 	maxErrorLen   = 1<<16 - 1
-	minFrameBytes = headerSize
+	minFrameBytes = headerSize + crcSize
 )
 
 // rpcType names a raft RPC on the wire.
@@ -125,13 +135,14 @@ func appendFrame(dst []byte, f *frame, max int) ([]byte, error) {
 	if len(errMsg) > maxErrorLen {
 		errMsg = errMsg[:maxErrorLen]
 	}
-	n := headerSize + len(f.group) + len(f.payload)
+	n := headerSize + len(f.group) + len(f.payload) + crcSize
 	if f.kind != kindRequest {
 		n += 2 + len(errMsg)
 	}
 	if n > max {
 		return dst, fmt.Errorf("%s frame of %d bytes, limit %d: %w", f.rpc, n, max, ErrFrameTooLarge)
 	}
+	start := len(dst)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 	dst = append(dst, f.kind)
 	dst = binary.BigEndian.AppendUint64(dst, f.id)
@@ -142,7 +153,20 @@ func appendFrame(dst []byte, f *frame, max int) ([]byte, error) {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(errMsg)))
 		dst = append(dst, errMsg...)
 	}
-	return append(dst, f.payload...), nil
+	dst = append(dst, f.payload...)
+	dst = append(dst, 0, 0, 0, 0)
+	sealFrame(dst[start:])
+	return dst, nil
+}
+
+// castagnoli is the CRC-32C table, as record batches use.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sealFrame writes the CRC of the encoded frame b (length prefix
+// included), after its other bytes are final.
+func sealFrame(b []byte) {
+	end := len(b) - crcSize
+	binary.BigEndian.PutUint32(b[end:], crc32.Checksum(b[frameLenSize:end], castagnoli))
 }
 
 // readFrame reads one frame from r. The body buffer is allocated only after
@@ -166,10 +190,15 @@ func readFrame(r *bufio.Reader, max int) (*frame, error) {
 		}
 		return nil, err
 	}
-	return parseFrame(body)
+	end := len(body) - crcSize
+	if got, want := crc32.Checksum(body[:end], castagnoli), binary.BigEndian.Uint32(body[end:]); got != want {
+		return nil, fmt.Errorf("%w: frame of %d bytes fails its CRC (computed %08x, carried %08x)", ErrCorruptFrame, n, got, want)
+	}
+	return parseFrame(body[:end])
 }
 
-// parseFrame decodes a frame body (everything after the length prefix).
+// parseFrame decodes a frame body (everything after the length prefix,
+// before the CRC).
 // The returned frame's payload aliases body.
 func parseFrame(body []byte) (*frame, error) {
 	if len(body) < headerSize {

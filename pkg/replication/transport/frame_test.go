@@ -119,9 +119,17 @@ func TestFrameRoundTrip(t *testing.T) {
 func TestFrameRejects(t *testing.T) {
 	const max = 1 << 10
 	good, _ := appendFrame(nil, &frame{kind: kindRequest, id: 1, rpc: rpcTimeoutNow, group: "g"}, max)
-	withLen := func(b []byte) []byte { // fix the length prefix after editing the body
+	withLen := func(b []byte) []byte { // fix the length prefix and the CRC after editing the body
 		binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+		if len(b) >= frameLenSize+crcSize {
+			sealFrame(b)
+		}
 		return b
+	}
+	edit := func(f func(b []byte)) []byte {
+		b := append([]byte{}, good...)
+		f(b)
+		return withLen(b)
 	}
 	cases := []struct {
 		name string
@@ -131,12 +139,13 @@ func TestFrameRejects(t *testing.T) {
 		{"over max", binary.BigEndian.AppendUint32(nil, max+1), ErrFrameTooLarge},
 		{"4 GiB claim", []byte{0xff, 0xff, 0xff, 0xff}, ErrFrameTooLarge},
 		{"shorter than header", withLen([]byte{0, 0, 0, 0, kindRequest}), errMalformed},
-		{"bad kind", withLen(append(append([]byte{}, good[:4]...), append([]byte{9}, good[5:]...)...)), errMalformed},
-		{"bad rpc", func() []byte { b := append([]byte{}, good...); b[13] = 77; return b }(), errMalformed},
-		{"group past end", func() []byte { b := append([]byte{}, good...); b[15] = 200; return b }(), errMalformed},
-		{"response without error length", withLen(append([]byte{}, good...)[:17:17]), errMalformed},
+		{"bad kind", edit(func(b []byte) { b[4] = 9 }), errMalformed},
+		{"bad rpc", edit(func(b []byte) { b[13] = 77 }), errMalformed},
+		{"group past end", edit(func(b []byte) { b[15] = 200 }), errMalformed},
+		{"response without error length", edit(func(b []byte) { b[4] = kindResponse }), errMalformed},
+		{"a flipped bit fails the CRC", func() []byte { b := append([]byte{}, good...); b[16] ^= 0x10; return b }(), ErrCorruptFrame},
+		{"a flipped bit in the CRC", func() []byte { b := append([]byte{}, good...); b[len(b)-1] ^= 1; return b }(), ErrCorruptFrame},
 	}
-	cases[6].b[4] = kindResponse
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := readOne(t, tc.b, max)
@@ -208,7 +217,7 @@ func TestHello(t *testing.T) {
 		t.Fatalf("bad magic: %v", err)
 	}
 	bad = append([]byte{}, b...)
-	bad[4] = 2
+	bad[4] = 1 // before frames carried a CRC
 	if _, err := readHello(bytes.NewReader(bad)); !errors.Is(err, errMalformed) {
 		t.Fatalf("bad version: %v", err)
 	}

@@ -236,7 +236,8 @@ func (m *Mux) replyNoGroup(c *conn, id uint64, typ rpcType, group string) {
 	}
 }
 
-// putID fills in the request id of an encoded frame.
+// putID fills in the request id of an encoded frame, and seals it again.
 func putID(b []byte, id uint64) {
 	binary.BigEndian.PutUint64(b[idOffset:], id)
+	sealFrame(b)
 }
