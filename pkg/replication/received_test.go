@@ -18,7 +18,9 @@ func TestCheckReceived(t *testing.T) {
 		record.SetBaseOffset(b, off)
 		return b
 	}
-	cmd := func(idx uint64, b []byte) *raft.Log { return &raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: b} }
+	cmd := func(idx uint64, b []byte) *raft.Log {
+		return &raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: b}
+	}
 	noop := &raft.Log{Index: 11, Term: 1, Type: raft.LogNoop}
 	flipped := at(105, 3)
 	flipped[len(flipped)-3] ^= 0x40
