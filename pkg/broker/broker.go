@@ -45,6 +45,8 @@ type Broker struct {
 	fsync   partition.FsyncPolicy
 	metrics *metrics
 	raftCfg func() *raft.Config // raft tuning for partition groups
+	// inflight bounds the bytes produce and fetch hold (inflight.go).
+	inflight inflight
 
 	// Started by Start, stopped by Close.
 	mux      *transport.Mux
@@ -88,6 +90,7 @@ func New(cfg Config, log *zap.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("create --data-dir %s: %w", cfg.DataDir, err)
 	}
 	b := &Broker{cfg: cfg, log: log.With(zap.Uint32("node", cfg.NodeID)), metrics: newMetrics()}
+	b.inflight.init(cfg.MaxInflightBytes)
 	b.raftCfg = func() *raft.Config {
 		// Raft's own timers are the fallback: the broker's elector
 		// replaces a gone or silent leader after one heartbeat timeout

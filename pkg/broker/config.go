@@ -36,6 +36,11 @@ type Config struct {
 	TopicDefaults map[string]string `yaml:"topic-default"` // --topic-default k=v
 	// MaxRequestBytes bounds one gRPC message, checked before allocating.
 	MaxRequestBytes int `yaml:"max-request-bytes"` // --max-request-bytes
+	// MaxInflightBytes bounds the bytes of produce requests being
+	// appended, and separately of fetch responses being read, that the
+	// broker holds at once; past it, requests wait (backpressure) rather
+	// than memory growing with the number of clients (internal/budget).
+	MaxInflightBytes int64 `yaml:"max-inflight-bytes"` // --max-inflight-bytes
 	// MaxFetchWait clamps a fetch's long-poll wait.
 	MaxFetchWait time.Duration `yaml:"max-fetch-wait"` // --max-fetch-wait
 	// ProduceTimeout is the default wait for a produce's acks.
@@ -81,6 +86,7 @@ func DefaultConfig() Config {
 		DefaultPartitions:    1,
 		TopicDefaults:        map[string]string{},
 		MaxRequestBytes:      64 << 20,
+		MaxInflightBytes:     256 << 20,
 		MaxFetchWait:         30 * time.Second,
 		ProduceTimeout:       30 * time.Second,
 		ShutdownTimeout:      10 * time.Second,
@@ -162,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < metadata.MaxMaxMessageBytes+(1<<20) {
 		return fmt.Errorf("--max-request-bytes must be at least %d (the largest max.message.bytes plus room)", metadata.MaxMaxMessageBytes+(1<<20))
+	}
+	if c.MaxInflightBytes < int64(c.MaxRequestBytes) {
+		return fmt.Errorf("--max-inflight-bytes %d must be at least --max-request-bytes (%d), so that one request of the largest size fits", c.MaxInflightBytes, c.MaxRequestBytes)
 	}
 	if c.MaxFetchWait <= 0 || c.ProduceTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--max-fetch-wait, --produce-timeout and --shutdown-timeout must be positive")

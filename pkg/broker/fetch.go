@@ -42,10 +42,16 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 		// Take the wake-up channels before reading, so a commit between the
 		// read and the wait still wakes us.
 		wake := make([]<-chan struct{}, 0, len(req.Partitions))
-		resp, total, failed := b.fetchOnce(req, maxBytes, &wake)
+		granted, release, err := b.takeFetchFor(ctx, maxBytes)
+		if err != nil {
+			return nil, apierr.ToStatus(err)
+		}
+		resp, total, failed := b.fetchOnce(req, granted, &wake)
 		if total >= int(req.MinBytes) || failed || wait == 0 {
+			defer release()
 			return resp, nil
 		}
+		release()
 		cases := make([]reflect.SelectCase, 0, len(wake)+2)
 		cases = append(cases,
 			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
@@ -57,7 +63,12 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 		case 0:
 			return nil, apierr.ToStatus(ctx.Err())
 		case 1:
-			resp, _, _ = b.fetchOnce(req, maxBytes, nil)
+			granted, release, err := b.takeFetchFor(ctx, maxBytes)
+			if err != nil {
+				return nil, apierr.ToStatus(err)
+			}
+			defer release()
+			resp, _, _ = b.fetchOnce(req, granted, nil)
 			return resp, nil
 		}
 	}

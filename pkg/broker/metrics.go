@@ -100,7 +100,7 @@ func (m *metrics) register(b *Broker) {
 	m.reg.MustRegister(m.requests, m.bytesIn, m.recordsIn, m.bytesOut, m.badBatches, m.commitSecs, m.commitGroups, m.retentionDeleted, m.earlyElections,
 		m.cleanerRead, m.cleanerWritten, m.cleanerReclaimed, m.cleanerRemoved, m.cleanerRuns, m.cleanerLastRun,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&partitionCollector{b: b}, &groupCollector{b: b})
+		&partitionCollector{b: b}, &groupCollector{b: b}, &inflightCollector{b: b})
 }
 
 func (m *metrics) interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -20,7 +20,9 @@ import (
 // UNKNOWN_PARTITION, CORRUPT_BATCH (CRC or framing; nothing of that
 // partition's request is stored), RECORD_TOO_LARGE (over max.message.bytes),
 // STORAGE, UNAVAILABLE (shutting down; retry), and UNAVAILABLE on timeout:
-// the records may or may not have been written.
+// the records may or may not have been written. A broker whose produce
+// budget (--max-inflight-bytes) stays spent until the request's timeout
+// answers UNAVAILABLE, nothing written (inflight.go).
 func (b *Broker) Produce(ctx context.Context, req *v1.ProduceRequest) (*v1.ProduceResponse, error) {
 	if len(req.Partitions) == 0 {
 		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST, "produce request names no partition"))
@@ -40,6 +42,15 @@ func (b *Broker) Produce(ctx context.Context, req *v1.ProduceRequest) (*v1.Produ
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var size int64
+	for _, pp := range req.Partitions {
+		size += int64(len(pp.Batches))
+	}
+	release, err := b.takeProduce(ctx, size)
+	if err != nil {
+		return nil, apierr.ToStatus(err)
+	}
+	defer release()
 
 	// ACKS_LEADER counts as quorum: under Raft a batch is acknowledged
 	// once committed, and nothing weaker than acks=none is offered.
