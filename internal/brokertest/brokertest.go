@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/stratalog/strata/pkg/broker"
@@ -71,7 +73,17 @@ func StartBroker(t testing.TB, opts ...func(*broker.Config)) *broker.Broker {
 // closes it when the test ends.
 func Run(t testing.TB, cfg broker.Config) *broker.Broker {
 	t.Helper()
-	b, err := broker.New(cfg, zaptest.NewLogger(t, zaptest.Level(zapLevel(cfg.LogLevel))).Named(fmt.Sprintf("b%d", cfg.NodeID)))
+	return run(t, cfg, nil)
+}
+
+// run is Run, also writing the broker's log to tee if it is not nil.
+func run(t testing.TB, cfg broker.Config, tee zapcore.Core) *broker.Broker {
+	t.Helper()
+	lg := zaptest.NewLogger(t, zaptest.Level(zapLevel(cfg.LogLevel)))
+	if tee != nil {
+		lg = lg.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, tee) }))
+	}
+	b, err := broker.New(cfg, lg.Named(fmt.Sprintf("b%d", cfg.NodeID)))
 	if err != nil {
 		t.Fatalf("brokertest: new broker: %v", err)
 	}

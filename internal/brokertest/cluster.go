@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
+
 	v1 "github.com/stratalog/strata/api/v1"
 
 	"github.com/stratalog/strata/pkg/broker"
@@ -16,7 +18,21 @@ import (
 // in Configs so a test can restart it on the same data dir and ports.
 func StartCluster(t testing.TB, n int, opts ...func(*broker.Config)) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, opts: opts}
+	return startCluster(t, n, nil, opts)
+}
+
+// StartObservedCluster is StartCluster with every broker's log also
+// written to tee (a zaptest/observer core, say), restarted and added
+// brokers' too: for tests of what brokers log. The brokers' LogLevel
+// still decides which entries are written.
+func StartObservedCluster(t testing.TB, n int, tee zapcore.Core, opts ...func(*broker.Config)) *Cluster {
+	t.Helper()
+	return startCluster(t, n, tee, opts)
+}
+
+func startCluster(t testing.TB, n int, tee zapcore.Core, opts []func(*broker.Config)) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, opts: opts, tee: tee}
 	for i := 1; i <= n; i++ {
 		cfg := Config(t, uint32(i))
 		cfg.BootstrapExpect = n
@@ -26,7 +42,7 @@ func StartCluster(t testing.TB, n int, opts ...func(*broker.Config)) *Cluster {
 		for _, o := range opts {
 			o(&cfg)
 		}
-		b := Run(t, cfg)
+		b := run(t, cfg, tee)
 		// Pin the bound ports, so that a restart keeps the addresses that
 		// Raft configurations and gossip name.
 		cfg.APIAddr, cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = b.APIAddr(), b.HTTPAddr(), b.RaftAddr(), b.GossipAddr()
@@ -72,6 +88,7 @@ type Cluster struct {
 	Brokers []*broker.Broker // index i holds node i+1; nil while stopped
 	Configs []broker.Config
 	opts    []func(*broker.Config)
+	tee     zapcore.Core // also gets every broker's log, if not nil
 }
 
 // Broker returns node id's broker (nil while stopped).
@@ -99,7 +116,7 @@ func (c *Cluster) Restart(id uint32) *broker.Broker {
 			cfg.Join = append(cfg.Join, c.Configs[i].GossipAddr)
 		}
 	}
-	b := Run(c.t, cfg)
+	b := run(c.t, cfg, c.tee)
 	WaitReady(c.t, b)
 	c.Brokers[id-1] = b
 	WaitBrokers(c.t, b, len(c.APIAddrs()))
@@ -119,7 +136,7 @@ func (c *Cluster) Add() *broker.Broker {
 	for _, o := range c.opts {
 		o(&cfg)
 	}
-	b := Run(c.t, cfg)
+	b := run(c.t, cfg, c.tee)
 	cfg.APIAddr, cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = b.APIAddr(), b.HTTPAddr(), b.RaftAddr(), b.GossipAddr()
 	WaitReady(c.t, b)
 	c.Brokers = append(c.Brokers, b)

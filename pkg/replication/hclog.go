@@ -13,8 +13,10 @@ import (
 
 // zapHCLog adapts a *zap.Logger to hclog.Logger, the logger hashicorp/raft
 // takes. It is the only such adapter in Strata: raft's key/value pairs
-// become zap fields, its levels map to zap's (Trace to Debug), and the
-// level is zap's, so SetLevel is ignored.
+// become zap fields, its levels map to zap's (Trace and Info to Debug), and
+// the level is zap's, so SetLevel is ignored. raft's warnings and errors
+// that describe raft working as designed go to Debug too (routine.go):
+// operators page on errors.
 type zapHCLog struct {
 	z       *zap.Logger
 	name    string
@@ -44,6 +46,9 @@ func fields(args []any) []zap.Field {
 }
 
 func (l *zapHCLog) Log(level hclog.Level, msg string, args ...any) {
+	if level >= hclog.Warn && routine(msg, args) {
+		level = hclog.Debug
+	}
 	switch level {
 	case hclog.Trace, hclog.Debug, hclog.Info:
 		// raft's info lines (state changes, elections) come per group: with

@@ -324,7 +324,9 @@ func (m *Mux) answerBeat(b *beatReq) beatAnswer {
 	}
 	fn := t.hb.Load()
 	if fn == nil {
-		return beatAnswer{err: fmt.Sprintf("transport: raft group %q takes no heartbeats yet", b.group)}
+		// Registered, its raft not started yet: to the sender, as good
+		// as not opened (ErrUnknownGroup), and as routine.
+		return beatAnswer{noGroup: true, err: fmt.Sprintf("transport: raft group %q takes no heartbeats yet", b.group)}
 	}
 	// A channel per heartbeat: a late answer can never pass for another
 	// group's.
@@ -341,7 +343,8 @@ func (m *Mux) answerBeat(b *beatReq) beatAnswer {
 		}
 		return beatAnswer{resp: *resp}
 	default:
-		// processHeartbeat drops heartbeats while raft shuts down.
-		return beatAnswer{err: fmt.Sprintf("transport: raft group %q did not answer a heartbeat (shutting down)", b.group)}
+		// processHeartbeat drops heartbeats while raft shuts down: the
+		// group is closing, as good as gone (ErrUnknownGroup).
+		return beatAnswer{noGroup: true, err: fmt.Sprintf("transport: raft group %q did not answer a heartbeat (shutting down)", b.group)}
 	}
 }

@@ -128,6 +128,9 @@ func (c *conn) writeFrame(b []byte, timeout time.Duration, lazy bool) error {
 		}
 	}
 	if err != nil {
+		if !c.isClosed() { // it broke under us: the peer is gone or stuck
+			err = c.m.unreachable(c.peer, err)
+		}
 		c.w.err = err
 		c.close(err)
 	}
@@ -143,6 +146,9 @@ func (c *conn) lazyFlush() {
 		return
 	}
 	if err := c.w.bw.Flush(); err != nil {
+		if !c.isClosed() {
+			err = c.m.unreachable(c.peer, err)
+		}
 		c.w.err = err
 		c.close(err)
 	}
@@ -175,9 +181,18 @@ func (c *conn) readLoop() {
 		break
 	}
 	lost := !c.isClosed() // failed under us, not closed by this Mux
-	if lost && !errors.Is(err, io.EOF) {
-		c.m.log.Info("raft transport: connection failed", zap.String("peer", string(c.peer)),
+	switch {
+	case !lost:
+	case errors.Is(err, errMalformed) || errors.Is(err, ErrFrameTooLarge):
+		// The peer is up but sent what it should not: not routine.
+		c.m.log.Warn("raft transport: connection failed", zap.String("peer", string(c.peer)),
 			zap.Bool("outbound", c.outbound), zap.Error(err))
+	default:
+		if !errors.Is(err, io.EOF) {
+			c.m.log.Debug("raft transport: connection failed", zap.String("peer", string(c.peer)),
+				zap.Bool("outbound", c.outbound), zap.Error(err))
+		}
+		err = c.m.unreachable(c.peer, err) // one line per peer, not per connection
 	}
 	c.close(err)
 	c.m.forget(c)
@@ -245,7 +260,7 @@ func (c *conn) start(cl *call, b []byte, timeout time.Duration) {
 	cl.id = c.mu.nextID
 	c.mu.pending[cl.id] = cl
 	id := cl.id
-	cl.timer = time.AfterFunc(timeout, func() { c.cancel(id, ErrTimeout) })
+	cl.timer = time.AfterFunc(timeout, func() { c.cancel(id, c.m.timeoutErr(c.peer)) })
 	c.mu.Unlock()
 
 	putID(b, id)
@@ -385,7 +400,7 @@ func (m *Mux) dial(peer raft.ServerAddress) (*conn, error) {
 		if m.ctx.Err() != nil {
 			return nil, ErrClosed
 		}
-		return nil, fmt.Errorf("transport: dial %s: %w", peer, err)
+		return nil, m.unreachable(peer, fmt.Errorf("dial %s: %w", peer, err))
 	}
 	if selfConnected(nc) {
 		// Dialling a local port in the ephemeral range that nobody
@@ -393,7 +408,7 @@ func (m *Mux) dial(peer raft.ServerAddress) (*conn, error) {
 		// open). Keeping it would talk to ourselves and hold the port that
 		// the peer needs to listen on when it restarts.
 		nc.Close()
-		return nil, fmt.Errorf("transport: dial %s: connected to itself (no broker listens there)", peer)
+		return nil, m.unreachable(peer, fmt.Errorf("dial %s: connected to itself (no broker listens there)", peer))
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
@@ -401,7 +416,7 @@ func (m *Mux) dial(peer raft.ServerAddress) (*conn, error) {
 	nc.SetWriteDeadline(time.Now().Add(m.opts.DialTimeout))
 	if _, err := nc.Write(appendHello(nil, m.addr)); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("transport: hello to %s: %w", peer, err)
+		return nil, m.unreachable(peer, fmt.Errorf("hello to %s: %w", peer, err))
 	}
 	c := newConn(m, nc, peer, true)
 	if !m.register(c) {

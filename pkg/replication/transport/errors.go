@@ -9,10 +9,18 @@ var (
 	// while the call was pending. A retry does not help.
 	ErrClosed = errors.New("transport: closed")
 
-	// ErrUnknownGroup: the peer has no raft group of that name registered,
-	// or it was unregistered while the call waited. The error's message is
+	// ErrUnknownGroup: the peer has no raft group of that name registered
+	// (or its raft is not started yet, or shutting down: a heartbeat it
+	// cannot answer), or it was unregistered while the call waited. The error's message is
 	// the peer's. A retry helps once the peer creates the group.
 	ErrUnknownGroup = errors.New("transport: unknown raft group")
+
+	// ErrUnreachable: the peer cannot be reached: a dial failed, a
+	// connection to it broke, or a call timed out while the peer is
+	// reported unreachable (reach.go). The Mux logs one line when a peer
+	// becomes unreachable and one when it answers again, so callers may
+	// log these quietly. A retry helps once the peer is back.
+	ErrUnreachable = errors.New("transport: peer unreachable")
 
 	// ErrBlocked: the peer is blocked with Mux.Block (fault injection). A
 	// retry helps after Unblock.

@@ -31,13 +31,29 @@ import (
 //	  heard[peer] = now  ◄──────────── answer frame ◄──┘
 //	  heard[peer] = now  ◄──────────── any frame it sends
 
-// peerLife is what the Mux knows of one peer's liveness.
+// peerLife is what the Mux knows of one peer's liveness. Its times are
+// Mux clock readings (Mux.now): monotonic, so a step of the wall clock
+// (NTP, an operator) neither silences a live peer nor revives a dead one.
 type peerLife struct {
-	heard        atomic.Int64 // unix nanoseconds of the last frame read from it; 0 = never
-	watched      atomic.Int64 // unix nanoseconds of the last Watch naming it
-	watchedSince atomic.Int64 // unix nanoseconds of the first Watch naming it
-	down         atomic.Int64 // unix nanoseconds of the last time it was found gone (peerdown.go)
+	heard        atomic.Int64 // last frame read from it; 0 = never
+	watched      atomic.Int64 // last Watch naming it
+	watchedSince atomic.Int64 // first Watch naming it
+	down         atomic.Int64 // last time it was found gone (peerdown.go)
+	unreachable  atomic.Int64 // since when it is reported unreachable; 0 = reachable (reach.go)
 }
+
+// now is the Mux's clock: nanoseconds since its epoch, by the monotonic
+// clock. It is never 0, which means "never" in a peerLife.
+func (m *Mux) now() int64 { return m.clock(time.Now()) }
+
+// clock converts t, which must carry a monotonic reading (time.Now() and
+// times derived from it with Add do; times from time.Unix or a parse do
+// not), to the Mux's clock.
+func (m *Mux) clock(t time.Time) int64 { return int64(t.Sub(m.epoch)) }
+
+// clockEpochLead: the epoch is this long before the Mux started, so that
+// no reading is 0.
+const clockEpochLead = time.Second
 
 // watchTTL: a peer not named by Watch for this long is pulsed no more.
 const watchTTL = time.Minute
@@ -62,13 +78,14 @@ func (m *Mux) Heard(peer raft.ServerAddress) time.Time {
 	if ns == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, ns)
+	return m.epoch.Add(time.Duration(ns)) // with a monotonic reading, like time.Now()
 }
 
 // Alive reports whether peer was heard within d before now and has not
 // been found gone (connection refused, peerdown.go) since. A peer watched
 // for less than d counts as heard when the watch began; this Mux's own
-// address is always alive.
+// address is always alive. now must be a time.Now() reading (or one
+// derived from it with Add): the comparison is by the monotonic clock.
 func (m *Mux) Alive(peer raft.ServerAddress, now time.Time, d time.Duration) bool {
 	if peer == m.addr {
 		return true
@@ -83,7 +100,7 @@ func (m *Mux) Alive(peer raft.ServerAddress, now time.Time, d time.Duration) boo
 		return false
 	}
 	heard = max(heard, pl.watchedSince.Load())
-	return heard != 0 && now.UnixNano()-heard < d.Nanoseconds()
+	return heard != 0 && m.clock(now)-heard < d.Nanoseconds()
 }
 
 // Watch asks for peers to be pulsed every Options.HeartbeatInterval for
@@ -91,7 +108,7 @@ func (m *Mux) Alive(peer raft.ServerAddress, now time.Time, d time.Duration) boo
 // stays fresh while they are up. This Mux's own address is ignored. A Mux
 // without a HeartbeatInterval pulses nothing.
 func (m *Mux) Watch(peers ...raft.ServerAddress) {
-	now := time.Now().UnixNano()
+	now := m.now()
 	for _, p := range peers {
 		if p == m.addr || p == "" {
 			continue
@@ -117,8 +134,9 @@ func (m *Mux) runPulses() {
 		case now := <-t.C:
 			m.lives.Range(func(k, v any) bool {
 				pl := v.(*peerLife)
-				if w := pl.watched.Load(); w != 0 && now.Sub(time.Unix(0, w)) < watchTTL {
+				if w := pl.watched.Load(); w != 0 && time.Duration(m.clock(now)-w) < watchTTL {
 					m.pulse(k.(raft.ServerAddress), now)
+					m.checkSilence(k.(raft.ServerAddress), pl, m.clock(now))
 				}
 				return true
 			})
@@ -142,12 +160,16 @@ func (m *Mux) pulse(peer raft.ServerAddress, now time.Time) {
 	q.arm(peer, 0)
 }
 
-// heard stamps c's peer as heard now (every frame read).
+// heard stamps c's peer as heard now (every frame read), and back if it
+// was reported unreachable (reach.go).
 func (c *conn) heard() {
 	if c.life == nil {
 		c.life = c.m.life(c.peer)
 	}
-	c.life.heard.Store(time.Now().UnixNano())
+	c.life.heard.Store(c.m.now())
+	if c.life.unreachable.Load() != 0 {
+		c.m.reachable(c.peer, c.life)
+	}
 }
 
 // pulses is the Mux's state for runPulses.

@@ -138,6 +138,7 @@ type Mux struct {
 	ln      net.Listener
 	addr    raft.ServerAddress
 	closing chan struct{}
+	epoch   time.Time       // the clock's zero (liveness.go: Mux.now)
 	ctx     context.Context // cancelled by Close; bounds dials
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -191,6 +192,7 @@ func Listen(addr string, opts Options) (*Mux, error) {
 		ln:      ln,
 		addr:    advertised(ln.Addr().String(), opts.AdvertiseHost),
 		closing: make(chan struct{}),
+		epoch:   time.Now().Add(-clockEpochLead),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.blocked.Store(&map[raft.ServerAddress]struct{}{})

@@ -48,8 +48,9 @@ func (m *Mux) peerLost(peer raft.ServerAddress, err error) {
 			m.probes.Unlock()
 		}()
 		if m.peerGone(m.ctx, peer) {
-			m.log.Info("raft transport: peer is down (connection refused)", zap.String("peer", string(peer)))
-			m.life(peer).down.Store(time.Now().UnixNano())
+			// The line for an operator is reach.go's "peer unreachable".
+			m.log.Debug("raft transport: peer is down (connection refused)", zap.String("peer", string(peer)))
+			m.life(peer).down.Store(m.now())
 			m.opts.OnPeerDown(m.ctx, peer)
 		}
 	})
