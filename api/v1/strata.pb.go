@@ -4717,6 +4717,430 @@ func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
 	return file_strata_proto_rawDescGZIP(), []int{72}
 }
 
+type VerifyPartitionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPartitionRequest) Reset() {
+	*x = VerifyPartitionRequest{}
+	mi := &file_strata_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPartitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPartitionRequest) ProtoMessage() {}
+
+func (x *VerifyPartitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPartitionRequest.ProtoReflect.Descriptor instead.
+func (*VerifyPartitionRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *VerifyPartitionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *VerifyPartitionRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+type VerifyPartitionResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Topic           string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition       int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	FromOffset      int64                  `protobuf:"varint,3,opt,name=from_offset,json=fromOffset,proto3" json:"from_offset,omitempty"` // compared the batches with base offsets in [from_offset, to_offset)
+	ToOffset        int64                  `protobuf:"varint,4,opt,name=to_offset,json=toOffset,proto3" json:"to_offset,omitempty"`
+	Batches         int64                  `protobuf:"varint,5,opt,name=batches,proto3" json:"batches,omitempty"` // batches compared (per replica)
+	Bytes           int64                  `protobuf:"varint,6,opt,name=bytes,proto3" json:"bytes,omitempty"`     // bytes compared (per replica)
+	Replicas        []*ReplicaChecksum     `protobuf:"bytes,7,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	Agree           bool                   `protobuf:"varint,8,opt,name=agree,proto3" json:"agree,omitempty"`
+	FirstDifference int64                  `protobuf:"varint,9,opt,name=first_difference,json=firstDifference,proto3" json:"first_difference,omitempty"` // base offset of the first batch that differs; -1 when they agree
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *VerifyPartitionResponse) Reset() {
+	*x = VerifyPartitionResponse{}
+	mi := &file_strata_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPartitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPartitionResponse) ProtoMessage() {}
+
+func (x *VerifyPartitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPartitionResponse.ProtoReflect.Descriptor instead.
+func (*VerifyPartitionResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *VerifyPartitionResponse) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *VerifyPartitionResponse) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *VerifyPartitionResponse) GetFromOffset() int64 {
+	if x != nil {
+		return x.FromOffset
+	}
+	return 0
+}
+
+func (x *VerifyPartitionResponse) GetToOffset() int64 {
+	if x != nil {
+		return x.ToOffset
+	}
+	return 0
+}
+
+func (x *VerifyPartitionResponse) GetBatches() int64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *VerifyPartitionResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *VerifyPartitionResponse) GetReplicas() []*ReplicaChecksum {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *VerifyPartitionResponse) GetAgree() bool {
+	if x != nil {
+		return x.Agree
+	}
+	return false
+}
+
+func (x *VerifyPartitionResponse) GetFirstDifference() int64 {
+	if x != nil {
+		return x.FirstDifference
+	}
+	return 0
+}
+
+type ReplicaChecksum struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	NodeId         uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	LogStartOffset int64                  `protobuf:"varint,2,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	HighWatermark  int64                  `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	Crc            uint32                 `protobuf:"varint,4,opt,name=crc,proto3" json:"crc,omitempty"`    // CRC-32C of every compared batch, in offset order
+	Error          string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"` // set when the replica could not be read; it is left out of the comparison
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReplicaChecksum) Reset() {
+	*x = ReplicaChecksum{}
+	mi := &file_strata_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaChecksum) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaChecksum) ProtoMessage() {}
+
+func (x *ReplicaChecksum) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaChecksum.ProtoReflect.Descriptor instead.
+func (*ReplicaChecksum) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ReplicaChecksum) GetNodeId() uint32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *ReplicaChecksum) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *ReplicaChecksum) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *ReplicaChecksum) GetCrc() uint32 {
+	if x != nil {
+		return x.Crc
+	}
+	return 0
+}
+
+func (x *ReplicaChecksum) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type LogChecksumsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	FromOffset    int64                  `protobuf:"varint,2,opt,name=from_offset,json=fromOffset,proto3" json:"from_offset,omitempty"`
+	ToOffset      int64                  `protobuf:"varint,3,opt,name=to_offset,json=toOffset,proto3" json:"to_offset,omitempty"`
+	Step          int64                  `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"` // offsets per range, at least 1
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogChecksumsRequest) Reset() {
+	*x = LogChecksumsRequest{}
+	mi := &file_strata_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogChecksumsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogChecksumsRequest) ProtoMessage() {}
+
+func (x *LogChecksumsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogChecksumsRequest.ProtoReflect.Descriptor instead.
+func (*LogChecksumsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *LogChecksumsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *LogChecksumsRequest) GetFromOffset() int64 {
+	if x != nil {
+		return x.FromOffset
+	}
+	return 0
+}
+
+func (x *LogChecksumsRequest) GetToOffset() int64 {
+	if x != nil {
+		return x.ToOffset
+	}
+	return 0
+}
+
+func (x *LogChecksumsRequest) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+type LogChecksumsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranges        []*OffsetRange         `protobuf:"bytes,1,rep,name=ranges,proto3" json:"ranges,omitempty"` // in order; runs holding no batch are left out
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogChecksumsResponse) Reset() {
+	*x = LogChecksumsResponse{}
+	mi := &file_strata_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogChecksumsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogChecksumsResponse) ProtoMessage() {}
+
+func (x *LogChecksumsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogChecksumsResponse.ProtoReflect.Descriptor instead.
+func (*LogChecksumsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *LogChecksumsResponse) GetRanges() []*OffsetRange {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+type OffsetRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromOffset    int64                  `protobuf:"varint,1,opt,name=from_offset,json=fromOffset,proto3" json:"from_offset,omitempty"` // the run [from_offset, from_offset+step)
+	FirstBatch    int64                  `protobuf:"varint,2,opt,name=first_batch,json=firstBatch,proto3" json:"first_batch,omitempty"` // base offset of its first batch
+	Batches       int64                  `protobuf:"varint,3,opt,name=batches,proto3" json:"batches,omitempty"`
+	Bytes         int64                  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Crc           uint32                 `protobuf:"varint,5,opt,name=crc,proto3" json:"crc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetRange) Reset() {
+	*x = OffsetRange{}
+	mi := &file_strata_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetRange) ProtoMessage() {}
+
+func (x *OffsetRange) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetRange.ProtoReflect.Descriptor instead.
+func (*OffsetRange) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *OffsetRange) GetFromOffset() int64 {
+	if x != nil {
+		return x.FromOffset
+	}
+	return 0
+}
+
+func (x *OffsetRange) GetFirstBatch() int64 {
+	if x != nil {
+		return x.FirstBatch
+	}
+	return 0
+}
+
+func (x *OffsetRange) GetBatches() int64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *OffsetRange) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *OffsetRange) GetCrc() uint32 {
+	if x != nil {
+		return x.Crc
+	}
+	return 0
+}
+
 var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
@@ -5080,7 +5504,43 @@ const file_strata_proto_rawDesc = "" +
 	"\tmember_id\x18\x06 \x01(\tR\bmemberId\"*\n" +
 	"\x12DeleteGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
-	"\x13DeleteGroupResponse*\xad\x05\n" +
+	"\x13DeleteGroupResponse\"L\n" +
+	"\x16VerifyPartitionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xb4\x02\n" +
+	"\x17VerifyPartitionResponse\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1f\n" +
+	"\vfrom_offset\x18\x03 \x01(\x03R\n" +
+	"fromOffset\x12\x1b\n" +
+	"\tto_offset\x18\x04 \x01(\x03R\btoOffset\x12\x18\n" +
+	"\abatches\x18\x05 \x01(\x03R\abatches\x12\x14\n" +
+	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\x126\n" +
+	"\breplicas\x18\a \x03(\v2\x1a.strata.v1.ReplicaChecksumR\breplicas\x12\x14\n" +
+	"\x05agree\x18\b \x01(\bR\x05agree\x12)\n" +
+	"\x10first_difference\x18\t \x01(\x03R\x0ffirstDifference\"\xa3\x01\n" +
+	"\x0fReplicaChecksum\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12(\n" +
+	"\x10log_start_offset\x18\x02 \x01(\x03R\x0elogStartOffset\x12%\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12\x10\n" +
+	"\x03crc\x18\x04 \x01(\rR\x03crc\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"}\n" +
+	"\x13LogChecksumsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1f\n" +
+	"\vfrom_offset\x18\x02 \x01(\x03R\n" +
+	"fromOffset\x12\x1b\n" +
+	"\tto_offset\x18\x03 \x01(\x03R\btoOffset\x12\x12\n" +
+	"\x04step\x18\x04 \x01(\x03R\x04step\"F\n" +
+	"\x14LogChecksumsResponse\x12.\n" +
+	"\x06ranges\x18\x01 \x03(\v2\x16.strata.v1.OffsetRangeR\x06ranges\"\x91\x01\n" +
+	"\vOffsetRange\x12\x1f\n" +
+	"\vfrom_offset\x18\x01 \x01(\x03R\n" +
+	"fromOffset\x12\x1f\n" +
+	"\vfirst_batch\x18\x02 \x01(\x03R\n" +
+	"firstBatch\x12\x18\n" +
+	"\abatches\x18\x03 \x01(\x03R\abatches\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x10\n" +
+	"\x03crc\x18\x05 \x01(\rR\x03crc*\xad\x05\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x16\n" +
 	"\x12ERROR_CODE_UNKNOWN\x10\x01\x12\x1c\n" +
@@ -5113,7 +5573,7 @@ const file_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\xc3\f\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\x9d\r\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -5136,12 +5596,14 @@ const file_strata_proto_rawDesc = "" +
 	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponse\x12U\n" +
 	"\x0eTransferLeader\x12 .strata.v1.TransferLeaderRequest\x1a!.strata.v1.TransferLeaderResponse\x12K\n" +
 	"\rMovePartition\x12\x1f.strata.v1.MovePartitionRequest\x1a\x17.strata.v1.MoveProgress0\x01\x12U\n" +
-	"\x12DecommissionBroker\x12$.strata.v1.DecommissionBrokerRequest\x1a\x17.strata.v1.MoveProgress0\x012\xd0\x02\n" +
+	"\x12DecommissionBroker\x12$.strata.v1.DecommissionBrokerRequest\x1a\x17.strata.v1.MoveProgress0\x01\x12X\n" +
+	"\x0fVerifyPartition\x12!.strata.v1.VerifyPartitionRequest\x1a\".strata.v1.VerifyPartitionResponse2\xa1\x03\n" +
 	"\x0eStrataInternal\x12R\n" +
 	"\rApplyMetadata\x12\x1f.strata.v1.ApplyMetadataRequest\x1a .strata.v1.ApplyMetadataResponse\x12R\n" +
 	"\rReplicaStatus\x12\x1f.strata.v1.ReplicaStatusRequest\x1a .strata.v1.ReplicaStatusResponse\x12U\n" +
 	"\x0eChangeReplicas\x12 .strata.v1.ChangeReplicasRequest\x1a!.strata.v1.ChangeReplicasResponse\x12?\n" +
-	"\aReadLog\x12\x19.strata.v1.ReadLogRequest\x1a\x17.strata.v1.ReadLogChunk0\x01B-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
+	"\aReadLog\x12\x19.strata.v1.ReadLogRequest\x1a\x17.strata.v1.ReadLogChunk0\x01\x12O\n" +
+	"\fLogChecksums\x12\x1e.strata.v1.LogChecksumsRequest\x1a\x1f.strata.v1.LogChecksumsResponseB-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_proto_rawDescOnce sync.Once
@@ -5156,7 +5618,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_strata_proto_goTypes = []any{
 	(ErrorCode)(0),                       // 0: strata.v1.ErrorCode
 	(Acks)(0),                            // 1: strata.v1.Acks
@@ -5235,8 +5697,14 @@ var file_strata_proto_goTypes = []any{
 	(*GroupPartitionLag)(nil),            // 74: strata.v1.GroupPartitionLag
 	(*DeleteGroupRequest)(nil),           // 75: strata.v1.DeleteGroupRequest
 	(*DeleteGroupResponse)(nil),          // 76: strata.v1.DeleteGroupResponse
-	nil,                                  // 77: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                  // 78: strata.v1.AlterTopicConfigRequest.SetEntry
+	(*VerifyPartitionRequest)(nil),       // 77: strata.v1.VerifyPartitionRequest
+	(*VerifyPartitionResponse)(nil),      // 78: strata.v1.VerifyPartitionResponse
+	(*ReplicaChecksum)(nil),              // 79: strata.v1.ReplicaChecksum
+	(*LogChecksumsRequest)(nil),          // 80: strata.v1.LogChecksumsRequest
+	(*LogChecksumsResponse)(nil),         // 81: strata.v1.LogChecksumsResponse
+	(*OffsetRange)(nil),                  // 82: strata.v1.OffsetRange
+	nil,                                  // 83: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 84: strata.v1.AlterTopicConfigRequest.SetEntry
 }
 var file_strata_proto_depIdxs = []int32{
 	6,  // 0: strata.v1.ReadLogChunk.entries:type_name -> strata.v1.LogEntry
@@ -5244,13 +5712,13 @@ var file_strata_proto_depIdxs = []int32{
 	3,  // 2: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
 	13, // 3: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
 	0,  // 4: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
-	77, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	83, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	31, // 6: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	28, // 7: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	31, // 8: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	32, // 9: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
 	21, // 10: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
-	78, // 11: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
+	84, // 11: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
 	31, // 12: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
 	36, // 13: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
 	38, // 14: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
@@ -5281,59 +5749,65 @@ var file_strata_proto_depIdxs = []int32{
 	73, // 39: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
 	74, // 40: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
 	58, // 41: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
-	22, // 42: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	24, // 43: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	26, // 44: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	29, // 45: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	33, // 46: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
-	39, // 47: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	43, // 48: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	47, // 49: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	35, // 50: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	51, // 51: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	56, // 52: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	59, // 53: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	62, // 54: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	65, // 55: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	68, // 56: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	71, // 57: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	75, // 58: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	15, // 59: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	17, // 60: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
-	18, // 61: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
-	7,  // 62: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
-	9,  // 63: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
-	11, // 64: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
-	4,  // 65: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
-	23, // 66: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	25, // 67: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	27, // 68: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	30, // 69: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	34, // 70: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
-	41, // 71: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	45, // 72: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	49, // 73: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	37, // 74: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	52, // 75: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	57, // 76: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	60, // 77: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	63, // 78: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	66, // 79: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	69, // 80: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	72, // 81: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	76, // 82: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	16, // 83: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	19, // 84: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
-	19, // 85: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
-	8,  // 86: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
-	10, // 87: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
-	12, // 88: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
-	5,  // 89: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
-	66, // [66:90] is the sub-list for method output_type
-	42, // [42:66] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	79, // 42: strata.v1.VerifyPartitionResponse.replicas:type_name -> strata.v1.ReplicaChecksum
+	82, // 43: strata.v1.LogChecksumsResponse.ranges:type_name -> strata.v1.OffsetRange
+	22, // 44: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	24, // 45: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	26, // 46: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	29, // 47: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	33, // 48: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
+	39, // 49: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	43, // 50: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	47, // 51: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	35, // 52: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	51, // 53: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	56, // 54: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	59, // 55: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	62, // 56: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	65, // 57: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	68, // 58: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	71, // 59: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	75, // 60: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	15, // 61: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	17, // 62: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
+	18, // 63: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
+	77, // 64: strata.v1.Strata.VerifyPartition:input_type -> strata.v1.VerifyPartitionRequest
+	7,  // 65: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
+	9,  // 66: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
+	11, // 67: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
+	4,  // 68: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
+	80, // 69: strata.v1.StrataInternal.LogChecksums:input_type -> strata.v1.LogChecksumsRequest
+	23, // 70: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	25, // 71: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	27, // 72: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	30, // 73: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	34, // 74: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
+	41, // 75: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	45, // 76: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	49, // 77: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	37, // 78: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	52, // 79: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	57, // 80: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	60, // 81: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	63, // 82: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	66, // 83: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	69, // 84: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	72, // 85: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	76, // 86: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	16, // 87: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	19, // 88: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
+	19, // 89: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
+	78, // 90: strata.v1.Strata.VerifyPartition:output_type -> strata.v1.VerifyPartitionResponse
+	8,  // 91: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
+	10, // 92: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
+	12, // 93: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
+	5,  // 94: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
+	81, // 95: strata.v1.StrataInternal.LogChecksums:output_type -> strata.v1.LogChecksumsResponse
+	70, // [70:96] is the sub-list for method output_type
+	44, // [44:70] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -5347,7 +5821,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   75,
+			NumMessages:   81,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

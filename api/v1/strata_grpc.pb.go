@@ -51,6 +51,7 @@ const (
 	Strata_TransferLeader_FullMethodName     = "/strata.v1.Strata/TransferLeader"
 	Strata_MovePartition_FullMethodName      = "/strata.v1.Strata/MovePartition"
 	Strata_DecommissionBroker_FullMethodName = "/strata.v1.Strata/DecommissionBroker"
+	Strata_VerifyPartition_FullMethodName    = "/strata.v1.Strata/VerifyPartition"
 )
 
 // StrataClient is the client API for Strata service.
@@ -90,6 +91,10 @@ type StrataClient interface {
 	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*TransferLeaderResponse, error)
 	MovePartition(ctx context.Context, in *MovePartitionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[MoveProgress], error)
 	DecommissionBroker(ctx context.Context, in *DecommissionBrokerRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[MoveProgress], error)
+	// VerifyPartition compares a partition's replicas up to the high
+	// watermark they all have, by checksums of offset ranges, narrowed down
+	// to the first batch where they differ.
+	VerifyPartition(ctx context.Context, in *VerifyPartitionRequest, opts ...grpc.CallOption) (*VerifyPartitionResponse, error)
 }
 
 type strataClient struct {
@@ -318,6 +323,16 @@ func (c *strataClient) DecommissionBroker(ctx context.Context, in *DecommissionB
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Strata_DecommissionBrokerClient = grpc.ServerStreamingClient[MoveProgress]
 
+func (c *strataClient) VerifyPartition(ctx context.Context, in *VerifyPartitionRequest, opts ...grpc.CallOption) (*VerifyPartitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyPartitionResponse)
+	err := c.cc.Invoke(ctx, Strata_VerifyPartition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -355,6 +370,10 @@ type StrataServer interface {
 	TransferLeader(context.Context, *TransferLeaderRequest) (*TransferLeaderResponse, error)
 	MovePartition(*MovePartitionRequest, grpc.ServerStreamingServer[MoveProgress]) error
 	DecommissionBroker(*DecommissionBrokerRequest, grpc.ServerStreamingServer[MoveProgress]) error
+	// VerifyPartition compares a partition's replicas up to the high
+	// watermark they all have, by checksums of offset ranges, narrowed down
+	// to the first batch where they differ.
+	VerifyPartition(context.Context, *VerifyPartitionRequest) (*VerifyPartitionResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -424,6 +443,9 @@ func (UnimplementedStrataServer) MovePartition(*MovePartitionRequest, grpc.Serve
 }
 func (UnimplementedStrataServer) DecommissionBroker(*DecommissionBrokerRequest, grpc.ServerStreamingServer[MoveProgress]) error {
 	return status.Errorf(codes.Unimplemented, "method DecommissionBroker not implemented")
+}
+func (UnimplementedStrataServer) VerifyPartition(context.Context, *VerifyPartitionRequest) (*VerifyPartitionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method VerifyPartition not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -792,6 +814,24 @@ func _Strata_DecommissionBroker_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Strata_DecommissionBrokerServer = grpc.ServerStreamingServer[MoveProgress]
 
+func _Strata_VerifyPartition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyPartitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).VerifyPartition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_VerifyPartition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).VerifyPartition(ctx, req.(*VerifyPartitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -871,6 +911,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "TransferLeader",
 			Handler:    _Strata_TransferLeader_Handler,
 		},
+		{
+			MethodName: "VerifyPartition",
+			Handler:    _Strata_VerifyPartition_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -892,6 +936,7 @@ const (
 	StrataInternal_ReplicaStatus_FullMethodName  = "/strata.v1.StrataInternal/ReplicaStatus"
 	StrataInternal_ChangeReplicas_FullMethodName = "/strata.v1.StrataInternal/ChangeReplicas"
 	StrataInternal_ReadLog_FullMethodName        = "/strata.v1.StrataInternal/ReadLog"
+	StrataInternal_LogChecksums_FullMethodName   = "/strata.v1.StrataInternal/LogChecksums"
 )
 
 // StrataInternalClient is the client API for StrataInternal service.
@@ -912,6 +957,9 @@ type StrataInternalClient interface {
 	// replica that installed a snapshot calls it to fetch the data the
 	// snapshot stands for, from a replica that holds it.
 	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadLogChunk], error)
+	// LogChecksums reads a replica's batches with base offsets in
+	// [from_offset, to_offset) and returns a CRC-32C per run of step offsets.
+	LogChecksums(ctx context.Context, in *LogChecksumsRequest, opts ...grpc.CallOption) (*LogChecksumsResponse, error)
 }
 
 type strataInternalClient struct {
@@ -971,6 +1019,16 @@ func (c *strataInternalClient) ReadLog(ctx context.Context, in *ReadLogRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StrataInternal_ReadLogClient = grpc.ServerStreamingClient[ReadLogChunk]
 
+func (c *strataInternalClient) LogChecksums(ctx context.Context, in *LogChecksumsRequest, opts ...grpc.CallOption) (*LogChecksumsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LogChecksumsResponse)
+	err := c.cc.Invoke(ctx, StrataInternal_LogChecksums_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataInternalServer is the server API for StrataInternal service.
 // All implementations must embed UnimplementedStrataInternalServer
 // for forward compatibility.
@@ -989,6 +1047,9 @@ type StrataInternalServer interface {
 	// replica that installed a snapshot calls it to fetch the data the
 	// snapshot stands for, from a replica that holds it.
 	ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[ReadLogChunk]) error
+	// LogChecksums reads a replica's batches with base offsets in
+	// [from_offset, to_offset) and returns a CRC-32C per run of step offsets.
+	LogChecksums(context.Context, *LogChecksumsRequest) (*LogChecksumsResponse, error)
 	mustEmbedUnimplementedStrataInternalServer()
 }
 
@@ -1010,6 +1071,9 @@ func (UnimplementedStrataInternalServer) ChangeReplicas(context.Context, *Change
 }
 func (UnimplementedStrataInternalServer) ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[ReadLogChunk]) error {
 	return status.Errorf(codes.Unimplemented, "method ReadLog not implemented")
+}
+func (UnimplementedStrataInternalServer) LogChecksums(context.Context, *LogChecksumsRequest) (*LogChecksumsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LogChecksums not implemented")
 }
 func (UnimplementedStrataInternalServer) mustEmbedUnimplementedStrataInternalServer() {}
 func (UnimplementedStrataInternalServer) testEmbeddedByValue()                        {}
@@ -1097,6 +1161,24 @@ func _StrataInternal_ReadLog_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StrataInternal_ReadLogServer = grpc.ServerStreamingServer[ReadLogChunk]
 
+func _StrataInternal_LogChecksums_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LogChecksumsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataInternalServer).LogChecksums(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StrataInternal_LogChecksums_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataInternalServer).LogChecksums(ctx, req.(*LogChecksumsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StrataInternal_ServiceDesc is the grpc.ServiceDesc for StrataInternal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1115,6 +1197,10 @@ var StrataInternal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangeReplicas",
 			Handler:    _StrataInternal_ChangeReplicas_Handler,
+		},
+		{
+			MethodName: "LogChecksums",
+			Handler:    _StrataInternal_LogChecksums_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

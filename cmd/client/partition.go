@@ -22,11 +22,12 @@ leader, to which leadership returns on its own while that broker is alive.
 
 "transfer-leader" hands leadership to another replica now; "move" changes
 the brokers holding the partition, copying it to the new ones before the
-old ones let go.`,
+old ones let go; "verify" checks that the replicas hold the same records.`,
 		Example: `  strata partition transfer-leader events/0 --to 2
-  strata partition move events/0 --replicas 2,3,4`,
+  strata partition move events/0 --replicas 2,3,4
+  strata partition verify events/0`,
 	}
-	cmd.AddCommand(newPartitionTransferCmd(e), newPartitionMoveCmd(e))
+	cmd.AddCommand(newPartitionTransferCmd(e), newPartitionMoveCmd(e), newPartitionVerifyCmd(e))
 	return cmd
 }
 
