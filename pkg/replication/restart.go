@@ -33,7 +33,8 @@ const installMarker = "install.pending"
 //     log's first index minus one (raft would replay entries the log no
 //     longer holds, and panic on the first: a corrupt newest snapshot next
 //     to an older one used to crash-loop the broker) is deleted; raft then
-//     restores the newest one left;
+//     restores the newest one left. If none is left but one failed only
+//     its state check, it is rebuilt from the log (rebuildSnapshot);
 //  3. if no snapshot is left but the log no longer starts at index 1
 //     (retention deleted its start), raft would replay from index 1: the
 //     log must go, and the leader installs a snapshot (or replicates the
@@ -74,15 +75,28 @@ func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, sol
 		return err
 	}
 	kept := 0
+	var damaged *raft.SnapshotMeta // the newest whose state fails its check
 	for _, m := range metas {
-		ok, why := snapshotCovered(snaps, m, l)
+		ok, stateBad, why := snapshotCovered(snaps, m, l)
 		if ok {
 			kept++
 			continue
 		}
+		if stateBad && damaged == nil {
+			damaged = m
+		}
 		logger.Warn("replication: deleting a snapshot the log does not cover", zap.String("snapshot", m.ID), zap.String("why", why))
 		if err := os.RemoveAll(filepath.Join(snapDir, m.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("replication: delete snapshot %s: %w", m.ID, err)
+		}
+	}
+	if kept == 0 && damaged != nil && l.FirstIndex() > 1 {
+		// Only a snapshot lets raft start on a log whose start is gone.
+		if id, err := rebuildSnapshot(snaps, damaged, l); err != nil {
+			logger.Warn("replication: cannot rebuild a damaged snapshot from the log", zap.String("snapshot", damaged.ID), zap.Error(err))
+		} else {
+			logger.Warn("replication: rebuilt a damaged snapshot from the log", zap.String("snapshot", damaged.ID), zap.String("rebuilt", id), zap.Uint64("index", damaged.Index))
+			kept++
 		}
 	}
 	if kept == 0 && l.FirstIndex() > 1 {
@@ -101,12 +115,14 @@ func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, sol
 	return nil
 }
 
-func snapshotCovered(snaps *raft.FileSnapshotStore, m *raft.SnapshotMeta, l *segment.Log) (bool, string) {
+// snapshotCovered reports whether m can start raft on l, and if not,
+// whether only its state (not its place in the log) is wrong.
+func snapshotCovered(snaps *raft.FileSnapshotStore, m *raft.SnapshotMeta, l *segment.Log) (ok, stateBad bool, why string) {
 	if m.Index > l.LastIndex() {
-		return false, fmt.Sprintf("snapshot index %d beyond the log's last index %d", m.Index, l.LastIndex())
+		return false, false, fmt.Sprintf("snapshot index %d beyond the log's last index %d", m.Index, l.LastIndex())
 	}
 	if first := l.FirstIndex(); m.Index+1 < first {
-		return false, fmt.Sprintf("snapshot index %d below the log's first index %d: the entries between are deleted", m.Index, first)
+		return false, false, fmt.Sprintf("snapshot index %d below the log's first index %d: the entries between are deleted", m.Index, first)
 	}
 	// raft stores an installed snapshot before Restore fetches the log, so
 	// a failed or cut-short install leaves the leader's snapshot over this
@@ -114,27 +130,27 @@ func snapshotCovered(snaps *raft.FileSnapshotStore, m *raft.SnapshotMeta, l *seg
 	if m.Index >= l.FirstIndex() {
 		e, err := l.ReadEntry(m.Index)
 		if err != nil {
-			return false, err.Error()
+			return false, false, err.Error()
 		}
 		if e.Term != m.Term {
-			return false, fmt.Sprintf("the log's entry %d has term %d, the snapshot's %d", m.Index, e.Term, m.Term)
+			return false, false, fmt.Sprintf("the log's entry %d has term %d, the snapshot's %d", m.Index, e.Term, m.Term)
 		}
 	}
 	_, rc, err := snaps.Open(m.ID)
 	if err != nil {
-		return false, err.Error()
+		return false, true, err.Error()
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, snapshotSizeV2+1))
 	if err != nil {
-		return false, err.Error()
+		return false, true, err.Error()
 	}
 	s, err := decodeSnapshot(b)
 	if err != nil {
-		return false, err.Error()
+		return false, true, err.Error()
 	}
 	if s.hwm > l.NextOffset() {
-		return false, fmt.Sprintf("high watermark %d beyond the log end %d", s.hwm, l.NextOffset())
+		return false, false, fmt.Sprintf("high watermark %d beyond the log end %d", s.hwm, l.NextOffset())
 	}
-	return true, ""
+	return true, false, ""
 }
