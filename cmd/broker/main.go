@@ -64,7 +64,7 @@ over the file.`,
 		},
 	}
 	bindFlags(cmd, &cfg, &configFile)
-	cmd.AddCommand(newHealthcheckCmd())
+	cmd.AddCommand(newHealthcheckCmd(), newVerifyCmd())
 	return cmd
 }
 

@@ -516,3 +516,46 @@ func TestFollowerWithoutSnapshotsAbstainsUntilCopied(t *testing.T) {
 	}
 	checkAcked(t, valuesFrom(t, readAllFrom(t, f.g.Log(), hwm), start), acks)
 }
+
+// TestVerifyDir: the offline check of a replica's directory finds a sound
+// log and snapshots ok, and a snapshot whose state fails its CRC damaged.
+func TestVerifyDir(t *testing.T) {
+	c := &cluster{t: t, logger: testLogger(t), fsync: true, segBytes: 4 << 20, sole: true}
+	c.start(1)
+	nd := c.nodes[0]
+	writeRealSize(t, c, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := nd.g.snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(nd)
+	dir := filepath.Join(nd.dir, "topic-0")
+	checks, err := VerifyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, ch := range checks {
+		if ch.Status != segment.CheckOK {
+			t.Fatalf("sound replica: %+v", ch)
+		}
+		kinds[ch.Kind]++
+	}
+	if kinds["segment"] < 5 || kinds["index"] < 4 || kinds["snapshot"] != 1 {
+		t.Fatalf("checked %v", kinds)
+	}
+	snapDir, metas := snapshotsOf(t, nd)
+	state := filepath.Join(snapDir, metas[0].ID, "state.bin")
+	b, _ := os.ReadFile(state)
+	b[20] ^= 1
+	if err := os.WriteFile(state, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checks, _ = VerifyDir(dir)
+	for _, ch := range checks {
+		if ch.Kind == "snapshot" && (ch.Status != segment.CheckDamaged || !strings.Contains(ch.Detail, "CRC")) {
+			t.Fatalf("corrupt snapshot: %+v", ch)
+		}
+	}
+}

@@ -77,6 +77,9 @@ func runCompactOps(t *testing.T, seed int64, steps int) {
 	m.check()
 	m.reopen()
 	m.check()
+	// The offline check finds nothing wrong with what the writer, the
+	// cleaner and recovery left (no false alarms).
+	checkClean(t, m.dir, m.opts.IndexIntervalBytes)
 }
 
 // TestCompactLatestKept: after compacting a log of many overwrites, every
