@@ -40,6 +40,7 @@ func bindFlagSet(f *pflag.FlagSet, cfg *broker.Config, configFile *string) {
 	f.StringToStringVar(&cfg.TopicDefaults, "topic-default", cfg.TopicDefaults, "broker-wide topic config default, key=value (repeatable), e.g. --topic-default retention.ms=86400000")
 	f.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest API message accepted, checked before allocating")
 	f.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", cfg.MaxInflightBytes, "bytes of produce requests being appended, and separately of fetch responses being read, held at once; past it, requests wait (backpressure)")
+	f.Uint32Var(&cfg.MaxStreamsPerConnection, "max-streams-per-connection", cfg.MaxStreamsPerConnection, "requests in flight on one client connection; clients hold back the rest (with --max-request-bytes, bounds what one connection can make the broker hold)")
 	f.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest long-poll wait a fetch may ask for")
 	f.DurationVar(&cfg.ProduceTimeout, "produce-timeout", cfg.ProduceTimeout, "longest wait for a produce's acks")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown waits for in-flight requests")

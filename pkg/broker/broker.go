@@ -185,6 +185,10 @@ func (b *Broker) Start() (err error) {
 	b.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(b.cfg.MaxRequestBytes),
 		grpc.MaxSendMsgSize(b.cfg.MaxRequestBytes),
+		// gRPC reads a request whole as soon as its stream opens, before
+		// any handler can refuse it; the stream limit is what keeps a
+		// connection's unanswered requests out of memory (inflight.go).
+		grpc.MaxConcurrentStreams(b.cfg.MaxStreamsPerConnection),
 		grpc.ChainUnaryInterceptor(b.metrics.interceptor),
 	)
 	v1.RegisterStrataServer(b.grpc, b)

@@ -41,6 +41,10 @@ type Config struct {
 	// broker holds at once; past it, requests wait (backpressure) rather
 	// than memory growing with the number of clients (internal/budget).
 	MaxInflightBytes int64 `yaml:"max-inflight-bytes"` // --max-inflight-bytes
+	// MaxStreamsPerConnection bounds the requests in flight on one client
+	// connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); the client
+	// holds back the rest.
+	MaxStreamsPerConnection uint32 `yaml:"max-streams-per-connection"` // --max-streams-per-connection
 	// MaxFetchWait clamps a fetch's long-poll wait.
 	MaxFetchWait time.Duration `yaml:"max-fetch-wait"` // --max-fetch-wait
 	// ProduceTimeout is the default wait for a produce's acks.
@@ -75,23 +79,24 @@ type Config struct {
 // current directory: what `strata-broker` with no flags runs.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:               1,
-		DataDir:              "strata-data",
-		APIAddr:              "127.0.0.1:9290",
-		HTTPAddr:             "127.0.0.1:9291",
-		RaftAddr:             "127.0.0.1:9292",
-		GossipAddr:           "127.0.0.1:9293",
-		Fsync:                "always",
-		FsyncInterval:        time.Second,
-		DefaultPartitions:    1,
-		TopicDefaults:        map[string]string{},
-		MaxRequestBytes:      64 << 20,
-		MaxInflightBytes:     256 << 20,
-		MaxFetchWait:         30 * time.Second,
-		ProduceTimeout:       30 * time.Second,
-		ShutdownTimeout:      10 * time.Second,
-		LogLevel:             "info",
-		RaftHeartbeatTimeout: time.Second,
+		NodeID:                  1,
+		DataDir:                 "strata-data",
+		APIAddr:                 "127.0.0.1:9290",
+		HTTPAddr:                "127.0.0.1:9291",
+		RaftAddr:                "127.0.0.1:9292",
+		GossipAddr:              "127.0.0.1:9293",
+		Fsync:                   "always",
+		FsyncInterval:           time.Second,
+		DefaultPartitions:       1,
+		TopicDefaults:           map[string]string{},
+		MaxRequestBytes:         64 << 20,
+		MaxInflightBytes:        256 << 20,
+		MaxStreamsPerConnection: 100,
+		MaxFetchWait:            30 * time.Second,
+		ProduceTimeout:          30 * time.Second,
+		ShutdownTimeout:         10 * time.Second,
+		LogLevel:                "info",
+		RaftHeartbeatTimeout:    time.Second,
 
 		RetentionCheckInterval: 30 * time.Second,
 		CleanerBytesPerSecond:  16 << 20,
@@ -171,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightBytes < int64(c.MaxRequestBytes) {
 		return fmt.Errorf("--max-inflight-bytes %d must be at least --max-request-bytes (%d), so that one request of the largest size fits", c.MaxInflightBytes, c.MaxRequestBytes)
+	}
+	if c.MaxStreamsPerConnection < 1 {
+		return fmt.Errorf("--max-streams-per-connection must be at least 1")
 	}
 	if c.MaxFetchWait <= 0 || c.ProduceTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--max-fetch-wait, --produce-timeout and --shutdown-timeout must be positive")

@@ -21,10 +21,16 @@ import (
 // 200 MiB queued in raft and its replication otherwise). A fetch takes
 // what is left, down to 1 MiB, rather than waiting for its full size.
 //
-// What is not counted: a request's bytes while gRPC reads it (at most
-// --max-request-bytes per request in flight on a connection), replication
-// between brokers (bounded by the transport's pipeline window), and the
-// consumer group coordinator's own appends.
+// gRPC reads a request whole into memory as soon as its stream opens,
+// before any handler runs, so a budget in the handler alone bounds what
+// raft and the log hold, not what waits for them: one client connection
+// carrying 200 producers' requests made a broker hold 1.9 GB. The other
+// half of the bound is --max-streams-per-connection (100): HTTP/2 makes
+// the client hold back requests past it. A broker then holds at most the
+// budget plus, per connection, that many requests.
+//
+// Not counted: replication between brokers (bounded by the transport's
+// pipeline window) and the consumer group coordinator's own appends.
 type inflight struct {
 	produce, fetch *budget.Budget
 }
