@@ -299,6 +299,7 @@ type ReadLogRequest struct {
 	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`                           // the partition's Raft group name
 	LastIndex     uint64                 `protobuf:"varint,2,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"` // stream entries up to and including this raft index
 	LastTerm      uint64                 `protobuf:"varint,3,opt,name=last_term,json=lastTerm,proto3" json:"last_term,omitempty"`    // the term of last_index; a replica whose entry differs refuses
+	FromIndex     uint64                 `protobuf:"varint,4,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"` // first raft index wanted; 0 = the first stored entry
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -354,6 +355,13 @@ func (x *ReadLogRequest) GetLastTerm() uint64 {
 	return 0
 }
 
+func (x *ReadLogRequest) GetFromIndex() uint64 {
+	if x != nil {
+		return x.FromIndex
+	}
+	return 0
+}
+
 // ReadLogChunk: the first chunk says where the log starts; every chunk
 // carries entries in raft index order.
 type ReadLogChunk struct {
@@ -361,6 +369,7 @@ type ReadLogChunk struct {
 	LogStartOffset int64                  `protobuf:"varint,1,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"` // first readable offset (first chunk only)
 	BaseOffset     int64                  `protobuf:"varint,2,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`               // offset of the first entry's first record (first chunk only)
 	Entries        []*LogEntry            `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	TotalBytes     int64                  `protobuf:"varint,4,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"` // bytes of the sender's whole log, for progress (first chunk only)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -414,6 +423,13 @@ func (x *ReadLogChunk) GetEntries() []*LogEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *ReadLogChunk) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
 }
 
 type LogEntry struct {
@@ -823,8 +839,17 @@ type ReplicaState struct {
 	LogEndOffset     int64                  `protobuf:"varint,11,opt,name=log_end_offset,json=logEndOffset,proto3" json:"log_end_offset,omitempty"`
 	LogStartOffset   int64                  `protobuf:"varint,12,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
 	SnapshotInstalls int64                  `protobuf:"varint,13,opt,name=snapshot_installs,json=snapshotInstalls,proto3" json:"snapshot_installs,omitempty"` // snapshot installs this replica received since it opened
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A copy of another replica's log, staged before a snapshot install
+	// (replication/logcopy.go); all 0 when none is staged.
+	CopyBytes       int64  `protobuf:"varint,14,opt,name=copy_bytes,json=copyBytes,proto3" json:"copy_bytes,omitempty"`                     // bytes staged so far
+	CopyTotalBytes  int64  `protobuf:"varint,15,opt,name=copy_total_bytes,json=copyTotalBytes,proto3" json:"copy_total_bytes,omitempty"`    // the source's log size when the copy (re)started
+	CopyIndex       uint64 `protobuf:"varint,16,opt,name=copy_index,json=copyIndex,proto3" json:"copy_index,omitempty"`                     // last raft index staged
+	CopyTargetIndex uint64 `protobuf:"varint,17,opt,name=copy_target_index,json=copyTargetIndex,proto3" json:"copy_target_index,omitempty"` // raft index the copy must reach (the snapshot's)
+	Copying         bool   `protobuf:"varint,18,opt,name=copying,proto3" json:"copying,omitempty"`                                          // a copy is running now
+	SizeBytes       int64  `protobuf:"varint,19,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`                     // bytes of this replica's log (its segments)
+	CopyServedBytes int64  `protobuf:"varint,20,opt,name=copy_served_bytes,json=copyServedBytes,proto3" json:"copy_served_bytes,omitempty"` // entry bytes this replica served to other replicas' copies since it opened
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReplicaState) Reset() {
@@ -944,6 +969,55 @@ func (x *ReplicaState) GetLogStartOffset() int64 {
 func (x *ReplicaState) GetSnapshotInstalls() int64 {
 	if x != nil {
 		return x.SnapshotInstalls
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetCopyBytes() int64 {
+	if x != nil {
+		return x.CopyBytes
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetCopyTotalBytes() int64 {
+	if x != nil {
+		return x.CopyTotalBytes
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetCopyIndex() uint64 {
+	if x != nil {
+		return x.CopyIndex
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetCopyTargetIndex() uint64 {
+	if x != nil {
+		return x.CopyTargetIndex
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetCopying() bool {
+	if x != nil {
+		return x.Copying
+	}
+	return false
+}
+
+func (x *ReplicaState) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetCopyServedBytes() int64 {
+	if x != nil {
+		return x.CopyServedBytes
 	}
 	return 0
 }
@@ -1158,15 +1232,18 @@ func (x *DecommissionBrokerRequest) GetNodeId() uint32 {
 
 // MoveProgress reports one step of a move.
 type MoveProgress struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	Step          string                 `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`    // e.g. "adding 4 as non-voter", "catching up", "promoting 4", "removing 1", "done"
-	Lag           int64                  `protobuf:"varint,4,opt,name=lag,proto3" json:"lag,omitempty"`     // records the new replica still lacks, while catching up
-	Done          int32                  `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`   // partitions finished (decommission)
-	Total         int32                  `protobuf:"varint,6,opt,name=total,proto3" json:"total,omitempty"` // partitions to move (decommission)
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Topic          string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition      int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Step           string                 `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`                                              // e.g. "adding 4 as non-voter", "catching up", "promoting 4", "removing 1", "done"
+	Lag            int64                  `protobuf:"varint,4,opt,name=lag,proto3" json:"lag,omitempty"`                                               // records the new replica still lacks, while catching up
+	CopiedBytes    int64                  `protobuf:"varint,7,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`            // while the new replica copies the leader's log: bytes copied
+	CopyTotalBytes int64                  `protobuf:"varint,8,opt,name=copy_total_bytes,json=copyTotalBytes,proto3" json:"copy_total_bytes,omitempty"` // and bytes to copy
+	LagBytes       int64                  `protobuf:"varint,9,opt,name=lag_bytes,json=lagBytes,proto3" json:"lag_bytes,omitempty"`                     // bytes the new replica still lacks (estimate), while catching up
+	Done           int32                  `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`                                             // partitions finished (decommission)
+	Total          int32                  `protobuf:"varint,6,opt,name=total,proto3" json:"total,omitempty"`                                           // partitions to move (decommission)
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *MoveProgress) Reset() {
@@ -1223,6 +1300,27 @@ func (x *MoveProgress) GetStep() string {
 func (x *MoveProgress) GetLag() int64 {
 	if x != nil {
 		return x.Lag
+	}
+	return 0
+}
+
+func (x *MoveProgress) GetCopiedBytes() int64 {
+	if x != nil {
+		return x.CopiedBytes
+	}
+	return 0
+}
+
+func (x *MoveProgress) GetCopyTotalBytes() int64 {
+	if x != nil {
+		return x.CopyTotalBytes
+	}
+	return 0
+}
+
+func (x *MoveProgress) GetLagBytes() int64 {
+	if x != nil {
+		return x.LagBytes
 	}
 	return 0
 }
@@ -1902,6 +2000,7 @@ type PartitionDescription struct {
 	LogEndOffset   int64                  `protobuf:"varint,7,opt,name=log_end_offset,json=logEndOffset,proto3" json:"log_end_offset,omitempty"`       // next offset to be written on the leader
 	SizeBytes      int64                  `protobuf:"varint,8,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	Segments       int32                  `protobuf:"varint,9,opt,name=segments,proto3" json:"segments,omitempty"`
+	Lagging        []*ReplicaLag          `protobuf:"bytes,10,rep,name=lagging,proto3" json:"lagging,omitempty"` // the replicas not in sync, with how far behind they are
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1999,6 +2098,106 @@ func (x *PartitionDescription) GetSegments() int32 {
 	return 0
 }
 
+func (x *PartitionDescription) GetLagging() []*ReplicaLag {
+	if x != nil {
+		return x.Lagging
+	}
+	return nil
+}
+
+// ReplicaLag is how far a replica that is not in sync is behind its leader.
+type ReplicaLag struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	NodeId         uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Answered       bool                   `protobuf:"varint,2,opt,name=answered,proto3" json:"answered,omitempty"`                                     // false: its broker did not answer; the rest is unknown
+	OffsetsBehind  int64                  `protobuf:"varint,3,opt,name=offsets_behind,json=offsetsBehind,proto3" json:"offsets_behind,omitempty"`      // leader's high watermark - the replica's log end
+	BytesBehind    int64                  `protobuf:"varint,4,opt,name=bytes_behind,json=bytesBehind,proto3" json:"bytes_behind,omitempty"`            // estimated from the leader's segments
+	Copying        bool                   `protobuf:"varint,5,opt,name=copying,proto3" json:"copying,omitempty"`                                       // copying the leader's log (a snapshot install)
+	CopiedBytes    int64                  `protobuf:"varint,6,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`            // while copying: bytes staged so far
+	CopyTotalBytes int64                  `protobuf:"varint,7,opt,name=copy_total_bytes,json=copyTotalBytes,proto3" json:"copy_total_bytes,omitempty"` // while copying: bytes to copy
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReplicaLag) Reset() {
+	*x = ReplicaLag{}
+	mi := &file_strata_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaLag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaLag) ProtoMessage() {}
+
+func (x *ReplicaLag) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaLag.ProtoReflect.Descriptor instead.
+func (*ReplicaLag) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReplicaLag) GetNodeId() uint32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *ReplicaLag) GetAnswered() bool {
+	if x != nil {
+		return x.Answered
+	}
+	return false
+}
+
+func (x *ReplicaLag) GetOffsetsBehind() int64 {
+	if x != nil {
+		return x.OffsetsBehind
+	}
+	return 0
+}
+
+func (x *ReplicaLag) GetBytesBehind() int64 {
+	if x != nil {
+		return x.BytesBehind
+	}
+	return 0
+}
+
+func (x *ReplicaLag) GetCopying() bool {
+	if x != nil {
+		return x.Copying
+	}
+	return false
+}
+
+func (x *ReplicaLag) GetCopiedBytes() int64 {
+	if x != nil {
+		return x.CopiedBytes
+	}
+	return 0
+}
+
+func (x *ReplicaLag) GetCopyTotalBytes() int64 {
+	if x != nil {
+		return x.CopyTotalBytes
+	}
+	return 0
+}
+
 type AlterTopicConfigRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2011,7 +2210,7 @@ type AlterTopicConfigRequest struct {
 
 func (x *AlterTopicConfigRequest) Reset() {
 	*x = AlterTopicConfigRequest{}
-	mi := &file_strata_proto_msgTypes[29]
+	mi := &file_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2222,7 @@ func (x *AlterTopicConfigRequest) String() string {
 func (*AlterTopicConfigRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[29]
+	mi := &file_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2235,7 @@ func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AlterTopicConfigRequest) GetName() string {
@@ -2076,7 +2275,7 @@ type AlterTopicConfigResponse struct {
 
 func (x *AlterTopicConfigResponse) Reset() {
 	*x = AlterTopicConfigResponse{}
-	mi := &file_strata_proto_msgTypes[30]
+	mi := &file_strata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2287,7 @@ func (x *AlterTopicConfigResponse) String() string {
 func (*AlterTopicConfigResponse) ProtoMessage() {}
 
 func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[30]
+	mi := &file_strata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2300,7 @@ func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AlterTopicConfigResponse) GetTopic() *TopicDescription {
@@ -2122,7 +2321,7 @@ type DeleteRecordsRequest struct {
 
 func (x *DeleteRecordsRequest) Reset() {
 	*x = DeleteRecordsRequest{}
-	mi := &file_strata_proto_msgTypes[31]
+	mi := &file_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2333,7 @@ func (x *DeleteRecordsRequest) String() string {
 func (*DeleteRecordsRequest) ProtoMessage() {}
 
 func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[31]
+	mi := &file_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2346,7 @@ func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteRecordsRequest) GetTopic() string {
@@ -2181,7 +2380,7 @@ type DeleteRecordsPartition struct {
 
 func (x *DeleteRecordsPartition) Reset() {
 	*x = DeleteRecordsPartition{}
-	mi := &file_strata_proto_msgTypes[32]
+	mi := &file_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2392,7 @@ func (x *DeleteRecordsPartition) String() string {
 func (*DeleteRecordsPartition) ProtoMessage() {}
 
 func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[32]
+	mi := &file_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2405,7 @@ func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteRecordsPartition) GetPartition() int32 {
@@ -2232,7 +2431,7 @@ type DeleteRecordsResponse struct {
 
 func (x *DeleteRecordsResponse) Reset() {
 	*x = DeleteRecordsResponse{}
-	mi := &file_strata_proto_msgTypes[33]
+	mi := &file_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2443,7 @@ func (x *DeleteRecordsResponse) String() string {
 func (*DeleteRecordsResponse) ProtoMessage() {}
 
 func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[33]
+	mi := &file_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2456,7 @@ func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsPartitionResult {
@@ -2278,7 +2477,7 @@ type DeleteRecordsPartitionResult struct {
 
 func (x *DeleteRecordsPartitionResult) Reset() {
 	*x = DeleteRecordsPartitionResult{}
-	mi := &file_strata_proto_msgTypes[34]
+	mi := &file_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2489,7 @@ func (x *DeleteRecordsPartitionResult) String() string {
 func (*DeleteRecordsPartitionResult) ProtoMessage() {}
 
 func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[34]
+	mi := &file_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2502,7 @@ func (x *DeleteRecordsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsPartitionResult.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteRecordsPartitionResult) GetPartition() int32 {
@@ -2339,7 +2538,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_strata_proto_msgTypes[35]
+	mi := &file_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2550,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[35]
+	mi := &file_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2563,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ProduceRequest) GetTopic() string {
@@ -2407,7 +2606,7 @@ type ProducePartition struct {
 
 func (x *ProducePartition) Reset() {
 	*x = ProducePartition{}
-	mi := &file_strata_proto_msgTypes[36]
+	mi := &file_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +2618,7 @@ func (x *ProducePartition) String() string {
 func (*ProducePartition) ProtoMessage() {}
 
 func (x *ProducePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[36]
+	mi := &file_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +2631,7 @@ func (x *ProducePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartition.ProtoReflect.Descriptor instead.
 func (*ProducePartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ProducePartition) GetPartition() int32 {
@@ -2458,7 +2657,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_strata_proto_msgTypes[37]
+	mi := &file_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2669,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[37]
+	mi := &file_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2682,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ProduceResponse) GetPartitions() []*ProducePartitionResult {
@@ -2507,7 +2706,7 @@ type ProducePartitionResult struct {
 
 func (x *ProducePartitionResult) Reset() {
 	*x = ProducePartitionResult{}
-	mi := &file_strata_proto_msgTypes[38]
+	mi := &file_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +2718,7 @@ func (x *ProducePartitionResult) String() string {
 func (*ProducePartitionResult) ProtoMessage() {}
 
 func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[38]
+	mi := &file_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +2731,7 @@ func (x *ProducePartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProducePartitionResult.ProtoReflect.Descriptor instead.
 func (*ProducePartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ProducePartitionResult) GetPartition() int32 {
@@ -2589,7 +2788,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_proto_msgTypes[39]
+	mi := &file_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2800,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[39]
+	mi := &file_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2813,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FetchRequest) GetPartitions() []*FetchPartition {
@@ -2657,7 +2856,7 @@ type FetchPartition struct {
 
 func (x *FetchPartition) Reset() {
 	*x = FetchPartition{}
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2868,7 @@ func (x *FetchPartition) String() string {
 func (*FetchPartition) ProtoMessage() {}
 
 func (x *FetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2881,7 @@ func (x *FetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartition.ProtoReflect.Descriptor instead.
 func (*FetchPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FetchPartition) GetTopic() string {
@@ -2722,7 +2921,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2933,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +2946,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FetchResponse) GetPartitions() []*FetchPartitionResult {
@@ -2773,7 +2972,7 @@ type FetchPartitionResult struct {
 
 func (x *FetchPartitionResult) Reset() {
 	*x = FetchPartitionResult{}
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2984,7 @@ func (x *FetchPartitionResult) String() string {
 func (*FetchPartitionResult) ProtoMessage() {}
 
 func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +2997,7 @@ func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*FetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FetchPartitionResult) GetTopic() string {
@@ -2852,7 +3051,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2864,7 +3063,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2877,7 +3076,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListOffsetsRequest) GetPartitions() []*ListOffsetsPartition {
@@ -2899,7 +3098,7 @@ type ListOffsetsPartition struct {
 
 func (x *ListOffsetsPartition) Reset() {
 	*x = ListOffsetsPartition{}
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +3110,7 @@ func (x *ListOffsetsPartition) String() string {
 func (*ListOffsetsPartition) ProtoMessage() {}
 
 func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +3123,7 @@ func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListOffsetsPartition) GetTopic() string {
@@ -2964,7 +3163,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2976,7 +3175,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2989,7 +3188,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
@@ -3015,7 +3214,7 @@ type ListOffsetsPartitionResult struct {
 
 func (x *ListOffsetsPartitionResult) Reset() {
 	*x = ListOffsetsPartitionResult{}
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3226,7 @@ func (x *ListOffsetsPartitionResult) String() string {
 func (*ListOffsetsPartitionResult) ProtoMessage() {}
 
 func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3239,7 @@ func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListOffsetsPartitionResult) GetTopic() string {
@@ -3094,7 +3293,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3106,7 +3305,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3119,7 +3318,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -3141,7 +3340,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3153,7 +3352,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3166,7 +3365,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *MetadataResponse) GetClusterId() string {
@@ -3210,7 +3409,7 @@ type BrokerInfo struct {
 
 func (x *BrokerInfo) Reset() {
 	*x = BrokerInfo{}
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3222,7 +3421,7 @@ func (x *BrokerInfo) String() string {
 func (*BrokerInfo) ProtoMessage() {}
 
 func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3235,7 +3434,7 @@ func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerInfo.ProtoReflect.Descriptor instead.
 func (*BrokerInfo) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *BrokerInfo) GetNodeId() uint32 {
@@ -3284,7 +3483,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_strata_proto_msgTypes[50]
+	mi := &file_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3296,7 +3495,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[50]
+	mi := &file_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3309,7 +3508,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -3344,7 +3543,7 @@ type PartitionMetadata struct {
 
 func (x *PartitionMetadata) Reset() {
 	*x = PartitionMetadata{}
-	mi := &file_strata_proto_msgTypes[51]
+	mi := &file_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3356,7 +3555,7 @@ func (x *PartitionMetadata) String() string {
 func (*PartitionMetadata) ProtoMessage() {}
 
 func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[51]
+	mi := &file_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3369,7 +3568,7 @@ func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionMetadata.ProtoReflect.Descriptor instead.
 func (*PartitionMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PartitionMetadata) GetPartition() int32 {
@@ -3402,7 +3601,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_strata_proto_msgTypes[52]
+	mi := &file_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3414,7 +3613,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[52]
+	mi := &file_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3427,7 +3626,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -3448,7 +3647,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_strata_proto_msgTypes[53]
+	mi := &file_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3659,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[53]
+	mi := &file_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3672,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FindCoordinatorResponse) GetNodeId() uint32 {
@@ -3507,7 +3706,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_proto_msgTypes[54]
+	mi := &file_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3718,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[54]
+	mi := &file_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3731,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -3574,7 +3773,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_strata_proto_msgTypes[55]
+	mi := &file_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3586,7 +3785,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[55]
+	mi := &file_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3599,7 +3798,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -3701,7 +3900,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_strata_proto_msgTypes[56]
+	mi := &file_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3713,7 +3912,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[56]
+	mi := &file_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3726,7 +3925,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberId() string {
@@ -3769,7 +3968,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_strata_proto_msgTypes[57]
+	mi := &file_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +3980,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[57]
+	mi := &file_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +3993,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -3837,7 +4036,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[58]
+	mi := &file_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3849,7 +4048,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[58]
+	mi := &file_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3862,7 +4061,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3902,7 +4101,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[59]
+	mi := &file_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3914,7 +4113,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[59]
+	mi := &file_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3927,7 +4126,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CommitOffsetsResponse) GetResults() []*CommitOffsetResult {
@@ -3948,7 +4147,7 @@ type CommitOffsetResult struct {
 
 func (x *CommitOffsetResult) Reset() {
 	*x = CommitOffsetResult{}
-	mi := &file_strata_proto_msgTypes[60]
+	mi := &file_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3960,7 +4159,7 @@ func (x *CommitOffsetResult) String() string {
 func (*CommitOffsetResult) ProtoMessage() {}
 
 func (x *CommitOffsetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[60]
+	mi := &file_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3973,7 +4172,7 @@ func (x *CommitOffsetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetResult.ProtoReflect.Descriptor instead.
 func (*CommitOffsetResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CommitOffsetResult) GetTopic() string {
@@ -4007,7 +4206,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[61]
+	mi := &file_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4019,7 +4218,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[61]
+	mi := &file_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4032,7 +4231,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -4058,7 +4257,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[62]
+	mi := &file_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4269,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[62]
+	mi := &file_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4282,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
@@ -4106,7 +4305,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_strata_proto_msgTypes[63]
+	mi := &file_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4118,7 +4317,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[63]
+	mi := &file_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4131,7 +4330,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CommittedOffset) GetTopic() string {
@@ -4177,7 +4376,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_proto_msgTypes[64]
+	mi := &file_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4189,7 +4388,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[64]
+	mi := &file_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4202,7 +4401,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_proto_rawDescGZIP(), []int{65}
 }
 
 type ListGroupsResponse struct {
@@ -4214,7 +4413,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_proto_msgTypes[65]
+	mi := &file_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4226,7 +4425,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[65]
+	mi := &file_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4239,7 +4438,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -4261,7 +4460,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_proto_msgTypes[66]
+	mi := &file_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4273,7 +4472,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[66]
+	mi := &file_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4286,7 +4485,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -4326,7 +4525,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_proto_msgTypes[67]
+	mi := &file_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4338,7 +4537,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[67]
+	mi := &file_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4351,7 +4550,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -4377,7 +4576,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_proto_msgTypes[68]
+	mi := &file_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4389,7 +4588,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[68]
+	mi := &file_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4402,7 +4601,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -4476,7 +4675,7 @@ type GroupMemberDescription struct {
 
 func (x *GroupMemberDescription) Reset() {
 	*x = GroupMemberDescription{}
-	mi := &file_strata_proto_msgTypes[69]
+	mi := &file_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4488,7 +4687,7 @@ func (x *GroupMemberDescription) String() string {
 func (*GroupMemberDescription) ProtoMessage() {}
 
 func (x *GroupMemberDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[69]
+	mi := &file_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4501,7 +4700,7 @@ func (x *GroupMemberDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberDescription.ProtoReflect.Descriptor instead.
 func (*GroupMemberDescription) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GroupMemberDescription) GetMemberId() string {
@@ -4567,7 +4766,7 @@ type GroupPartitionLag struct {
 
 func (x *GroupPartitionLag) Reset() {
 	*x = GroupPartitionLag{}
-	mi := &file_strata_proto_msgTypes[70]
+	mi := &file_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4579,7 +4778,7 @@ func (x *GroupPartitionLag) String() string {
 func (*GroupPartitionLag) ProtoMessage() {}
 
 func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[70]
+	mi := &file_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4592,7 +4791,7 @@ func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
 func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GroupPartitionLag) GetTopic() string {
@@ -4646,7 +4845,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_proto_msgTypes[71]
+	mi := &file_strata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4658,7 +4857,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[71]
+	mi := &file_strata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4671,7 +4870,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{71}
+	return file_strata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4689,7 +4888,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_proto_msgTypes[72]
+	mi := &file_strata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4701,7 +4900,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[72]
+	mi := &file_strata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4714,7 +4913,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{72}
+	return file_strata_proto_rawDescGZIP(), []int{73}
 }
 
 type VerifyPartitionRequest struct {
@@ -4727,7 +4926,7 @@ type VerifyPartitionRequest struct {
 
 func (x *VerifyPartitionRequest) Reset() {
 	*x = VerifyPartitionRequest{}
-	mi := &file_strata_proto_msgTypes[73]
+	mi := &file_strata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4739,7 +4938,7 @@ func (x *VerifyPartitionRequest) String() string {
 func (*VerifyPartitionRequest) ProtoMessage() {}
 
 func (x *VerifyPartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[73]
+	mi := &file_strata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4752,7 +4951,7 @@ func (x *VerifyPartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPartitionRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPartitionRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{73}
+	return file_strata_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *VerifyPartitionRequest) GetTopic() string {
@@ -4786,7 +4985,7 @@ type VerifyPartitionResponse struct {
 
 func (x *VerifyPartitionResponse) Reset() {
 	*x = VerifyPartitionResponse{}
-	mi := &file_strata_proto_msgTypes[74]
+	mi := &file_strata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4798,7 +4997,7 @@ func (x *VerifyPartitionResponse) String() string {
 func (*VerifyPartitionResponse) ProtoMessage() {}
 
 func (x *VerifyPartitionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[74]
+	mi := &file_strata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4811,7 +5010,7 @@ func (x *VerifyPartitionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPartitionResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPartitionResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{74}
+	return file_strata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *VerifyPartitionResponse) GetTopic() string {
@@ -4890,7 +5089,7 @@ type ReplicaChecksum struct {
 
 func (x *ReplicaChecksum) Reset() {
 	*x = ReplicaChecksum{}
-	mi := &file_strata_proto_msgTypes[75]
+	mi := &file_strata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4902,7 +5101,7 @@ func (x *ReplicaChecksum) String() string {
 func (*ReplicaChecksum) ProtoMessage() {}
 
 func (x *ReplicaChecksum) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[75]
+	mi := &file_strata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4915,7 +5114,7 @@ func (x *ReplicaChecksum) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaChecksum.ProtoReflect.Descriptor instead.
 func (*ReplicaChecksum) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{75}
+	return file_strata_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ReplicaChecksum) GetNodeId() uint32 {
@@ -4965,7 +5164,7 @@ type LogChecksumsRequest struct {
 
 func (x *LogChecksumsRequest) Reset() {
 	*x = LogChecksumsRequest{}
-	mi := &file_strata_proto_msgTypes[76]
+	mi := &file_strata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4977,7 +5176,7 @@ func (x *LogChecksumsRequest) String() string {
 func (*LogChecksumsRequest) ProtoMessage() {}
 
 func (x *LogChecksumsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[76]
+	mi := &file_strata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4990,7 +5189,7 @@ func (x *LogChecksumsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChecksumsRequest.ProtoReflect.Descriptor instead.
 func (*LogChecksumsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{76}
+	return file_strata_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *LogChecksumsRequest) GetGroup() string {
@@ -5030,7 +5229,7 @@ type LogChecksumsResponse struct {
 
 func (x *LogChecksumsResponse) Reset() {
 	*x = LogChecksumsResponse{}
-	mi := &file_strata_proto_msgTypes[77]
+	mi := &file_strata_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5042,7 +5241,7 @@ func (x *LogChecksumsResponse) String() string {
 func (*LogChecksumsResponse) ProtoMessage() {}
 
 func (x *LogChecksumsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[77]
+	mi := &file_strata_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5055,7 +5254,7 @@ func (x *LogChecksumsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChecksumsResponse.ProtoReflect.Descriptor instead.
 func (*LogChecksumsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{77}
+	return file_strata_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *LogChecksumsResponse) GetRanges() []*OffsetRange {
@@ -5078,7 +5277,7 @@ type OffsetRange struct {
 
 func (x *OffsetRange) Reset() {
 	*x = OffsetRange{}
-	mi := &file_strata_proto_msgTypes[78]
+	mi := &file_strata_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5090,7 +5289,7 @@ func (x *OffsetRange) String() string {
 func (*OffsetRange) ProtoMessage() {}
 
 func (x *OffsetRange) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[78]
+	mi := &file_strata_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5103,7 +5302,7 @@ func (x *OffsetRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetRange.ProtoReflect.Descriptor instead.
 func (*OffsetRange) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{78}
+	return file_strata_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *OffsetRange) GetFromOffset() int64 {
@@ -5145,17 +5344,21 @@ var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
 	"\n" +
-	"\fstrata.proto\x12\tstrata.v1\"b\n" +
+	"\fstrata.proto\x12\tstrata.v1\"\x81\x01\n" +
 	"\x0eReadLogRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x02 \x01(\x04R\tlastIndex\x12\x1b\n" +
-	"\tlast_term\x18\x03 \x01(\x04R\blastTerm\"\x88\x01\n" +
+	"\tlast_term\x18\x03 \x01(\x04R\blastTerm\x12\x1d\n" +
+	"\n" +
+	"from_index\x18\x04 \x01(\x04R\tfromIndex\"\xa9\x01\n" +
 	"\fReadLogChunk\x12(\n" +
 	"\x10log_start_offset\x18\x01 \x01(\x03R\x0elogStartOffset\x12\x1f\n" +
 	"\vbase_offset\x18\x02 \x01(\x03R\n" +
 	"baseOffset\x12-\n" +
-	"\aentries\x18\x03 \x03(\v2\x13.strata.v1.LogEntryR\aentries\"\\\n" +
+	"\aentries\x18\x03 \x03(\v2\x13.strata.v1.LogEntryR\aentries\x12\x1f\n" +
+	"\vtotal_bytes\x18\x04 \x01(\x03R\n" +
+	"totalBytes\"\\\n" +
 	"\bLogEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x12\n" +
@@ -5182,7 +5385,7 @@ const file_strata_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\"<\n" +
 	"\vGroupMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x14\n" +
-	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x97\x03\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x90\x05\n" +
 	"\fReplicaState\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
@@ -5198,7 +5401,17 @@ const file_strata_proto_rawDesc = "" +
 	" \x01(\x03R\rhighWatermark\x12$\n" +
 	"\x0elog_end_offset\x18\v \x01(\x03R\flogEndOffset\x12(\n" +
 	"\x10log_start_offset\x18\f \x01(\x03R\x0elogStartOffset\x12+\n" +
-	"\x11snapshot_installs\x18\r \x01(\x03R\x10snapshotInstalls\"[\n" +
+	"\x11snapshot_installs\x18\r \x01(\x03R\x10snapshotInstalls\x12\x1d\n" +
+	"\n" +
+	"copy_bytes\x18\x0e \x01(\x03R\tcopyBytes\x12(\n" +
+	"\x10copy_total_bytes\x18\x0f \x01(\x03R\x0ecopyTotalBytes\x12\x1d\n" +
+	"\n" +
+	"copy_index\x18\x10 \x01(\x04R\tcopyIndex\x12*\n" +
+	"\x11copy_target_index\x18\x11 \x01(\x04R\x0fcopyTargetIndex\x12\x18\n" +
+	"\acopying\x18\x12 \x01(\bR\acopying\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x13 \x01(\x03R\tsizeBytes\x12*\n" +
+	"\x11copy_served_bytes\x18\x14 \x01(\x03R\x0fcopyServedBytes\"[\n" +
 	"\x15TransferLeaderRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x0e\n" +
@@ -5210,12 +5423,15 @@ const file_strata_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1a\n" +
 	"\breplicas\x18\x03 \x03(\rR\breplicas\"4\n" +
 	"\x19DecommissionBrokerRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\rR\x06nodeId\"\x92\x01\n" +
+	"\anode_id\x18\x01 \x01(\rR\x06nodeId\"\xfc\x01\n" +
 	"\fMoveProgress\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x12\n" +
 	"\x04step\x18\x03 \x01(\tR\x04step\x12\x10\n" +
-	"\x03lag\x18\x04 \x01(\x03R\x03lag\x12\x12\n" +
+	"\x03lag\x18\x04 \x01(\x03R\x03lag\x12!\n" +
+	"\fcopied_bytes\x18\a \x01(\x03R\vcopiedBytes\x12(\n" +
+	"\x10copy_total_bytes\x18\b \x01(\x03R\x0ecopyTotalBytes\x12\x1b\n" +
+	"\tlag_bytes\x18\t \x01(\x03R\blagBytes\x12\x12\n" +
 	"\x04done\x18\x05 \x01(\x05R\x04done\x12\x14\n" +
 	"\x05total\x18\x06 \x01(\x05R\x05total\"\xf8\x01\n" +
 	"\x05Error\x12(\n" +
@@ -5267,7 +5483,7 @@ const file_strata_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x03 \x03(\v2\x1f.strata.v1.PartitionDescriptionR\n" +
 	"partitions\x125\n" +
-	"\aconfigs\x18\x04 \x03(\v2\x1b.strata.v1.TopicConfigEntryR\aconfigs\"\xc4\x02\n" +
+	"\aconfigs\x18\x04 \x03(\v2\x1b.strata.v1.TopicConfigEntryR\aconfigs\"\xf5\x02\n" +
 	"\x14PartitionDescription\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\rR\x06leader\x12\x1a\n" +
@@ -5278,7 +5494,18 @@ const file_strata_proto_rawDesc = "" +
 	"\x0elog_end_offset\x18\a \x01(\x03R\flogEndOffset\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\b \x01(\x03R\tsizeBytes\x12\x1a\n" +
-	"\bsegments\x18\t \x01(\x05R\bsegments\"\xe1\x01\n" +
+	"\bsegments\x18\t \x01(\x05R\bsegments\x12/\n" +
+	"\alagging\x18\n" +
+	" \x03(\v2\x15.strata.v1.ReplicaLagR\alagging\"\xf2\x01\n" +
+	"\n" +
+	"ReplicaLag\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x1a\n" +
+	"\banswered\x18\x02 \x01(\bR\banswered\x12%\n" +
+	"\x0eoffsets_behind\x18\x03 \x01(\x03R\roffsetsBehind\x12!\n" +
+	"\fbytes_behind\x18\x04 \x01(\x03R\vbytesBehind\x12\x18\n" +
+	"\acopying\x18\x05 \x01(\bR\acopying\x12!\n" +
+	"\fcopied_bytes\x18\x06 \x01(\x03R\vcopiedBytes\x12(\n" +
+	"\x10copy_total_bytes\x18\a \x01(\x03R\x0ecopyTotalBytes\"\xe1\x01\n" +
 	"\x17AlterTopicConfigRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12=\n" +
 	"\x03set\x18\x02 \x03(\v2+.strata.v1.AlterTopicConfigRequest.SetEntryR\x03set\x12\x16\n" +
@@ -5618,7 +5845,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_strata_proto_goTypes = []any{
 	(ErrorCode)(0),                       // 0: strata.v1.ErrorCode
 	(Acks)(0),                            // 1: strata.v1.Acks
@@ -5653,58 +5880,59 @@ var file_strata_proto_goTypes = []any{
 	(*DescribeTopicResponse)(nil),        // 30: strata.v1.DescribeTopicResponse
 	(*TopicDescription)(nil),             // 31: strata.v1.TopicDescription
 	(*PartitionDescription)(nil),         // 32: strata.v1.PartitionDescription
-	(*AlterTopicConfigRequest)(nil),      // 33: strata.v1.AlterTopicConfigRequest
-	(*AlterTopicConfigResponse)(nil),     // 34: strata.v1.AlterTopicConfigResponse
-	(*DeleteRecordsRequest)(nil),         // 35: strata.v1.DeleteRecordsRequest
-	(*DeleteRecordsPartition)(nil),       // 36: strata.v1.DeleteRecordsPartition
-	(*DeleteRecordsResponse)(nil),        // 37: strata.v1.DeleteRecordsResponse
-	(*DeleteRecordsPartitionResult)(nil), // 38: strata.v1.DeleteRecordsPartitionResult
-	(*ProduceRequest)(nil),               // 39: strata.v1.ProduceRequest
-	(*ProducePartition)(nil),             // 40: strata.v1.ProducePartition
-	(*ProduceResponse)(nil),              // 41: strata.v1.ProduceResponse
-	(*ProducePartitionResult)(nil),       // 42: strata.v1.ProducePartitionResult
-	(*FetchRequest)(nil),                 // 43: strata.v1.FetchRequest
-	(*FetchPartition)(nil),               // 44: strata.v1.FetchPartition
-	(*FetchResponse)(nil),                // 45: strata.v1.FetchResponse
-	(*FetchPartitionResult)(nil),         // 46: strata.v1.FetchPartitionResult
-	(*ListOffsetsRequest)(nil),           // 47: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartition)(nil),         // 48: strata.v1.ListOffsetsPartition
-	(*ListOffsetsResponse)(nil),          // 49: strata.v1.ListOffsetsResponse
-	(*ListOffsetsPartitionResult)(nil),   // 50: strata.v1.ListOffsetsPartitionResult
-	(*MetadataRequest)(nil),              // 51: strata.v1.MetadataRequest
-	(*MetadataResponse)(nil),             // 52: strata.v1.MetadataResponse
-	(*BrokerInfo)(nil),                   // 53: strata.v1.BrokerInfo
-	(*TopicMetadata)(nil),                // 54: strata.v1.TopicMetadata
-	(*PartitionMetadata)(nil),            // 55: strata.v1.PartitionMetadata
-	(*FindCoordinatorRequest)(nil),       // 56: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),      // 57: strata.v1.FindCoordinatorResponse
-	(*TopicPartitions)(nil),              // 58: strata.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),        // 59: strata.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),       // 60: strata.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),                 // 61: strata.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),         // 62: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),        // 63: strata.v1.CommitOffsetsResponse
-	(*CommitOffsetResult)(nil),           // 64: strata.v1.CommitOffsetResult
-	(*FetchOffsetsRequest)(nil),          // 65: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),         // 66: strata.v1.FetchOffsetsResponse
-	(*CommittedOffset)(nil),              // 67: strata.v1.CommittedOffset
-	(*ListGroupsRequest)(nil),            // 68: strata.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),           // 69: strata.v1.ListGroupsResponse
-	(*GroupSummary)(nil),                 // 70: strata.v1.GroupSummary
-	(*DescribeGroupRequest)(nil),         // 71: strata.v1.DescribeGroupRequest
-	(*DescribeGroupResponse)(nil),        // 72: strata.v1.DescribeGroupResponse
-	(*GroupMemberDescription)(nil),       // 73: strata.v1.GroupMemberDescription
-	(*GroupPartitionLag)(nil),            // 74: strata.v1.GroupPartitionLag
-	(*DeleteGroupRequest)(nil),           // 75: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 76: strata.v1.DeleteGroupResponse
-	(*VerifyPartitionRequest)(nil),       // 77: strata.v1.VerifyPartitionRequest
-	(*VerifyPartitionResponse)(nil),      // 78: strata.v1.VerifyPartitionResponse
-	(*ReplicaChecksum)(nil),              // 79: strata.v1.ReplicaChecksum
-	(*LogChecksumsRequest)(nil),          // 80: strata.v1.LogChecksumsRequest
-	(*LogChecksumsResponse)(nil),         // 81: strata.v1.LogChecksumsResponse
-	(*OffsetRange)(nil),                  // 82: strata.v1.OffsetRange
-	nil,                                  // 83: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                  // 84: strata.v1.AlterTopicConfigRequest.SetEntry
+	(*ReplicaLag)(nil),                   // 33: strata.v1.ReplicaLag
+	(*AlterTopicConfigRequest)(nil),      // 34: strata.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil),     // 35: strata.v1.AlterTopicConfigResponse
+	(*DeleteRecordsRequest)(nil),         // 36: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartition)(nil),       // 37: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsResponse)(nil),        // 38: strata.v1.DeleteRecordsResponse
+	(*DeleteRecordsPartitionResult)(nil), // 39: strata.v1.DeleteRecordsPartitionResult
+	(*ProduceRequest)(nil),               // 40: strata.v1.ProduceRequest
+	(*ProducePartition)(nil),             // 41: strata.v1.ProducePartition
+	(*ProduceResponse)(nil),              // 42: strata.v1.ProduceResponse
+	(*ProducePartitionResult)(nil),       // 43: strata.v1.ProducePartitionResult
+	(*FetchRequest)(nil),                 // 44: strata.v1.FetchRequest
+	(*FetchPartition)(nil),               // 45: strata.v1.FetchPartition
+	(*FetchResponse)(nil),                // 46: strata.v1.FetchResponse
+	(*FetchPartitionResult)(nil),         // 47: strata.v1.FetchPartitionResult
+	(*ListOffsetsRequest)(nil),           // 48: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),         // 49: strata.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),          // 50: strata.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil),   // 51: strata.v1.ListOffsetsPartitionResult
+	(*MetadataRequest)(nil),              // 52: strata.v1.MetadataRequest
+	(*MetadataResponse)(nil),             // 53: strata.v1.MetadataResponse
+	(*BrokerInfo)(nil),                   // 54: strata.v1.BrokerInfo
+	(*TopicMetadata)(nil),                // 55: strata.v1.TopicMetadata
+	(*PartitionMetadata)(nil),            // 56: strata.v1.PartitionMetadata
+	(*FindCoordinatorRequest)(nil),       // 57: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),      // 58: strata.v1.FindCoordinatorResponse
+	(*TopicPartitions)(nil),              // 59: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),        // 60: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),       // 61: strata.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),                 // 62: strata.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),         // 63: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 64: strata.v1.CommitOffsetsResponse
+	(*CommitOffsetResult)(nil),           // 65: strata.v1.CommitOffsetResult
+	(*FetchOffsetsRequest)(nil),          // 66: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 67: strata.v1.FetchOffsetsResponse
+	(*CommittedOffset)(nil),              // 68: strata.v1.CommittedOffset
+	(*ListGroupsRequest)(nil),            // 69: strata.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),           // 70: strata.v1.ListGroupsResponse
+	(*GroupSummary)(nil),                 // 71: strata.v1.GroupSummary
+	(*DescribeGroupRequest)(nil),         // 72: strata.v1.DescribeGroupRequest
+	(*DescribeGroupResponse)(nil),        // 73: strata.v1.DescribeGroupResponse
+	(*GroupMemberDescription)(nil),       // 74: strata.v1.GroupMemberDescription
+	(*GroupPartitionLag)(nil),            // 75: strata.v1.GroupPartitionLag
+	(*DeleteGroupRequest)(nil),           // 76: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 77: strata.v1.DeleteGroupResponse
+	(*VerifyPartitionRequest)(nil),       // 78: strata.v1.VerifyPartitionRequest
+	(*VerifyPartitionResponse)(nil),      // 79: strata.v1.VerifyPartitionResponse
+	(*ReplicaChecksum)(nil),              // 80: strata.v1.ReplicaChecksum
+	(*LogChecksumsRequest)(nil),          // 81: strata.v1.LogChecksumsRequest
+	(*LogChecksumsResponse)(nil),         // 82: strata.v1.LogChecksumsResponse
+	(*OffsetRange)(nil),                  // 83: strata.v1.OffsetRange
+	nil,                                  // 84: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 85: strata.v1.AlterTopicConfigRequest.SetEntry
 }
 var file_strata_proto_depIdxs = []int32{
 	6,  // 0: strata.v1.ReadLogChunk.entries:type_name -> strata.v1.LogEntry
@@ -5712,102 +5940,103 @@ var file_strata_proto_depIdxs = []int32{
 	3,  // 2: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
 	13, // 3: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
 	0,  // 4: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
-	83, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	84, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	31, // 6: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	28, // 7: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	31, // 8: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	32, // 9: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
 	21, // 10: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
-	84, // 11: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
-	31, // 12: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
-	36, // 13: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	38, // 14: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	20, // 15: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.Error
-	40, // 16: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	1,  // 17: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	42, // 18: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	20, // 19: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.Error
-	44, // 20: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	46, // 21: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	20, // 22: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.Error
-	48, // 23: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	2,  // 24: strata.v1.ListOffsetsPartition.spec:type_name -> strata.v1.OffsetSpec
-	50, // 25: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	20, // 26: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.Error
-	53, // 27: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	54, // 28: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	20, // 29: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
-	55, // 30: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
-	58, // 31: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
-	58, // 32: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
-	61, // 33: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.OffsetCommit
-	64, // 34: strata.v1.CommitOffsetsResponse.results:type_name -> strata.v1.CommitOffsetResult
-	20, // 35: strata.v1.CommitOffsetResult.error:type_name -> strata.v1.Error
-	58, // 36: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartitions
-	67, // 37: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.CommittedOffset
-	70, // 38: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	73, // 39: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
-	74, // 40: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	58, // 41: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
-	79, // 42: strata.v1.VerifyPartitionResponse.replicas:type_name -> strata.v1.ReplicaChecksum
-	82, // 43: strata.v1.LogChecksumsResponse.ranges:type_name -> strata.v1.OffsetRange
-	22, // 44: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	24, // 45: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	26, // 46: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	29, // 47: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	33, // 48: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
-	39, // 49: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	43, // 50: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	47, // 51: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	35, // 52: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	51, // 53: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	56, // 54: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	59, // 55: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	62, // 56: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	65, // 57: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	68, // 58: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	71, // 59: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	75, // 60: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	15, // 61: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	17, // 62: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
-	18, // 63: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
-	77, // 64: strata.v1.Strata.VerifyPartition:input_type -> strata.v1.VerifyPartitionRequest
-	7,  // 65: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
-	9,  // 66: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
-	11, // 67: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
-	4,  // 68: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
-	80, // 69: strata.v1.StrataInternal.LogChecksums:input_type -> strata.v1.LogChecksumsRequest
-	23, // 70: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	25, // 71: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	27, // 72: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	30, // 73: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	34, // 74: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
-	41, // 75: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	45, // 76: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	49, // 77: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	37, // 78: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	52, // 79: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	57, // 80: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	60, // 81: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	63, // 82: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	66, // 83: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	69, // 84: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	72, // 85: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	76, // 86: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	16, // 87: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	19, // 88: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
-	19, // 89: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
-	78, // 90: strata.v1.Strata.VerifyPartition:output_type -> strata.v1.VerifyPartitionResponse
-	8,  // 91: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
-	10, // 92: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
-	12, // 93: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
-	5,  // 94: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
-	81, // 95: strata.v1.StrataInternal.LogChecksums:output_type -> strata.v1.LogChecksumsResponse
-	70, // [70:96] is the sub-list for method output_type
-	44, // [44:70] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	33, // 11: strata.v1.PartitionDescription.lagging:type_name -> strata.v1.ReplicaLag
+	85, // 12: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
+	31, // 13: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
+	37, // 14: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	39, // 15: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	20, // 16: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.Error
+	41, // 17: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	1,  // 18: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
+	43, // 19: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	20, // 20: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.Error
+	45, // 21: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	47, // 22: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	20, // 23: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.Error
+	49, // 24: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	2,  // 25: strata.v1.ListOffsetsPartition.spec:type_name -> strata.v1.OffsetSpec
+	51, // 26: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	20, // 27: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.Error
+	54, // 28: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	55, // 29: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	20, // 30: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
+	56, // 31: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
+	59, // 32: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	59, // 33: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	62, // 34: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.OffsetCommit
+	65, // 35: strata.v1.CommitOffsetsResponse.results:type_name -> strata.v1.CommitOffsetResult
+	20, // 36: strata.v1.CommitOffsetResult.error:type_name -> strata.v1.Error
+	59, // 37: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartitions
+	68, // 38: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.CommittedOffset
+	71, // 39: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	74, // 40: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
+	75, // 41: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	59, // 42: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
+	80, // 43: strata.v1.VerifyPartitionResponse.replicas:type_name -> strata.v1.ReplicaChecksum
+	83, // 44: strata.v1.LogChecksumsResponse.ranges:type_name -> strata.v1.OffsetRange
+	22, // 45: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	24, // 46: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	26, // 47: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	29, // 48: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	34, // 49: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
+	40, // 50: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	44, // 51: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	48, // 52: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	36, // 53: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	52, // 54: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	57, // 55: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	60, // 56: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	63, // 57: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	66, // 58: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	69, // 59: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	72, // 60: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	76, // 61: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	15, // 62: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	17, // 63: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
+	18, // 64: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
+	78, // 65: strata.v1.Strata.VerifyPartition:input_type -> strata.v1.VerifyPartitionRequest
+	7,  // 66: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
+	9,  // 67: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
+	11, // 68: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
+	4,  // 69: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
+	81, // 70: strata.v1.StrataInternal.LogChecksums:input_type -> strata.v1.LogChecksumsRequest
+	23, // 71: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	25, // 72: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	27, // 73: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	30, // 74: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	35, // 75: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
+	42, // 76: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	46, // 77: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	50, // 78: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	38, // 79: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	53, // 80: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	58, // 81: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	61, // 82: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	64, // 83: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	67, // 84: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	70, // 85: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	73, // 86: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	77, // 87: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	16, // 88: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	19, // 89: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
+	19, // 90: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
+	79, // 91: strata.v1.Strata.VerifyPartition:output_type -> strata.v1.VerifyPartitionResponse
+	8,  // 92: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
+	10, // 93: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
+	12, // 94: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
+	5,  // 95: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
+	82, // 96: strata.v1.StrataInternal.LogChecksums:output_type -> strata.v1.LogChecksumsResponse
+	71, // [71:97] is the sub-list for method output_type
+	45, // [45:71] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -5821,7 +6050,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   81,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

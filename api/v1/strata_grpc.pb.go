@@ -952,10 +952,11 @@ type StrataInternalClient interface {
 	// ChangeReplicas changes a partition group's Raft membership (or only
 	// reads it) on the group's leader; NOT_LEADER elsewhere.
 	ChangeReplicas(ctx context.Context, in *ChangeReplicasRequest, opts ...grpc.CallOption) (*ChangeReplicasResponse, error)
-	// ReadLog streams a replica's raft log entries from its first stored
-	// entry up to last_index, as stored (compacted batches included). A
-	// replica that installed a snapshot calls it to fetch the data the
-	// snapshot stands for, from a replica that holds it.
+	// ReadLog streams a replica's raft log entries from from_index (or its
+	// first stored entry, if later) up to its commit index, as stored
+	// (compacted batches included). A replica that is being sent a snapshot
+	// calls it to copy the data the snapshot stands for, resuming a copy
+	// where it stopped (replication/logcopy.go).
 	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadLogChunk], error)
 	// LogChecksums reads a replica's batches with base offsets in
 	// [from_offset, to_offset) and returns a CRC-32C per run of step offsets.
@@ -1042,10 +1043,11 @@ type StrataInternalServer interface {
 	// ChangeReplicas changes a partition group's Raft membership (or only
 	// reads it) on the group's leader; NOT_LEADER elsewhere.
 	ChangeReplicas(context.Context, *ChangeReplicasRequest) (*ChangeReplicasResponse, error)
-	// ReadLog streams a replica's raft log entries from its first stored
-	// entry up to last_index, as stored (compacted batches included). A
-	// replica that installed a snapshot calls it to fetch the data the
-	// snapshot stands for, from a replica that holds it.
+	// ReadLog streams a replica's raft log entries from from_index (or its
+	// first stored entry, if later) up to its commit index, as stored
+	// (compacted batches included). A replica that is being sent a snapshot
+	// calls it to copy the data the snapshot stands for, resuming a copy
+	// where it stopped (replication/logcopy.go).
 	ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[ReadLogChunk]) error
 	// LogChecksums reads a replica's batches with base offsets in
 	// [from_offset, to_offset) and returns a CRC-32C per run of step offsets.

@@ -23,6 +23,42 @@ type partitionJSON struct {
 	HighWatermark  int64    `json:"high_watermark"`
 	LogStartOffset int64    `json:"log_start_offset"`
 	LogEndOffset   int64    `json:"log_end_offset"`
+	// Lagging: the replicas not in sync and how far behind they are.
+	Lagging []replicaLagJSON `json:"lagging"`
+}
+
+type replicaLagJSON struct {
+	NodeID uint32 `json:"node_id"`
+	// Answered is false when the replica's broker did not answer: the
+	// other fields are then unknown (0).
+	Answered      bool  `json:"answered"`
+	OffsetsBehind int64 `json:"offsets_behind"`
+	BytesBehind   int64 `json:"bytes_behind"` // estimated
+	// Copying: the replica is copying the leader's log (a snapshot
+	// install); CopiedBytes of CopyTotalBytes are staged.
+	Copying        bool  `json:"copying"`
+	CopiedBytes    int64 `json:"copied_bytes"`
+	CopyTotalBytes int64 `json:"copy_total_bytes"`
+}
+
+func partitionToJSON(p *v1.PartitionDescription) partitionJSON {
+	out := partitionJSON{
+		Partition:      p.GetPartition(),
+		Leader:         p.GetLeader(),
+		Replicas:       nonNil(p.GetReplicas()),
+		InSyncReplicas: nonNil(p.GetInSyncReplicas()),
+		HighWatermark:  p.GetHighWatermark(),
+		LogStartOffset: p.GetLogStartOffset(),
+		LogEndOffset:   p.GetLogEndOffset(),
+		Lagging:        []replicaLagJSON{},
+	}
+	for _, l := range p.GetLagging() {
+		out.Lagging = append(out.Lagging, replicaLagJSON{
+			NodeID: l.GetNodeId(), Answered: l.GetAnswered(), OffsetsBehind: l.GetOffsetsBehind(), BytesBehind: l.GetBytesBehind(),
+			Copying: l.GetCopying(), CopiedBytes: l.GetCopiedBytes(), CopyTotalBytes: l.GetCopyTotalBytes(),
+		})
+	}
+	return out
 }
 
 type topicDescJSON struct {
@@ -34,15 +70,7 @@ type topicDescJSON struct {
 func topicJSON(d *v1.TopicDescription) topicDescJSON {
 	out := topicDescJSON{Name: d.GetName(), Partitions: []partitionJSON{}, Configs: map[string]string{}}
 	for _, p := range d.GetPartitions() {
-		out.Partitions = append(out.Partitions, partitionJSON{
-			Partition:      p.GetPartition(),
-			Leader:         p.GetLeader(),
-			Replicas:       nonNil(p.GetReplicas()),
-			InSyncReplicas: nonNil(p.GetInSyncReplicas()),
-			HighWatermark:  p.GetHighWatermark(),
-			LogStartOffset: p.GetLogStartOffset(),
-			LogEndOffset:   p.GetLogEndOffset(),
-		})
+		out.Partitions = append(out.Partitions, partitionToJSON(p))
 	}
 	for _, c := range d.GetConfigs() {
 		out.Configs[c.GetKey()] = c.GetValue()

@@ -31,16 +31,18 @@ func TestTopicJSONShape(t *testing.T) {
 	d := &v1.TopicDescription{
 		Name: "ev", ReplicationFactor: 1,
 		Partitions: []*v1.PartitionDescription{{Partition: 0, Leader: 1, Replicas: []uint32{1}, InSyncReplicas: []uint32{1},
-			HighWatermark: 5, LogStartOffset: 2, LogEndOffset: 6, SizeBytes: 99}},
+			HighWatermark: 5, LogStartOffset: 2, LogEndOffset: 6, SizeBytes: 99,
+			Lagging: []*v1.ReplicaLag{{NodeId: 2, Answered: true, OffsetsBehind: 5, BytesBehind: 5000, Copying: true, CopiedBytes: 100, CopyTotalBytes: 6000}}}},
 		Configs: []*v1.TopicConfigEntry{{Key: "retention.ms", Value: "1000"}},
 	}
-	want := `{"name":"ev","partitions":[{"partition":0,"leader":1,"replicas":[1],"in_sync_replicas":[1],"high_watermark":5,"log_start_offset":2,"log_end_offset":6}],"configs":{"retention.ms":"1000"}}`
+	want := `{"name":"ev","partitions":[{"partition":0,"leader":1,"replicas":[1],"in_sync_replicas":[1],"high_watermark":5,"log_start_offset":2,"log_end_offset":6,` +
+		`"lagging":[{"node_id":2,"answered":true,"offsets_behind":5,"bytes_behind":5000,"copying":true,"copied_bytes":100,"copy_total_bytes":6000}]}],"configs":{"retention.ms":"1000"}}`
 	if got := compact(t, topicJSON(d)); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	// Empty lists are [] and {}, never null.
 	if got := compact(t, topicJSON(&v1.TopicDescription{Name: "x", Partitions: []*v1.PartitionDescription{{}}})); got !=
-		`{"name":"x","partitions":[{"partition":0,"leader":0,"replicas":[],"in_sync_replicas":[],"high_watermark":0,"log_start_offset":0,"log_end_offset":0}],"configs":{}}` {
+		`{"name":"x","partitions":[{"partition":0,"leader":0,"replicas":[],"in_sync_replicas":[],"high_watermark":0,"log_start_offset":0,"log_end_offset":0,"lagging":[]}],"configs":{}}` {
 		t.Errorf("empty: %s", got)
 	}
 }
@@ -106,6 +108,54 @@ func TestAdvice(t *testing.T) {
 		}
 		if strings.Contains(advise(c.err, e), "\n") {
 			t.Errorf("advice for %v is more than one line", c.err)
+		}
+	}
+}
+
+// A move's progress, not on a terminal: one line per step, and while the
+// new replica copies the leader's log, one per tenth of the copy.
+func TestMoveProgressShowsTheLogCopy(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progress{w: &buf}
+	step := func(s string, lag, copied, total int64) {
+		p.show(&v1.MoveProgress{Topic: "ev", Partition: 0, Step: s, Lag: lag, CopiedBytes: copied, CopyTotalBytes: total})
+	}
+	step("adding 4 as non-voter", 0, 0, 0)
+	step("catching up 4", -1, 0, 0)
+	step("catching up 4", 900, 0, 100<<20)
+	step("catching up 4", 900, 5<<20, 100<<20)  // same tenth: no line
+	step("catching up 4", 900, 52<<20, 100<<20) // 5th tenth
+	step("catching up 4", 0, 0, 0)
+	step("promoting 4", 0, 0, 0)
+	want := `ev/0: adding 4 as non-voter
+ev/0: catching up 4
+ev/0: catching up 4 (copying the leader's log: 0 B of 100.0 MiB, 0%)
+ev/0: catching up 4 (copying the leader's log: 52.0 MiB of 100.0 MiB, 52%)
+ev/0: catching up 4
+ev/0: promoting 4
+`
+	if buf.String() != want {
+		t.Errorf("progress lines:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func TestDescribeListsReplicasNotInSync(t *testing.T) {
+	var buf bytes.Buffer
+	e := &env{stdout: &buf}
+	err := e.printLagging([]*v1.PartitionDescription{
+		{Partition: 0},
+		{Partition: 1, Lagging: []*v1.ReplicaLag{
+			{NodeId: 3, Answered: true, OffsetsBehind: 1200, BytesBehind: 3 << 20},
+			{NodeId: 4, Answered: true, OffsetsBehind: 90000, BytesBehind: 70 << 20, Copying: true, CopiedBytes: 30 << 20, CopyTotalBytes: 100 << 20},
+			{NodeId: 5},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NOT IN SYNC:", "1          3        1200            ~3.0 MiB", "copied 30.0 MiB of 100.0 MiB (30%)", "broker did not answer"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("describe's lagging replicas lack %q:\n%s", want, buf.String())
 		}
 	}
 }

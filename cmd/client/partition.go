@@ -130,15 +130,14 @@ func (e *env) printPartition(ctx context.Context, a *client.Admin, topic string,
 	}
 	pd := d.GetPartitions()[p]
 	if e.output == "json" {
-		return printJSON(e.stdout, partitionJSON{
-			Partition: pd.GetPartition(), Leader: pd.GetLeader(), Replicas: nonNil(pd.GetReplicas()),
-			InSyncReplicas: nonNil(pd.GetInSyncReplicas()), HighWatermark: pd.GetHighWatermark(),
-			LogStartOffset: pd.GetLogStartOffset(), LogEndOffset: pd.GetLogEndOffset(),
-		})
+		return printJSON(e.stdout, partitionToJSON(pd))
 	}
 	t := newTable(e.stdout, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "IN-SYNC")
 	t.row(topic, p, pd.GetLeader(), joinIDs(pd.GetReplicas()), joinIDs(pd.GetInSyncReplicas()))
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	return e.printLagging([]*v1.PartitionDescription{pd})
 }
 
 // longAdmin is admin for operations that may take minutes (moving data):
@@ -167,6 +166,46 @@ type progress struct {
 	last string
 }
 
+// copyTenths is how far a log copy is, in tenths: a line per tenth when
+// the output is not live.
+func copyTenths(m *v1.MoveProgress) int64 {
+	if m.GetCopyTotalBytes() <= 0 {
+		return -1
+	}
+	return min(10, m.GetCopiedBytes()*10/m.GetCopyTotalBytes())
+}
+
+// catchUpDetail describes a new replica's lag: the log copy's progress
+// while it copies the leader's log, else records (and bytes) behind.
+func catchUpDetail(m *v1.MoveProgress) string {
+	switch {
+	case m.GetCopyTotalBytes() > 0:
+		return fmt.Sprintf(" (copying the leader's log: %s of %s, %d%%)",
+			formatBytes(m.GetCopiedBytes()), formatBytes(m.GetCopyTotalBytes()), min(100, m.GetCopiedBytes()*100/m.GetCopyTotalBytes()))
+	case m.GetLag() > 0 && m.GetLagBytes() > 0:
+		return fmt.Sprintf(" (%d records, ~%s behind)", m.GetLag(), formatBytes(m.GetLagBytes()))
+	case m.GetLag() > 0:
+		return fmt.Sprintf(" (%d records behind)", m.GetLag())
+	case m.GetLag() < 0:
+		return " (waiting for the replica)"
+	}
+	return ""
+}
+
+// formatBytes prints n bytes in binary units.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
 func newProgress(e *env) *progress {
 	if e.output == "json" {
 		return &progress{w: e.stderr}
@@ -182,22 +221,24 @@ func (p *progress) show(m *v1.MoveProgress) {
 	if m.GetTotal() > 0 {
 		line = fmt.Sprintf("[%d/%d] %s", m.GetDone(), m.GetTotal(), line)
 	}
+	catching := strings.HasPrefix(m.GetStep(), "catching up")
 	if p.live {
-		if strings.HasPrefix(m.GetStep(), "catching up") {
-			switch {
-			case m.GetLag() > 0:
-				line += fmt.Sprintf(" (%d records behind)", m.GetLag())
-			case m.GetLag() < 0:
-				line += " (waiting for the replica)"
-			}
+		if catching {
+			line += catchUpDetail(m)
 		}
 		fmt.Fprint(p.w, "\r\033[K"+line)
 		return
 	}
-	if line != p.last {
+	// One line per step, and while a log copy runs one per tenth of it.
+	key := line
+	if catching && copyTenths(m) >= 0 {
+		key = fmt.Sprintf("%s copy %d", line, copyTenths(m))
+		line += catchUpDetail(m)
+	}
+	if key != p.last {
 		fmt.Fprintln(p.w, line)
 	}
-	p.last = line
+	p.last = key
 }
 
 // end clears the live line.

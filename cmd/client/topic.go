@@ -110,8 +110,11 @@ func newTopicDescribeCmd(e *env) *cobra.Command {
 		Long: `Show each partition's leader, replicas and in-sync replicas, and its
 offsets: LOG-START is the first offset still stored, HIGH-WATERMARK the
 first offset consumers cannot read yet, LOG-END the next offset the
-leader will write. Then every config key, with SOURCE "default" when the
-value comes from the broker default.`,
+leader will write. Then, for each replica not in sync, how far it is
+behind the leader (offsets, and bytes estimated from the leader's log) and,
+while it copies the leader's log (a new replica, or one that needs records
+retention deleted), how much of the copy is done. Then every config key,
+with SOURCE "default" when the value comes from the broker default.`,
 		Example: `  strata topic describe events
   strata topic describe events -o json | jq '.partitions[].high_watermark'`,
 		Args: cobra.ExactArgs(1),
@@ -199,8 +202,41 @@ func (e *env) printTopic(d *v1.TopicDescription) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
+	if err := e.printLagging(d.GetPartitions()); err != nil {
+		return err
+	}
 	fmt.Fprintln(e.stdout)
 	return e.printConfigs(d)
+}
+
+// printLagging lists the replicas not in sync and how far behind they are
+// (nothing if all are in sync).
+func (e *env) printLagging(ps []*v1.PartitionDescription) error {
+	var t *table
+	for _, p := range ps {
+		for _, l := range p.GetLagging() {
+			if t == nil {
+				fmt.Fprintln(e.stdout, "\nNOT IN SYNC:")
+				t = newTable(e.stdout, "PARTITION", "REPLICA", "OFFSETS-BEHIND", "BYTES-BEHIND", "LOG-COPY")
+			}
+			if !l.GetAnswered() {
+				t.row(p.GetPartition(), l.GetNodeId(), "?", "?", "broker did not answer")
+				continue
+			}
+			cp := "-"
+			if l.GetCopying() {
+				cp = "copied " + formatBytes(l.GetCopiedBytes())
+				if l.GetCopyTotalBytes() > 0 {
+					cp += fmt.Sprintf(" of %s (%d%%)", formatBytes(l.GetCopyTotalBytes()), min(100, l.GetCopiedBytes()*100/l.GetCopyTotalBytes()))
+				}
+			}
+			t.row(p.GetPartition(), l.GetNodeId(), l.GetOffsetsBehind(), "~"+formatBytes(l.GetBytesBehind()), cp)
+		}
+	}
+	if t == nil {
+		return nil
+	}
+	return t.flush()
 }
 
 func (e *env) printConfigs(d *v1.TopicDescription) error {

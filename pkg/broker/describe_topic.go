@@ -9,8 +9,9 @@ import (
 )
 
 // DescribeTopic reports each partition's leader, replicas, in-sync replicas
-// and offsets (asking the replicas' brokers, up to 2 s), and every config
-// key with its effective value.
+// and offsets (asking the replicas' brokers, up to 2 s), how far each
+// replica not in sync is behind (and its log copy's progress, during a
+// snapshot install), and every config key with its effective value.
 //
 // Errors: UNKNOWN_TOPIC.
 func (b *Broker) DescribeTopic(ctx context.Context, req *v1.DescribeTopicRequest) (*v1.DescribeTopicResponse, error) {
@@ -35,6 +36,7 @@ func (b *Broker) describe(ctx context.Context, t metadata.Topic) *v1.TopicDescri
 			HighWatermark:  v.hwm,
 			LogStartOffset: v.start,
 			LogEndOffset:   v.end,
+			Lagging:        v.lagging,
 		}
 		if local, ok := b.replicas.get(t.GroupName(p)); ok {
 			pd.SizeBytes = local.Size()

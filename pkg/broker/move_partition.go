@@ -22,8 +22,10 @@ import (
 //     Initial set, so they do not bootstrap a group of their own);
 //  2. "adding N as non-voter": the leader replicates to N, which does
 //     not count towards the quorum while it is empty;
-//  3. "catching up" (every ~500 ms, with the lag in records) until N's log
-//     end reaches the leader's high watermark;
+//  3. "catching up" (every ~500 ms, with the lag in records and bytes, and
+//     while N copies the leader's log for a snapshot install, the bytes
+//     copied of the total) until N's log end reaches the leader's high
+//     watermark;
 //  4. "promoting N" to voter;
 //  5. "moving leadership to N" if the leader is to be removed, then
 //     "removing M" for each old replica no longer wanted;
@@ -109,8 +111,12 @@ func (b *Broker) movePartition(ctx context.Context, topic string, p int32, want 
 				return failed(fmt.Sprintf("adding %d as non-voter", n), err)
 			}
 		}
-		if err := b.catchUp(ctx, union, group, n, func(lag int64) error {
-			return report(&v1.MoveProgress{Topic: topic, Partition: p, Step: fmt.Sprintf("catching up %d", n), Lag: lag})
+		if err := b.catchUp(ctx, union, group, n, func(lag int64, l *v1.ReplicaLag) error {
+			m := &v1.MoveProgress{Topic: topic, Partition: p, Step: fmt.Sprintf("catching up %d", n), Lag: lag}
+			if l != nil {
+				m.LagBytes, m.CopiedBytes, m.CopyTotalBytes = l.BytesBehind, l.CopiedBytes, l.CopyTotalBytes
+			}
+			return report(m)
 		}); err != nil {
 			return failed(fmt.Sprintf("catching up %d", n), err)
 		}
@@ -168,21 +174,23 @@ func isAPIError(err error) bool {
 // catchUp waits until node's replica has every record the leader has
 // committed (its log end at or past the leader's high watermark, as read
 // just before) and has heard from the leader, reporting the lag every
-// catchUpReport.
-func (b *Broker) catchUp(ctx context.Context, nodes []metadata.NodeID, group string, node metadata.NodeID, report func(lag int64) error) error {
+// catchUpReport (l nil while unknown).
+func (b *Broker) catchUp(ctx context.Context, nodes []metadata.NodeID, group string, node metadata.NodeID, report func(lag int64, l *v1.ReplicaLag) error) error {
 	last := time.Time{}
 	for {
 		states := b.groupStates(ctx, nodes, group)
 		lead, st := leaderState(states), states[node]
 		lag := int64(-1) // unknown: no leader, or the replica is not open yet
+		var l *v1.ReplicaLag
 		if lead != nil && st != nil {
 			lag = max(0, lead.HighWatermark-st.LogEndOffset)
 			if lag == 0 && st.Leader != 0 && st.Term == lead.Term {
-				return report(0)
+				return report(0, nil)
 			}
+			l = replicaLag(node, lead, st)
 		}
 		if time.Since(last) >= catchUpReport {
-			if err := report(lag); err != nil {
+			if err := report(lag, l); err != nil {
 				return err
 			}
 			last = time.Now()

@@ -30,6 +30,9 @@ func (b *Broker) ReplicaStatus(ctx context.Context, req *v1.ReplicaStatusRequest
 			LastIndex: st.LastIndex, CommitIndex: st.CommitIndex,
 			HighWatermark: st.HighWatermark, LogEndOffset: st.LogEndOffset, LogStartOffset: st.LogStartOffset,
 			SnapshotInstalls: st.SnapshotInstalls,
+			CopyBytes:        st.Copy.StagedBytes, CopyTotalBytes: st.Copy.TotalBytes,
+			CopyIndex: st.Copy.StagedIndex, CopyTargetIndex: st.Copy.TargetIndex, Copying: st.Copy.Running,
+			SizeBytes: st.LogSizeBytes, CopyServedBytes: st.ServedCopyBytes,
 		})
 	}
 	if len(req.Groups) == 0 {
@@ -108,6 +111,7 @@ type partitionView struct {
 	leader          metadata.NodeID
 	isr             []metadata.NodeID
 	hwm, start, end int64
+	lagging         []*v1.ReplicaLag // the replicas not in sync (only when a leader answered)
 }
 
 // viewPartition combines the metadata with the replicas' states: the
@@ -135,8 +139,37 @@ func viewPartition(a metadata.Assignment, states map[metadata.NodeID]*v1.Replica
 		st, ok := states[r]
 		if ok && (r == v.leader || st.LogEndOffset >= lead.HighWatermark && st.Term == lead.Term) {
 			v.isr = append(v.isr, r)
+			continue
 		}
+		v.lagging = append(v.lagging, replicaLag(r, lead, st))
 	}
 	slices.Sort(v.isr)
 	return v
+}
+
+// replicaLag says how far st (nil: its broker did not answer) is behind
+// the leader lead. Bytes behind are estimated from the leader's average
+// bytes per offset; a replica copying the leader's log for a snapshot
+// install reports the copy's own progress too.
+func replicaLag(node metadata.NodeID, lead, st *v1.ReplicaState) *v1.ReplicaLag {
+	l := &v1.ReplicaLag{NodeId: node}
+	if st == nil {
+		return l
+	}
+	l.Answered = true
+	end := st.LogEndOffset
+	if st.Copying || st.CopyBytes > 0 {
+		// A staged copy counts while it runs and between a leader's
+		// retries: it is resumed, not restarted.
+		l.Copying, l.CopiedBytes, l.CopyTotalBytes = true, st.CopyBytes, st.CopyTotalBytes
+	}
+	l.OffsetsBehind = max(0, lead.HighWatermark-end)
+	if span := lead.LogEndOffset - lead.LogStartOffset; span > 0 && lead.SizeBytes > 0 {
+		behind := min(l.OffsetsBehind, span)
+		l.BytesBehind = int64(float64(lead.SizeBytes) * float64(behind) / float64(span))
+	}
+	if l.Copying {
+		l.BytesBehind = max(l.BytesBehind-l.CopiedBytes, 0)
+	}
+	return l
 }

@@ -45,10 +45,10 @@ type GroupConfig struct {
 	// Raft overrides DefaultRaftConfig when set. LocalID, Logger and a
 	// TrailingLogs of 0 are overwritten.
 	Raft *raft.Config
-	// LogSource fetches the leader's log when the leader installs a
+	// LogSource copies the leader's log when the leader installs a
 	// snapshot on this replica (it no longer holds the entries this replica
-	// needs, because retention deleted them). nil: installs are refused
-	// with ErrSnapshotInstall.
+	// needs, because retention deleted them, or the replica is new); see
+	// logcopy.go. nil: installs are refused with ErrSnapshotInstall.
 	LogSource LogSource
 	// SoleReplica: this is the group's only replica, so a log that lost
 	// acknowledged entries cannot fetch them back: OpenGroup then fails
@@ -65,15 +65,19 @@ type GroupConfig struct {
 // over its internal API; see Group.ServeLog).
 type LogSource interface {
 	// ReadLog calls fn with peer's entries of group, in raft index order,
-	// from its first stored entry to its commit index, in chunks.
-	ReadLog(ctx context.Context, peer raft.ServerID, group string, fn func(LogChunk) error) error
+	// from index from (or its first stored entry, if later; from 0: its
+	// first) to its commit index, in chunks. See Group.ServeLog.
+	ReadLog(ctx context.Context, peer raft.ServerID, group string, from uint64, fn func(LogChunk) error) error
 }
 
 // LogChunk is a run of entries read from a replica's log. The first chunk
-// of a read says where that log starts.
+// of a read says where that log starts and how large it is.
 type LogChunk struct {
-	LogStart   int64 // the replica's logical log start offset
-	BaseOffset int64 // offset of the first entry's first record
+	LogStart int64 // the replica's logical log start offset
+	// BaseOffset is the offset of the first entry's first record when the
+	// read starts at the replica's first stored entry; -1 otherwise.
+	BaseOffset int64
+	TotalBytes int64 // the replica's log size, for progress
 	Entries    []segment.Entry
 }
 

@@ -28,6 +28,8 @@
 //	|     raft entries: no-op, config, no offsets      |   partition log
 //	|   fsm: high watermark; Changed() wakes fetches   |
 //	|   snapshots: <dir>/snapshots/ (hwm, index only)  |
+//	|   logCopy: <dir>/logcopy/, the leader's log      |
+//	|     staged for a snapshot install                |
 //	|                                                  |
 //	| Group "t/1" ...                                  |
 //	+--------------------------------------------------+
@@ -67,9 +69,12 @@
 //   - A replica that was down or cut off catches up by normal replication
 //     from the leader's log: raft's log compaction (DeleteRange from the
 //     first index, after each snapshot) is ignored, so the leader always
-//     has the entries. Snapshots hold only the high watermark and never
-//     replace the log; an install (possible only once retention deletes
-//     entries a replica still needs) is refused with ErrSnapshotInstall.
+//     has the entries, unless retention deleted them. Snapshots hold only
+//     offsets; an install (a new replica, or one that needs entries
+//     retention deleted) stands for the leader's log, which the replica
+//     copies in chunks into <dir>/logcopy/ before raft sees the install,
+//     resuming after any interruption, and then swaps in (logcopy.go).
+//     Without a LogSource installs are refused with ErrSnapshotInstall.
 //
 // Usage:
 //

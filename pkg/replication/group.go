@@ -26,6 +26,12 @@ type Group struct {
 	store  *LogStore
 	fsm    *fsm
 	log    *segment.Log
+	snaps  *raft.FileSnapshotStore
+	// copy stages the leader's log for a snapshot install (logcopy.go);
+	// nil without a LogSource.
+	copy *logCopy
+	// served counts entry bytes ServeLog gave other replicas' copies.
+	served atomic.Int64
 
 	// bootstrapped: OpenGroup found no state and bootstrapped the group.
 	bootstrapped bool
@@ -136,11 +142,15 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	g := &Group{
 		cfg: cfg, logger: logger, store: store, fsm: f, log: l, done: make(chan struct{}),
 		stop: make(chan struct{}), control: make(chan struct{}, 1), bootstrapped: bootstrapped,
-		abstainer: abstainer,
+		abstainer: abstainer, snaps: snaps,
 	}
 	g.mu.drained = make(chan struct{})
 	if cfg.LogSource != nil {
+		g.copy = newLogCopy(cfg.Dir, cfg.Group, cfg.SegmentOptions, cfg.LogSource, logger)
 		f.install = g.install
+		if t, ok := cfg.Transport.(installGater); ok {
+			t.SetInstallGate(g.installGate)
+		}
 	}
 	f.controlled = g.kickControl
 	r, err := raft.NewRaft(rc, f, store, cfg.Stable, snaps, trans)
@@ -148,6 +158,7 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 		if abstainer != nil {
 			abstainer.halt()
 		}
+		g.closeCopy()
 		return nil, err
 	}
 	g.raft = r
@@ -484,17 +495,29 @@ type Status struct {
 	// does not vote until its last index reaches this (abstain.go); 0 =
 	// healthy.
 	AbstainUntil uint64
+	// Copy is the staged copy of the leader's log for a snapshot install
+	// (zero when none).
+	Copy CopyStatus
+	// ServedCopyBytes counts the entry bytes this replica served to other
+	// replicas' log copies since it opened.
+	ServedCopyBytes int64
+	LogSizeBytes    int64 // bytes of the log's segments
 }
 
 // Status returns the replica's current view.
 func (g *Group) Status() Status {
 	id, _ := g.Leader()
-	return Status{
+	st := Status{
 		Term: g.raft.CurrentTerm(), State: g.raft.State(), LeaderID: id,
 		CommitIndex: g.raft.CommitIndex(), AppliedIndex: g.raft.AppliedIndex(), LastIndex: g.log.LastIndex(),
 		HighWatermark: g.HighWatermark(), LogEndOffset: g.log.NextOffset(), LogStartOffset: g.LogStartOffset(),
 		SnapshotInstalls: g.fsm.installs.Load(), AbstainUntil: g.store.AbstainUntil(),
+		ServedCopyBytes: g.served.Load(), LogSizeBytes: g.log.Size(),
 	}
+	if g.copy != nil {
+		st.Copy = g.copy.status()
+	}
+	return st
 }
 
 // Close stops the replica: new calls fail with ErrShutdown, calls in
@@ -528,6 +551,7 @@ func (g *Group) Close() error {
 	}
 	close(g.done)
 	g.wg.Wait()
+	g.closeCopy()
 	if cerr := g.log.Close(); err == nil {
 		err = cerr
 	}
@@ -537,3 +561,21 @@ func (g *Group) Close() error {
 // Bootstrapped reports whether OpenGroup bootstrapped the group, finding no
 // earlier state: a group that never had a leader.
 func (g *Group) Bootstrapped() bool { return g.bootstrapped }
+
+// installGater is a transport that lets a group copy the log before raft
+// sees a snapshot install (transport.Transport).
+type installGater interface {
+	SetInstallGate(func(ctx context.Context, req *raft.InstallSnapshotRequest) error)
+}
+
+// closeCopy unsets the install gate and stops the log copy (its staged
+// part stays on disk for the next start).
+func (g *Group) closeCopy() {
+	if g.copy == nil {
+		return
+	}
+	if t, ok := g.cfg.Transport.(installGater); ok {
+		t.SetInstallGate(nil)
+	}
+	g.copy.close()
+}

@@ -140,7 +140,7 @@ func (c *cluster) failLogReads(after int) {
 }
 
 // LogSource for snapshot installs: reads another node's replica directly.
-func (c *cluster) ReadLog(ctx context.Context, peer raft.ServerID, group string, fn func(LogChunk) error) error {
+func (c *cluster) ReadLog(ctx context.Context, peer raft.ServerID, group string, from uint64, fn func(LogChunk) error) error {
 	c.gmu.Lock()
 	var g *Group
 	for _, nd := range c.nodes {
@@ -154,10 +154,10 @@ func (c *cluster) ReadLog(ctx context.Context, peer raft.ServerID, group string,
 		return fmt.Errorf("no open replica on %s", peer)
 	}
 	if fault == nil {
-		return g.ServeLog(ctx, 4096, fn)
+		return g.ServeLog(ctx, from, 4096, fn)
 	}
 	left := *fault
-	return g.ServeLog(ctx, 1, func(ch LogChunk) error {
+	return g.ServeLog(ctx, from, 1, func(ch LogChunk) error {
 		if left == 0 {
 			return errLogFault
 		}

@@ -280,7 +280,11 @@ func TestFailedReplace(t *testing.T) {
 // that check, the empty segment log took L+1 as its first entry, and the
 // replica acknowledged entries with none of the log below them. The
 // leader then counted them as held, its high watermark stayed above the
-// replica's log end, and nothing ever resent them.
+// replica's log end, and nothing ever resent them. Now the copy goes to a
+// staging directory (logcopy.go) and the log is replaced only once the
+// copy is whole, so a failed fetch leaves the log as it was; each retry
+// resumes the copy, and the part-way case here finishes it a few entries
+// per attempt.
 func TestFailedInstallFetchIsNotAcknowledged(t *testing.T) {
 	for _, tc := range []struct {
 		name  string

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"go.uber.org/zap"
-
-	"github.com/stratalog/strata/pkg/segment"
 )
 
 // Retention and compaction meet the raft log here. Both are decided once,
@@ -143,61 +140,30 @@ func (g *Group) snapshot(ctx context.Context) (uint64, error) {
 	return meta.Index, nil
 }
 
-// install fetches the leader's log after the leader installed a snapshot
-// here (fsm.Restore calls it on raft's FSM goroutine).
-func (g *Group) install(s fsmSnapshot) error {
-	_, id := g.raft.LeaderWithID()
-	if id == "" {
-		return errors.New("replication: snapshot install: no leader known to fetch the log from")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	go func() {
-		select {
-		case <-g.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	entries, started := 0, false
-	err := g.store.Replace(func(reset func(int64) error, add func([]segment.Entry) error) error {
-		return g.cfg.LogSource.ReadLog(ctx, id, g.cfg.Group, func(c LogChunk) error {
-			if !started {
-				if err := reset(c.BaseOffset); err != nil {
-					return err
-				}
-				started = true
-			}
-			entries += len(c.Entries)
-			return add(c.Entries)
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("replication: snapshot install: fetch the log from %s: %w", id, err)
-	}
-	if !started {
-		return fmt.Errorf("replication: snapshot install: %s sent no log", id)
-	}
-	g.logger.Info("replication: installed the leader's log",
-		zap.String("from", string(id)), zap.Int("entries", entries),
-		zap.Uint64("first_index", g.log.FirstIndex()), zap.Uint64("last_index", g.log.LastIndex()),
-		zap.Int64("log_start", s.logStart), zap.Int64("high_watermark", s.hwm))
-	return nil
-}
-
-// ServeLog reads this replica's log for another replica's snapshot install:
-// fn gets the entries from the first stored one to the commit index, in
-// chunks of about chunkBytes.
-func (g *Group) ServeLog(ctx context.Context, chunkBytes int, fn func(LogChunk) error) error {
+// ServeLog reads this replica's log for another replica's copy (logcopy.go):
+// fn gets the entries from index from (or the first stored one, if later)
+// to the commit index, in chunks of about chunkBytes. The first chunk
+// carries the log start, the log's size and, when the read starts at the
+// first stored entry, that entry's base offset. Each chunk served tells
+// the transport that an install's copy is progressing.
+func (g *Group) ServeLog(ctx context.Context, from uint64, chunkBytes int, fn func(LogChunk) error) error {
 	last := g.raft.CommitIndex()
 	first := g.log.FirstIndex()
 	if first == 0 || last < first {
 		return errors.New("replication: no committed log to serve")
 	}
-	segs := g.log.Segments()
-	c := LogChunk{LogStart: g.LogStartOffset(), BaseOffset: segs[0].BaseOffset}
+	c := LogChunk{LogStart: g.LogStartOffset(), BaseOffset: -1, TotalBytes: g.log.Size()}
+	if from <= first {
+		from = first
+		c.BaseOffset = g.log.Segments()[0].BaseOffset
+	}
+	noter, _ := g.cfg.Transport.(interface{ NoteCopyProgress() })
 	size := 0
-	for i := first; i <= last; i++ {
+	if from > last {
+		// Nothing committed after from yet: one empty chunk says so.
+		return fn(c)
+	}
+	for i := from; i <= last; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -210,6 +176,12 @@ func (g *Group) ServeLog(ctx context.Context, chunkBytes int, fn func(LogChunk) 
 		if size >= chunkBytes || i == last {
 			if err := fn(c); err != nil {
 				return err
+			}
+			for _, e := range c.Entries {
+				g.served.Add(int64(len(e.Data)))
+			}
+			if noter != nil {
+				noter.NoteCopyProgress()
 			}
 			c, size = LogChunk{}, 0
 		}

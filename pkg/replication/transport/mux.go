@@ -27,7 +27,11 @@ type Options struct {
 	// request may wait for its group's raft. Default 5s.
 	RPCTimeout time.Duration
 
-	// SnapshotTimeout does the same for InstallSnapshot. Default 60s.
+	// SnapshotTimeout bounds an InstallSnapshot call while the log copy
+	// it stands for makes no progress: it is an idle timeout, reset by
+	// every chunk of the group's log served to a copy (install.go). A
+	// received InstallSnapshot gets it too, once its group's install gate
+	// let it through. Default 60s.
 	SnapshotTimeout time.Duration
 
 	// MaxFrameBytes bounds a frame after its length prefix, both ways, and

@@ -79,6 +79,9 @@ func (m *Mux) serveRequest(c *conn, f *frame) {
 			return
 		}
 	}
+	if f.rpc == rpcInstallSnapshot && t.gateInstall(in) {
+		return
+	}
 	t.enqueue(in)
 }
 

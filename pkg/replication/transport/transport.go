@@ -26,6 +26,7 @@ type Transport struct {
 	// beatsOff is closed by StopHeartbeats (beats.go).
 	beatsOff     chan struct{}
 	beatsOffOnce sync.Once
+	install      installState // snapshot installs that copy a log (install.go)
 
 	mu struct {
 		sync.Mutex
@@ -147,7 +148,7 @@ func (t *Transport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, 
 	if _, err := io.ReadFull(data, snapshot); err != nil {
 		return fmt.Errorf("installSnapshot to %s (group %q): read snapshot: %w", target, t.group, err)
 	}
-	return t.call(target, rpcInstallSnapshot, args, snapshot, resp)
+	return t.callInstall(target, args, snapshot, resp)
 }
 
 // AppendEntriesPipeline implements raft.Transport; see pipeline.
