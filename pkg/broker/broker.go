@@ -208,6 +208,8 @@ func (b *Broker) Start() (err error) {
 	b.cleaner = newCleaner(b)
 	b.goLoop(func() { b.runHousekeeping(ctx) })
 	b.goLoop(func() { b.cleaner.run(ctx) })
+	scrub := newScrubber(b)
+	b.goLoop(func() { scrub.run(ctx) })
 	b.coord = consumer.NewCoordinator(b.now)
 	b.goLoop(func() { b.runGroups(ctx) })
 	return nil

@@ -64,6 +64,11 @@ type Config struct {
 	// CleanerBytesPerSecond caps the compaction cleaner's disk I/O (read
 	// plus written) on this broker; 0 = unlimited.
 	CleanerBytesPerSecond int64 `yaml:"cleaner-bytes-per-second"` // --cleaner-bytes-per-second
+	// ScrubBytesPerSecond caps the background scrub, which re-reads every
+	// closed segment to find damage early (scrub.go); 0 = no scrub.
+	ScrubBytesPerSecond int64 `yaml:"scrub-rate"` // --scrub-rate
+	// ScrubInterval is the time from one scrub pass's start to the next.
+	ScrubInterval time.Duration `yaml:"scrub-interval"` // --scrub-interval
 
 	// OffsetsPartitions is the partition count of the internal
 	// __consumer_offsets topic, created on the first group call; fixed
@@ -100,6 +105,8 @@ func DefaultConfig() Config {
 
 		RetentionCheckInterval: 30 * time.Second,
 		CleanerBytesPerSecond:  16 << 20,
+		ScrubBytesPerSecond:    8 << 20,
+		ScrubInterval:          24 * time.Hour,
 		OffsetsPartitions:      8,
 	}
 }
@@ -194,6 +201,12 @@ func (c Config) Validate() error {
 	}
 	if c.CleanerBytesPerSecond < 0 {
 		return fmt.Errorf("--cleaner-bytes-per-second %d: want 0 (unlimited) or more", c.CleanerBytesPerSecond)
+	}
+	if c.ScrubBytesPerSecond < 0 {
+		return fmt.Errorf("--scrub-rate %d: want 0 (no scrub) or more bytes per second", c.ScrubBytesPerSecond)
+	}
+	if c.ScrubBytesPerSecond > 0 && c.ScrubInterval < 10*time.Millisecond {
+		return fmt.Errorf("--scrub-interval %s: want at least 10ms (default 24h)", c.ScrubInterval)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
