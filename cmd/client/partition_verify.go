@@ -72,7 +72,16 @@ as long as reading it from disk.`,
 
 func (e *env) printVerify(results []*v1.VerifyPartitionResponse) error {
 	if e.output == "json" {
-		return printJSON(e.stdout, results)
+		out := make([]verifyJSON, len(results))
+		for i, r := range results {
+			out[i] = verifyJSON{Topic: r.Topic, Partition: r.Partition, FromOffset: r.FromOffset, ToOffset: r.ToOffset,
+				Batches: r.Batches, Bytes: r.Bytes, Agree: r.Agree, FirstDifference: r.FirstDifference, Replicas: []replicaSumJSON{}}
+			for _, rc := range r.Replicas {
+				out[i].Replicas = append(out[i].Replicas, replicaSumJSON{NodeID: rc.NodeId, LogStartOffset: rc.LogStartOffset,
+					HighWatermark: rc.HighWatermark, CRC: fmt.Sprintf("%08x", rc.Crc), Error: rc.Error})
+			}
+		}
+		return printJSON(e.stdout, out)
 	}
 	t := newTable(e.stdout, "PARTITION", "OFFSETS", "BATCHES", "BYTES", "RESULT")
 	for _, r := range results {
@@ -95,4 +104,27 @@ func (e *env) printVerify(results []*v1.VerifyPartitionResponse) error {
 		t.row(fmt.Sprintf("%s/%d", r.Topic, r.Partition), fmt.Sprintf("%d..%d", r.FromOffset, r.ToOffset), r.Batches, r.Bytes, result)
 	}
 	return t.flush()
+}
+
+// verifyJSON is one partition's result in --output json.
+type verifyJSON struct {
+	Topic      string `json:"topic"`
+	Partition  int32  `json:"partition"`
+	FromOffset int64  `json:"from_offset"` // compared batches with base offsets in [from_offset, to_offset)
+	ToOffset   int64  `json:"to_offset"`
+	Batches    int64  `json:"batches"`
+	Bytes      int64  `json:"bytes"`
+	Agree      bool   `json:"agree"`
+	// FirstDifference is the base offset of the first batch that differs,
+	// -1 when none does.
+	FirstDifference int64            `json:"first_difference"`
+	Replicas        []replicaSumJSON `json:"replicas"`
+}
+
+type replicaSumJSON struct {
+	NodeID         uint32 `json:"node_id"`
+	LogStartOffset int64  `json:"log_start_offset"`
+	HighWatermark  int64  `json:"high_watermark"`
+	CRC            string `json:"crc"`             // of every compared batch, hex
+	Error          string `json:"error,omitempty"` // the replica could not be read
 }
