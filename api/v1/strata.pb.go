@@ -848,6 +848,7 @@ type ReplicaState struct {
 	Copying         bool   `protobuf:"varint,18,opt,name=copying,proto3" json:"copying,omitempty"`                                          // a copy is running now
 	SizeBytes       int64  `protobuf:"varint,19,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`                     // bytes of this replica's log (its segments)
 	CopyServedBytes int64  `protobuf:"varint,20,opt,name=copy_served_bytes,json=copyServedBytes,proto3" json:"copy_served_bytes,omitempty"` // entry bytes this replica served to other replicas' copies since it opened
+	LastContactMs   int64  `protobuf:"varint,21,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`       // a follower: ms since it last heard from its leader; -1 never, 0 a leader
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1018,6 +1019,13 @@ func (x *ReplicaState) GetSizeBytes() int64 {
 func (x *ReplicaState) GetCopyServedBytes() int64 {
 	if x != nil {
 		return x.CopyServedBytes
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
 	}
 	return 0
 }
@@ -5385,7 +5393,7 @@ const file_strata_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\"<\n" +
 	"\vGroupMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x14\n" +
-	"\x05voter\x18\x02 \x01(\bR\x05voter\"\x90\x05\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"\xb8\x05\n" +
 	"\fReplicaState\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
@@ -5411,7 +5419,8 @@ const file_strata_proto_rawDesc = "" +
 	"\acopying\x18\x12 \x01(\bR\acopying\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x13 \x01(\x03R\tsizeBytes\x12*\n" +
-	"\x11copy_served_bytes\x18\x14 \x01(\x03R\x0fcopyServedBytes\"[\n" +
+	"\x11copy_served_bytes\x18\x14 \x01(\x03R\x0fcopyServedBytes\x12&\n" +
+	"\x0flast_contact_ms\x18\x15 \x01(\x03R\rlastContactMs\"[\n" +
 	"\x15TransferLeaderRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x0e\n" +

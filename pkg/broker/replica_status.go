@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/metadata"
 )
@@ -24,6 +26,13 @@ func (b *Broker) ReplicaStatus(ctx context.Context, req *v1.ReplicaStatusRequest
 		st := p.Group().Status()
 		var leader uint32
 		fmt.Sscan(string(st.LeaderID), &leader)
+		contact := int64(0)
+		if st.State != raft.Leader {
+			contact = -1
+			if !st.LastContact.IsZero() {
+				contact = time.Since(st.LastContact).Milliseconds()
+			}
+		}
 		resp.Replicas = append(resp.Replicas, &v1.ReplicaState{
 			Group: group, Topic: p.Topic(), Partition: p.ID(), NodeId: b.cfg.NodeID,
 			Role: roleName(st.State.String()), Term: st.Term, Leader: leader,
@@ -32,7 +41,7 @@ func (b *Broker) ReplicaStatus(ctx context.Context, req *v1.ReplicaStatusRequest
 			SnapshotInstalls: st.SnapshotInstalls,
 			CopyBytes:        st.Copy.StagedBytes, CopyTotalBytes: st.Copy.TotalBytes,
 			CopyIndex: st.Copy.StagedIndex, CopyTargetIndex: st.Copy.TargetIndex, Copying: st.Copy.Running,
-			SizeBytes: st.LogSizeBytes, CopyServedBytes: st.ServedCopyBytes,
+			SizeBytes: st.LogSizeBytes, CopyServedBytes: st.ServedCopyBytes, LastContactMs: contact,
 		})
 	}
 	if len(req.Groups) == 0 {

@@ -502,6 +502,9 @@ type Status struct {
 	// replicas' log copies since it opened.
 	ServedCopyBytes int64
 	LogSizeBytes    int64 // bytes of the log's segments
+	// LastContact is when a follower last heard from its leader (zero:
+	// never, or this replica leads).
+	LastContact time.Time
 }
 
 // Status returns the replica's current view.
@@ -516,6 +519,9 @@ func (g *Group) Status() Status {
 	}
 	if g.copy != nil {
 		st.Copy = g.copy.status()
+	}
+	if st.State != raft.Leader {
+		st.LastContact = g.raft.LastContact()
 	}
 	return st
 }
