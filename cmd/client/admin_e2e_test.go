@@ -113,3 +113,27 @@ func TestCLIPartitionAdmin(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIPartitionVerify(t *testing.T) {
+	c := brokertest.StartCluster(t, 3)
+	addr := c.Broker(1).APIAddr()
+	runCLI(t, addr, "", "topic", "create", "pv", "-p", "2", "-r", "3").ok(t)
+	runCLI(t, addr, strings.Repeat("a record\n", 500), "produce", "pv").ok(t)
+
+	r := runCLI(t, addr, "", "partition", "verify", "pv").ok(t)
+	if strings.Count(r.stdout, "replicas agree") != 2 {
+		t.Errorf("verify of a healthy topic: %q", r.stdout)
+	}
+	r = runCLI(t, addr, "", "partition", "verify", "pv/1", "-o", "json").ok(t)
+	var got []verifyJSON
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got) != 1 || !got[0].Agree ||
+		got[0].FirstDifference != -1 || len(got[0].Replicas) != 3 || got[0].Partition != 1 {
+		t.Errorf("json report %q: %+v %v", r.stdout, got, err)
+	}
+	// A replica down: the others are compared, and the command says so.
+	c.Stop(3)
+	r = runCLI(t, addr, "", "partition", "verify", "pv/0")
+	if r.code == 0 || !strings.Contains(r.stdout, "broker 3") {
+		t.Errorf("verify with a replica down: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
