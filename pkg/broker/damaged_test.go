@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +16,10 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
+	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/pkg/record"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // kib1Batch is one producer batch at real size: 1,000 records of 1 KiB.
@@ -61,8 +65,9 @@ func TestDamagedSoleReplicaIsReportedNotServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 {
-		if _, err := c.Produce(ctx(t), &v1.ProduceRequest{Topic: "d", Partitions: []*v1.ProducePartition{{Partition: 0, Batches: kib1Batch(t, fmt.Sprint(i))}}}); err != nil {
-			t.Fatal(err)
+		r, err := c.Produce(ctx(t), &v1.ProduceRequest{Topic: "d", Partitions: []*v1.ProducePartition{{Partition: 0, Batches: kib1Batch(t, fmt.Sprint(i))}}})
+		if err != nil || r.Partitions[0].Error != nil {
+			t.Fatalf("produce: %v %v", err, r)
 		}
 	}
 	cfg.RaftAddr = b.RaftAddr()
@@ -143,8 +148,9 @@ func TestScrubFindsDamageInClosedSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 6 {
-		if _, err := c.Produce(ctx(t), &v1.ProduceRequest{Topic: "s", Partitions: []*v1.ProducePartition{{Partition: 0, Batches: kib1Batch(t, fmt.Sprint(i))}}}); err != nil {
-			t.Fatal(err)
+		r, err := c.Produce(ctx(t), &v1.ProduceRequest{Topic: "s", Partitions: []*v1.ProducePartition{{Partition: 0, Batches: kib1Batch(t, fmt.Sprint(i))}}})
+		if err != nil || r.Partitions[0].Error != nil {
+			t.Fatalf("produce: %v %v", err, r)
 		}
 	}
 	passes := regexp.MustCompile(`(?m)^strata_scrub_passes_total [1-9]`)
@@ -171,5 +177,75 @@ func TestScrubFindsDamageInClosedSegment(t *testing.T) {
 	})
 	if m := metricsText(t, b.HTTPAddr()); !strings.Contains(m, "strata_scrub_read_bytes_total") || strings.Contains(m, "strata_scrub_read_bytes_total 0\n") {
 		t.Fatal("no scrub bytes counted")
+	}
+}
+
+// TestDamagedFollowerRefetchesOverTheWire: three brokers, a partition with
+// 20,000 acknowledged records of 1 KiB (1 MiB batches), one byte flipped
+// in the middle of a follower's 20 MB active segment while it is stopped.
+// On restart the follower cuts its log at the flip, keeps the bytes aside,
+// abstains, and fetches the range back from the leader over the broker's
+// own raft transport; then it votes again, its log is whole, and the mark
+// and quarantine are gone.
+func TestDamagedFollowerRefetchesOverTheWire(t *testing.T) {
+	obs, logs := observer.New(zapcore.InfoLevel)
+	cl := brokertest.StartObservedCluster(t, 3, obs)
+	c := newClient(t, cl.APIAddrs())
+	a := c.Admin()
+	if _, err := a.CreateTopic(ctx(t), "f", 1, 3, map[string]string{"retention.ms": "-1"}); err != nil {
+		t.Fatal(err)
+	}
+	leader := adminWaitInSync(t, a, "f").Partitions[0].Leader
+	// 1 KiB records through the client's producer: its default 1 MiB
+	// batches, its retries across a leader change.
+	pr := c.NewProducer(client.DeliveryTimeout(60 * time.Second))
+	recs := make([]*client.Record, 20_000)
+	for i := range recs {
+		v := []byte(fmt.Sprintf("r-%d-", i))
+		recs[i] = &client.Record{Topic: "f", Value: append(v, bytes.Repeat([]byte{'x'}, 1024-len(v))...)}
+	}
+	if err := pr.ProduceSync(ctx(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close(context.Background())
+	d := adminWaitInSync(t, a, "f").Partitions[0]
+	leader = d.Leader
+	f := leader%3 + 1
+	endOf := func(id uint32) string {
+		return metricsText(t, cl.Broker(id).HTTPAddr())
+	}
+	whole := fmt.Sprintf(`strata_partition_log_end_offset{partition="0",topic="f"} %d`, d.HighWatermark)
+	if d.HighWatermark < 20_000 {
+		t.Fatalf("high watermark %d after 20,000 acknowledged records", d.HighWatermark)
+	}
+	eventually(t, "the follower holds every record", func() bool { return strings.Contains(endOf(f)+"\n", whole+"\n") })
+	cl.Stop(f)
+	segs, _ := filepath.Glob(filepath.Join(cl.Configs[f-1].DataDir, "topics", "f-*", "0", "*.log"))
+	sort.Strings(segs)
+	seg := segs[len(segs)-1]
+	b, err := os.ReadFile(seg)
+	if err != nil || len(b) < 20_000_000 {
+		t.Fatalf("follower's active segment: %d bytes, %v", len(b), err)
+	}
+	b[len(b)/2] ^= 0x10
+	if err := os.WriteFile(seg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cl.Restart(f)
+	eventually(t, "the follower fetched the damaged range back", func() bool {
+		m := endOf(f)
+		return strings.Contains(m+"\n", whole+"\n") && !strings.Contains(m, "strata_replica_damaged{")
+	})
+	for _, msg := range []string{"segment: damage below the log tail", "replication: the log lost acknowledged entries; this replica does not vote", "replication: the damaged range is fetched back; this replica votes again"} {
+		if logs.FilterMessageSnippet(msg).Len() != 1 {
+			t.Fatalf("want one log entry %q, got %d", msg, logs.FilterMessageSnippet(msg).Len())
+		}
+	}
+	dir := filepath.Dir(seg)
+	if _, err := os.Stat(filepath.Join(dir, "damaged-index")); !os.IsNotExist(err) {
+		t.Fatalf("damage mark kept: %v", err)
+	}
+	if q, _ := filepath.Glob(seg + ".damaged-*"); len(q) != 0 {
+		t.Fatalf("quarantine kept: %v", q)
 	}
 }
