@@ -21,7 +21,8 @@ const (
 // watermark. It is a long poll: if fewer than min_bytes are available it
 // waits, up to max_wait_ms (clamped to --max-fetch-wait), for producers.
 //
-// Per-partition errors: UNKNOWN_TOPIC, UNKNOWN_PARTITION,
+// Only a leader holding a read lease answers (read_lease.go).
+// Per-partition errors: NOT_LEADER, UNKNOWN_TOPIC, UNKNOWN_PARTITION,
 // OFFSET_OUT_OF_RANGE (with the valid range), STORAGE (a corrupt segment:
 // the batch is not served). A partition with an error does not fail the
 // others, and any error ends the wait.
@@ -46,7 +47,7 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 		if err != nil {
 			return nil, apierr.ToStatus(err)
 		}
-		resp, total, failed := b.fetchOnce(req, granted, &wake)
+		resp, total, failed := b.fetchOnce(ctx, req, granted, &wake)
 		if total >= int(req.MinBytes) || failed || wait == 0 {
 			defer release()
 			return resp, nil
@@ -68,20 +69,21 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 				return nil, apierr.ToStatus(err)
 			}
 			defer release()
-			resp, _, _ = b.fetchOnce(req, granted, nil)
+			resp, _, _ = b.fetchOnce(ctx, req, granted, nil)
 			return resp, nil
 		}
 	}
 }
 
-// fetchOnce reads every partition once without waiting.
-func (b *Broker) fetchOnce(req *v1.FetchRequest, maxBytes int, wake *[]<-chan struct{}) (*v1.FetchResponse, int, bool) {
+// fetchOnce reads every partition once without waiting for records (a
+// leader without a read lease waits for one: readLeaderFor).
+func (b *Broker) fetchOnce(ctx context.Context, req *v1.FetchRequest, maxBytes int, wake *[]<-chan struct{}) (*v1.FetchResponse, int, bool) {
 	resp := &v1.FetchResponse{Partitions: make([]*v1.FetchPartitionResult, 0, len(req.Partitions))}
 	total, failed := 0, false
 	for _, fp := range req.Partitions {
 		r := &v1.FetchPartitionResult{Topic: fp.Topic, Partition: fp.Partition}
 		resp.Partitions = append(resp.Partitions, r)
-		p, err := b.leaderFor(fp.Topic, fp.Partition)
+		p, err := b.readLeaderFor(ctx, fp.Topic, fp.Partition)
 		if err != nil {
 			r.Error, failed = apierr.ToProto(err), true
 			continue

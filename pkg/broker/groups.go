@@ -178,19 +178,29 @@ func (b *Broker) coordinatorOf(ctx context.Context, group string) (p int32, lead
 }
 
 // home returns the coordinator state of group, if this broker coordinates
-// it, or NOT_COORDINATOR naming the coordinator.
+// it, or NOT_COORDINATOR naming the coordinator. The state is answered from
+// memory, so only while the offsets partition's leader holds a read lease
+// (read_lease.go): a deposed leader's copy may have moved on elsewhere.
 func (b *Broker) home(ctx context.Context, group string) (*consumer.Home, error) {
 	p, leader, err := b.coordinatorOf(ctx, group)
 	if err != nil {
 		return nil, err
 	}
+	why := ""
 	if h := b.coord.Home(p); h != nil {
 		if part, ok := b.replicas.get(b.offsetsGroupName(p)); ok && part.IsLeader() {
-			return h, nil
+			err := b.readLease(ctx, part)
+			if err == nil {
+				return h, nil
+			}
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, cerr
+			}
+			why = ": " + apierr.FromError(err).Message
 		}
 	}
 	e := &apierr.Error{Code: v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR, LeaderID: leader,
-		Message: fmt.Sprintf("broker %d does not coordinate group %s (offsets partition %d)", b.cfg.NodeID, group, p)}
+		Message: fmt.Sprintf("broker %d does not coordinate group %s (offsets partition %d)%s", b.cfg.NodeID, group, p, why)}
 	if addr, ok := b.brokerAPI(leader); ok && leader != 0 {
 		e.LeaderAddr = addr
 	}

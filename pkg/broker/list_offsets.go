@@ -11,13 +11,14 @@ import (
 // latest (high watermark), or the first offset whose batch reaches a
 // timestamp (found=false and the high watermark when no record does).
 //
-// Per-partition errors: UNKNOWN_TOPIC, UNKNOWN_PARTITION, STORAGE.
+// Only a leader holding a read lease answers (read_lease.go).
+// Per-partition errors: NOT_LEADER, UNKNOWN_TOPIC, UNKNOWN_PARTITION, STORAGE.
 func (b *Broker) ListOffsets(ctx context.Context, req *v1.ListOffsetsRequest) (*v1.ListOffsetsResponse, error) {
 	resp := &v1.ListOffsetsResponse{}
 	for _, lp := range req.Partitions {
 		r := &v1.ListOffsetsPartitionResult{Topic: lp.Topic, Partition: lp.Partition, Offset: -1, TimestampMs: -1}
 		resp.Partitions = append(resp.Partitions, r)
-		p, err := b.leaderFor(lp.Topic, lp.Partition)
+		p, err := b.readLeaderFor(ctx, lp.Topic, lp.Partition)
 		if err != nil {
 			r.Error = apierr.ToProto(err)
 			continue

@@ -218,6 +218,7 @@ func (b *Broker) openReplica(t metadata.Topic, p int32, a metadata.Assignment, c
 		NodeID: metadata.ServerID(b.cfg.NodeID), Transport: tr, Stable: b.stable.For(group), Bootstrap: boot,
 		Raft: b.raftCfg(), Fsync: b.fsync, FsyncInterval: b.cfg.FsyncInterval, LogSource: logSource{b},
 		Logger: b.log, Metrics: b.metrics.partition, SoleReplica: len(a.Replicas) == 1,
+		ReadLease: b.cfg.RaftHeartbeatTimeout,
 	})
 	if err != nil {
 		tr.Close()

@@ -53,6 +53,9 @@ type Options struct {
 	Stable    raft.StableStore // this group's term and vote
 	Bootstrap []raft.Server    // initial replicas, when this one is among them
 	Raft      *raft.Config     // overrides replication.DefaultRaftConfig (tests shorten timeouts)
+	// ReadLease: how long a majority's acknowledgement lets the leader
+	// serve reads (replication.GroupConfig.ReadLease; 0 = its default).
+	ReadLease time.Duration
 	// SoleReplica: the partition has no other replica, so a log that lost
 	// acknowledged records cannot fetch them back: Open then fails with
 	// replication.ErrNoHealthyCopy (see replication.GroupConfig).
@@ -122,6 +125,7 @@ func Open(opts Options) (*Partition, error) {
 		Raft:             opts.Raft,
 		LogSource:        opts.LogSource,
 		SoleReplica:      opts.SoleReplica,
+		ReadLease:        opts.ReadLease,
 		Logger:           lg,
 	})
 	if err != nil {
@@ -282,6 +286,27 @@ func (p *Partition) Segments() []segment.SegmentInfo { return p.group.Log().Segm
 
 // IsLeader reports whether this replica leads the partition.
 func (p *Partition) IsLeader() bool { return p.group.IsLeader() }
+
+// ReadLease returns nil while this replica may serve reads as the leader:
+// raft calls it leader and a majority of the voters confirmed it within
+// the read lease (replication.Group.ReadLease, which it may wait for, up
+// to ctx). Reads from a leader without one may be stale. Errors are API
+// errors (NOT_LEADER, UNAVAILABLE), or ctx's.
+func (p *Partition) ReadLease(ctx context.Context) error {
+	err := p.group.ReadLease(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, replication.ErrNoLease):
+		return apierr.New(v1.ErrorCode_ERROR_CODE_NOT_LEADER,
+			"broker %s led %s/%d but a majority of its replicas did not confirm it within its read lease: it may have been deposed or cut off; refresh metadata and retry",
+			p.opts.NodeID, p.opts.Topic, p.opts.ID)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return apierr.New(v1.ErrorCode_ERROR_CODE_NOT_LEADER,
+			"broker %s leads %s/%d but could not confirm it with a majority of its replicas in time; retry", p.opts.NodeID, p.opts.Topic, p.opts.ID)
+	}
+	return p.appendError(err)
+}
 
 // Changed returns a channel closed the next time the high watermark moves.
 // Long-polling fetches wait on it.

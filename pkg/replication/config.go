@@ -58,7 +58,12 @@ type GroupConfig struct {
 	// CloseDrainTimeout bounds how long Close waits for Apply calls in
 	// flight before shutting raft down (0 = 5s).
 	CloseDrainTimeout time.Duration
-	Logger            *zap.Logger // nil = no logging
+	// ReadLease is how long evidence that a majority of the voters
+	// acknowledged this leader lets it answer reads (Group.ReadLease,
+	// lease.go): a deposed leader's reads are stale by at most about this
+	// much. 0 = DefaultReadLease. The broker uses its heartbeat timeout.
+	ReadLease time.Duration
+	Logger    *zap.Logger // nil = no logging
 }
 
 // LogSource reads a group's log from another replica (the broker serves it

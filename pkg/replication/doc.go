@@ -105,7 +105,8 @@
 //     committed": retry only with idempotent producers, or report the
 //     outcome as unknown.
 //  5. Read the log only below HighWatermark, and never write to it: raft
-//     is its writer.
+//     is its writer. Serve reads as leader only after ReadLease returns
+//     nil: IsLeader alone may be stale for seconds (lease.go).
 //  6. To move a replica: AddNonvoter on the leader, wait until it caught
 //     up, AddVoter, then RemoveServer the old one and Close it there;
 //     StableStores.Delete its group if the directory is removed.

@@ -32,6 +32,11 @@ var (
 	// cannot catch a replica up; the replica must be re-seeded. Not
 	// retriable.
 	ErrSnapshotInstall = errors.New("replication: snapshot install is not supported: the leader lacks log entries this replica needs")
+	// ErrNoLease: this replica's raft calls it leader, but a majority of
+	// the voters did not confirm it within its read lease (lease.go): it
+	// may have been deposed, or cut off. Reads are refused meanwhile.
+	// Retriable: at whichever replica the metadata names leader next.
+	ErrNoLease = errors.New("replication: leader without a read lease: a majority of its voters did not confirm its leadership in time")
 	// ErrNoHealthyCopy: the replica's log lost acknowledged entries (damage
 	// below its tail, or a log that had to be discarded) and it is the
 	// group's only replica, so nothing can fetch them back. The group does

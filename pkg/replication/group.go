@@ -54,6 +54,8 @@ type Group struct {
 	// readyTerm is the term in which this replica, as leader, has applied
 	// everything committed before it (see awaitLeaderReady).
 	readyTerm atomic.Uint64
+	// lease is the leader's read lease (lease.go).
+	lease lease
 
 	done    chan struct{}  // closed once raft is shut down
 	stop    chan struct{}  // closed when Close starts: cancels a snapshot install's fetch
@@ -94,6 +96,9 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	}
 	if cfg.CloseDrainTimeout <= 0 {
 		cfg.CloseDrainTimeout = 5 * time.Second
+	}
+	if cfg.ReadLease <= 0 {
+		cfg.ReadLease = DefaultReadLease
 	}
 	hc := NewHCLog(logger, "raft")
 	store := NewLogStore(l, LogStoreOptions{
@@ -218,9 +223,11 @@ func (g *Group) awaitLeaderReady(term uint64) {
 	// Through wait: raft never answers a barrier still queued when it
 	// shuts down, and Close waits for this goroutine (seen: a broker stuck
 	// in Close when a group was elected just before its shutdown).
+	t0 := time.Now()
 	if _, err := g.wait(context.Background(), g.raft.Barrier(0)); err != nil {
 		return // lost leadership or shutting down
 	}
+	g.extendLease(term, t0) // the barrier committed in term: a majority acknowledged it
 	if g.raft.CurrentTerm() == term && g.raft.State() == raft.Leader {
 		g.readyTerm.Store(term)
 		g.callLeaderFns(true)
@@ -301,6 +308,7 @@ func (g *Group) Apply(ctx context.Context, batches [][]byte) (base, last int64, 
 	}
 	fs := make([]raft.Future, len(batches))
 	timeout := enqueueTimeout(ctx)
+	term, t0 := g.raft.CurrentTerm(), time.Now() // a commit renews the read lease (lease.go)
 	g.applyMu.Lock()
 	for i, b := range batches {
 		fs[i] = g.raft.Apply(b, timeout)
@@ -314,6 +322,7 @@ func (g *Group) Apply(ctx context.Context, batches [][]byte) (base, last int64, 
 		}
 		return 0, 0, err
 	}
+	g.extendLease(term, t0)
 	for i, f := range fs {
 		r, _ := f.(raft.ApplyFuture).Response().(applyResult)
 		if r.err != nil {

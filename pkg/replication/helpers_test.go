@@ -120,6 +120,7 @@ type cluster struct {
 	raftConf func() *raft.Config // nil = testRaftConfig
 	segBytes int64               // segment size; 0 = 256 KiB
 	sole     bool                // GroupConfig.SoleReplica
+	lease    time.Duration       // GroupConfig.ReadLease; 0 = its default
 	gmu      sync.Mutex          // guards node.g and logFault for ReadLog, which raft calls
 	// logFault, when set, makes ReadLog serve one entry per chunk and fail
 	// after that many chunks (see failLogReads).
@@ -252,7 +253,7 @@ func (c *cluster) tryOpen(nd *node, bootstrap []raft.Server) error {
 		LogSource:      c,
 		Transport:      copyingTransport{nd.trans}, Stable: nd.stable.For("topic/0"),
 		Bootstrap: bootstrap, FsyncEveryAppend: c.fsync, FsyncInterval: 10 * time.Millisecond,
-		Raft: conf(), Logger: c.logger, CacheEntries: cache, SoleReplica: c.sole,
+		Raft: conf(), Logger: c.logger, CacheEntries: cache, SoleReplica: c.sole, ReadLease: c.lease,
 	})
 	if err != nil {
 		return err
