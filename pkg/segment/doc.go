@@ -30,9 +30,10 @@
 //
 // Caller's duties:
 //  1. One goroutine writes: Append, Sync, Roll, TruncateSuffix,
-//     TruncatePrefix and Close are never called concurrently with each
-//     other. Read, ReadEntry, OffsetForTimestamp, Verify and the accessors
-//     may be called from any goroutine at any time.
+//     TruncatePrefix, Reset, MarkDamaged, ClearDamage and Close are never
+//     called concurrently with each other. Read, ReadEntry,
+//     OffsetForTimestamp, Verify, Scrub and the accessors may be called
+//     from any goroutine at any time.
 //  2. Readers serving consumers pass the high watermark as maxOffset: the
 //     log returns whatever is stored, committed or not.
 //  3. Call Sync before acknowledging an Append: Append leaves the bytes in
@@ -61,5 +62,8 @@
 // DamagedThrough says up to which raft index the log must be refilled
 // before its replica may vote again; call ClearDamage once it is.
 // A *CorruptionError from Read or Verify means damage in stored data that
-// the log will not repair on its own.
+// the log will not repair on its own. Scrub re-reads closed segments at a
+// rate the caller bounds, to find such damage before a read does; Check
+// inspects a log directory offline without changing it (strata-broker
+// verify).
 package segment
