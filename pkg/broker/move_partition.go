@@ -107,6 +107,15 @@ func (b *Broker) movePartition(ctx context.Context, topic string, p int32, want 
 			if err := step(fmt.Sprintf("adding %d as non-voter", n)); err != nil {
 				return err
 			}
+			// Wait for n to open its replica (it learns of it from the
+			// metadata): raft's first AppendEntries to a new member would
+			// otherwise find no group there, and raft retries a failed
+			// follower only on new entries or after its CommitTimeout (20
+			// heartbeat timeouts), which left an idle partition's move
+			// waiting 20-40 s before the copy started.
+			if err := b.waitReplicaOpen(ctx, n, group); err != nil {
+				return failed(fmt.Sprintf("adding %d as non-voter", n), err)
+			}
 			if members, err = b.changeReplicas(ctx, t, p, v1.ChangeReplicasRequest_OP_ADD_NONVOTER, n); err != nil {
 				return failed(fmt.Sprintf("adding %d as non-voter", n), err)
 			}
@@ -166,6 +175,16 @@ func (b *Broker) movePartition(ctx context.Context, topic string, p int32, want 
 	return step("done")
 }
 
+// waitReplicaOpen waits until node reports a replica of group.
+func (b *Broker) waitReplicaOpen(ctx context.Context, node metadata.NodeID, group string) error {
+	for b.groupStates(ctx, []metadata.NodeID{node}, group)[node] == nil {
+		if err := sleepCtx(ctx, pollInterval); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func isAPIError(err error) bool {
 	var e *apierr.Error
 	return errors.As(err, &e)
@@ -176,7 +195,7 @@ func isAPIError(err error) bool {
 // just before) and has heard from the leader, reporting the lag every
 // catchUpReport (l nil while unknown).
 func (b *Broker) catchUp(ctx context.Context, nodes []metadata.NodeID, group string, node metadata.NodeID, report func(lag int64, l *v1.ReplicaLag) error) error {
-	last := time.Time{}
+	last, wasCopying := time.Time{}, false
 	for {
 		states := b.groupStates(ctx, nodes, group)
 		lead, st := leaderState(states), states[node]
@@ -189,7 +208,11 @@ func (b *Broker) catchUp(ctx context.Context, nodes []metadata.NodeID, group str
 			}
 			l = replicaLag(node, lead, st)
 		}
-		if time.Since(last) >= catchUpReport {
+		copying := l != nil && l.Copying
+		if time.Since(last) >= catchUpReport || copying != wasCopying {
+			// A copy's start and end are reported at once: a fast copy
+			// would otherwise fit between two reports.
+			wasCopying = copying
 			if err := report(lag, l); err != nil {
 				return err
 			}

@@ -7,8 +7,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
-
-	"github.com/stratalog/strata/pkg/segment"
 )
 
 // installGate runs in the transport before raft sees an InstallSnapshot
@@ -37,8 +35,10 @@ func (g *Group) installGate(ctx context.Context, req *raft.InstallSnapshotReques
 //   - Otherwise the staged copy must hold it: the transport's gate made it
 //     before handing raft the install. Without a gate (another transport)
 //     the copy is made here, on raft's main loop, resumable all the same.
-//   - The staged copy then replaces the log (LogStore.Replace), a copy on
-//     local disk, and the staging directory is deleted.
+//   - The staged copy then becomes the log (LogStore.Adopt): its segment
+//     files are renamed into the partition directory, so the swap costs
+//     renames and the scan of one segment, not a copy of the log. The
+//     staging directory goes with it.
 func (g *Group) install(s fsmSnapshot) error {
 	index, term := s.applied, uint64(0)
 	if metas, err := g.snaps.List(); err == nil && len(metas) > 0 {
@@ -63,52 +63,32 @@ func (g *Group) install(s fsmSnapshot) error {
 		return fmt.Errorf("replication: snapshot install: %w", err)
 	}
 	started := time.Now()
-	var entries int
-	err := g.copy.take(func(staged *segment.Log) error {
-		return g.store.Replace(func(reset func(int64) error, add func([]segment.Entry) error) error {
-			var err error
-			entries, err = drainStaged(staged, reset, add)
-			return err
-		})
-	})
+	err := g.copy.take(func(dir string) error { return g.store.Adopt(dir) })
 	if err != nil {
 		return fmt.Errorf("replication: snapshot install: %w", err)
 	}
 	g.logger.Info("replication: installed the leader's log",
-		zap.Int("entries", entries), zap.Duration("swap_took", time.Since(started)),
+		zap.Duration("swap_took", time.Since(started)),
 		zap.Uint64("first_index", g.log.FirstIndex()), zap.Uint64("last_index", g.log.LastIndex()),
 		zap.Int64("log_start", s.logStart), zap.Int64("high_watermark", s.hwm))
 	return nil
 }
 
-// swapChunkBytes sizes the appends of drainStaged.
-const swapChunkBytes = 4 << 20
-
-// drainStaged feeds the staged copy to LogStore.Replace's fill.
-func drainStaged(staged *segment.Log, reset func(int64) error, add func([]segment.Entry) error) (int, error) {
-	segs := staged.Segments()
-	first, last := staged.FirstIndex(), staged.LastIndex()
-	if len(segs) == 0 || first == 0 {
-		return 0, fmt.Errorf("the staged log copy is empty")
+// Adopt makes the log the staged copy in dir (a closed segment log inside
+// the partition directory; see segment.Log.Adopt), after a snapshot
+// install. Raft's idea of the log end is kept as a phantom, as Replace
+// does. If Adopt fails the log is closed and the group must be reopened:
+// the next Open finishes the adoption.
+func (s *LogStore) Adopt(dir string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if old := s.log.LastIndex(); old > s.phantom.Load() {
+		s.phantom.Store(old)
 	}
-	if err := reset(segs[0].BaseOffset); err != nil {
-		return 0, err
+	s.cache.reset()
+	if err := s.log.Adopt(dir); err != nil {
+		return fmt.Errorf("replication: adopt the staged log copy: %w", err)
 	}
-	var batch []segment.Entry
-	size := 0
-	for i := first; i <= last; i++ {
-		e, err := staged.ReadEntry(i)
-		if err != nil {
-			return 0, fmt.Errorf("read the staged log copy at %d: %w", i, err)
-		}
-		batch = append(batch, e)
-		size += len(e.Data)
-		if size >= swapChunkBytes || i == last {
-			if err := add(batch); err != nil {
-				return 0, err
-			}
-			batch, size = batch[:0], 0
-		}
-	}
-	return int(last - first + 1), nil
+	s.emptied = false
+	return nil
 }

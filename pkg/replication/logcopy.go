@@ -393,10 +393,11 @@ func (c *logCopy) stream(ctx context.Context, from raft.ServerID, l *segment.Log
 	return added, err
 }
 
-// take hands the staged copy to fn (the swap into the partition's log),
-// then deletes it. A copy still running (towards a later target, or just
-// ending) is stopped first; what it staged is kept.
-func (c *logCopy) take(fn func(*segment.Log) error) error {
+// take closes the staged copy and hands its directory to fn (the swap
+// into the partition's log, which moves the files away). A copy still
+// running (towards a later target, or just ending) is stopped first; what
+// it staged is kept. If fn fails, the staged copy stays for the next try.
+func (c *logCopy) take(fn func(dir string) error) error {
 	c.mu.Lock()
 	for c.mu.run != nil {
 		r := c.mu.run
@@ -409,15 +410,16 @@ func (c *logCopy) take(fn func(*segment.Log) error) error {
 		c.mu.Unlock()
 		return errors.New("replication: the staged log copy is being swapped in already")
 	}
-	l, err := c.openLocked()
-	if err != nil {
-		c.mu.Unlock()
-		return err
+	if c.mu.log != nil {
+		if err := c.mu.log.Close(); err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("replication: close the staged log copy: %w", err)
+		}
+		c.mu.log = nil
 	}
 	c.mu.taking = true
 	c.mu.Unlock()
-	// Without mu: status (describe) reads the copy meanwhile.
-	err = fn(l)
+	err := fn(c.dir)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.taking = false

@@ -147,19 +147,14 @@ func TestLogCopyResumes(t *testing.T) {
 	if st.StagedIndex != last || st.StagedBytes != total || st.TotalBytes != total {
 		t.Fatalf("status after the copy: %+v; want index %d, %d bytes", st, last, total)
 	}
-	// The staged copy swaps into a log as the source's twin.
-	into, err := segment.Open(t.TempDir(), segment.Options{MaxSegmentBytes: 256 << 10})
+	// The staged copy becomes a log as the source's twin.
+	into, err := segment.Open(dir, segment.Options{MaxSegmentBytes: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer into.Close()
 	store := NewLogStore(into, LogStoreOptions{})
-	if err := c.take(func(l *segment.Log) error {
-		return store.Replace(func(reset func(int64) error, add func([]segment.Entry) error) error {
-			_, err := drainStaged(l, reset, add)
-			return err
-		})
-	}); err != nil {
+	if err := c.take(store.Adopt); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(readAll(t, into, src.NextOffset()), readAll(t, src, src.NextOffset())) {

@@ -34,6 +34,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("segment: open: %w", err)
 	}
 	l := &Log{dir: dir, opts: opts, logger: opts.Logger.With(zap.String("dir", dir))}
+	if err := recoverAdopt(dir, l.logger); err != nil {
+		return nil, err
+	}
 	start, err := readStartFile(dir)
 	if err != nil {
 		return nil, err
