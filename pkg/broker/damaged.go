@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/stratalog/strata/pkg/metadata"
 )
@@ -18,8 +17,8 @@ import (
 // shows in strata_replica_damaged with state "refetching"), or, when it is
 // the partition's only replica, does not open at all: there is no copy to
 // fetch, and electing itself would give new records the offsets of the
-// lost ones. Such a replica is remembered here, reported once at error and
-// in strata_replica_damaged with state "waiting_for_operator", and not
+// lost ones. Such a replica is remembered here, reported (replication logs
+// it once at error) in strata_replica_damaged with state "waiting_for_operator", and not
 // retried until the broker restarts (docs/operations.md, "Damaged logs").
 
 var descDamaged = prometheus.NewDesc("strata_replica_damaged",
@@ -32,16 +31,11 @@ type damagedReplica struct {
 }
 
 // markDamaged remembers a replica that cannot open for want of a healthy
-// copy, and logs it the first time.
-func (b *Broker) markDamaged(group string, t metadata.Topic, p int32, err error) {
+// copy. replication logged it at error, once: it is not retried.
+func (b *Broker) markDamaged(group string, t metadata.Topic, p int32) {
 	b.replicas.mu.Lock()
-	_, known := b.replicas.mu.damaged[group]
 	b.replicas.mu.damaged[group] = damagedReplica{topic: t.Name, partition: p}
 	b.replicas.mu.Unlock()
-	if !known {
-		b.log.Error("partition replica lost acknowledged records and is the only copy; not opening it until an operator acts (docs/operations.md, \"Damaged logs\")",
-			zap.String("topic", t.Name), zap.Int32("partition", p), zap.Error(err))
-	}
 }
 
 // isDamaged reports whether group is a replica markDamaged remembers.

@@ -171,7 +171,7 @@ func (b *Broker) reconcileReplicas() {
 				continue
 			}
 			if err := b.openReplica(t, int32(p), a, cfg, brokers); errors.Is(err, replication.ErrNoHealthyCopy) {
-				b.markDamaged(group, t, int32(p), err)
+				b.markDamaged(group, t, int32(p))
 			} else if err != nil {
 				b.log.Warn("cannot open partition replica yet", zap.String("topic", t.Name), zap.Int("partition", p), zap.Error(err))
 			}

@@ -216,7 +216,9 @@ func (l *Log) keepDamage(s *segment, cerr *CorruptionError, from, through uint64
 	}
 	l.report = cerr
 	l.damage = &Damage{Cut: cerr, Through: through, Quarantine: q}
-	l.logger.Error("segment: damage below the log tail: valid entries follow a bad frame; cut at the bad frame, bytes kept aside, the entries must be fetched from another replica",
+	// Warn, not error: the caller decides what the loss means (replication
+	// abstains or waits for an operator) and says so at error, once.
+	l.logger.Warn("segment: damage below the log tail: valid entries follow a bad frame; cut at the bad frame, bytes kept aside, the entries must be fetched from another replica",
 		zap.String("segment", cerr.Segment), zap.Int64("position", cerr.Offset), zap.Error(cerr.Err),
 		zap.Uint64("lost_from_index", from), zap.Uint64("lost_through_index", through),
 		zap.String("quarantine", q))
