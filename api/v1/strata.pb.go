@@ -2118,7 +2118,7 @@ type ReplicaLag struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	NodeId         uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Answered       bool                   `protobuf:"varint,2,opt,name=answered,proto3" json:"answered,omitempty"`                                     // false: its broker did not answer; the rest is unknown
-	OffsetsBehind  int64                  `protobuf:"varint,3,opt,name=offsets_behind,json=offsetsBehind,proto3" json:"offsets_behind,omitempty"`      // leader's high watermark - the replica's log end
+	OffsetsBehind  int64                  `protobuf:"varint,3,opt,name=offsets_behind,json=offsetsBehind,proto3" json:"offsets_behind,omitempty"`      // leader's high watermark - the replica's log end (or the leader's log start, if later)
 	BytesBehind    int64                  `protobuf:"varint,4,opt,name=bytes_behind,json=bytesBehind,proto3" json:"bytes_behind,omitempty"`            // estimated from the leader's segments
 	Copying        bool                   `protobuf:"varint,5,opt,name=copying,proto3" json:"copying,omitempty"`                                       // copying the leader's log (a snapshot install)
 	CopiedBytes    int64                  `protobuf:"varint,6,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`            // while copying: bytes staged so far

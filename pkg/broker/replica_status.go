@@ -166,7 +166,8 @@ func replicaLag(node metadata.NodeID, lead, st *v1.ReplicaState) *v1.ReplicaLag 
 		return l
 	}
 	l.Answered = true
-	end := st.LogEndOffset
+	// Offsets below the leader's log start are gone: they are not owed.
+	end := max(st.LogEndOffset, lead.LogStartOffset)
 	if st.Copying || st.CopyBytes > 0 {
 		// A staged copy counts while it runs and between a leader's
 		// retries: it is resumed, not restarted.
