@@ -97,13 +97,9 @@ func (l *Log) MarkDamaged(through uint64) error {
 // replica) and deletes the quarantined bytes. Like Append, it is called
 // from the writer goroutine.
 func (l *Log) ClearDamage() error {
-	if err := os.Remove(filepath.Join(l.dir, damageFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("segment: clear damage mark: %w", err)
-	}
-	if err := syncDir(l.dir); err != nil {
-		return err
-	}
-	l.damagedThrough.Store(0)
+	// The quarantined bytes first: they matter only while the mark says the
+	// log lacks them, and a crash in between leaves a mark that the next
+	// start finds reached and clears.
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("segment: clear damage mark: %w", err)
@@ -115,6 +111,13 @@ func (l *Log) ClearDamage() error {
 			}
 		}
 	}
+	if err := os.Remove(filepath.Join(l.dir, damageFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("segment: clear damage mark: %w", err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.damagedThrough.Store(0)
 	return nil
 }
 
