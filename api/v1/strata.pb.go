@@ -849,8 +849,12 @@ type ReplicaState struct {
 	SizeBytes       int64  `protobuf:"varint,19,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`                     // bytes of this replica's log (its segments)
 	CopyServedBytes int64  `protobuf:"varint,20,opt,name=copy_served_bytes,json=copyServedBytes,proto3" json:"copy_served_bytes,omitempty"` // entry bytes this replica served to other replicas' copies since it opened
 	LastContactMs   int64  `protobuf:"varint,21,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`       // a follower: ms since it last heard from its leader; -1 never, 0 a leader
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The replica's log lost acknowledged entries to damage: it does not vote
+	// until its log reaches this raft index again (replication/abstain.go); 0
+	// when healthy.
+	AbstainUntil  uint64 `protobuf:"varint,22,opt,name=abstain_until,json=abstainUntil,proto3" json:"abstain_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicaState) Reset() {
@@ -1026,6 +1030,13 @@ func (x *ReplicaState) GetCopyServedBytes() int64 {
 func (x *ReplicaState) GetLastContactMs() int64 {
 	if x != nil {
 		return x.LastContactMs
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetAbstainUntil() uint64 {
+	if x != nil {
+		return x.AbstainUntil
 	}
 	return 0
 }
@@ -2123,6 +2134,7 @@ type ReplicaLag struct {
 	Copying        bool                   `protobuf:"varint,5,opt,name=copying,proto3" json:"copying,omitempty"`                                       // copying the leader's log (a snapshot install)
 	CopiedBytes    int64                  `protobuf:"varint,6,opt,name=copied_bytes,json=copiedBytes,proto3" json:"copied_bytes,omitempty"`            // while copying: bytes staged so far
 	CopyTotalBytes int64                  `protobuf:"varint,7,opt,name=copy_total_bytes,json=copyTotalBytes,proto3" json:"copy_total_bytes,omitempty"` // while copying: bytes to copy
+	AbstainUntil   uint64                 `protobuf:"varint,8,opt,name=abstain_until,json=abstainUntil,proto3" json:"abstain_until,omitempty"`         // its log lost acknowledged entries to damage: it refetches them and does not vote until its log reaches this raft index
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -2202,6 +2214,13 @@ func (x *ReplicaLag) GetCopiedBytes() int64 {
 func (x *ReplicaLag) GetCopyTotalBytes() int64 {
 	if x != nil {
 		return x.CopyTotalBytes
+	}
+	return 0
+}
+
+func (x *ReplicaLag) GetAbstainUntil() uint64 {
+	if x != nil {
+		return x.AbstainUntil
 	}
 	return 0
 }
@@ -5393,7 +5412,7 @@ const file_strata_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\"<\n" +
 	"\vGroupMember\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x14\n" +
-	"\x05voter\x18\x02 \x01(\bR\x05voter\"\xb8\x05\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"\xdd\x05\n" +
 	"\fReplicaState\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
@@ -5420,7 +5439,8 @@ const file_strata_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\x13 \x01(\x03R\tsizeBytes\x12*\n" +
 	"\x11copy_served_bytes\x18\x14 \x01(\x03R\x0fcopyServedBytes\x12&\n" +
-	"\x0flast_contact_ms\x18\x15 \x01(\x03R\rlastContactMs\"[\n" +
+	"\x0flast_contact_ms\x18\x15 \x01(\x03R\rlastContactMs\x12#\n" +
+	"\rabstain_until\x18\x16 \x01(\x04R\fabstainUntil\"[\n" +
 	"\x15TransferLeaderRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x0e\n" +
@@ -5505,7 +5525,7 @@ const file_strata_proto_rawDesc = "" +
 	"size_bytes\x18\b \x01(\x03R\tsizeBytes\x12\x1a\n" +
 	"\bsegments\x18\t \x01(\x05R\bsegments\x12/\n" +
 	"\alagging\x18\n" +
-	" \x03(\v2\x15.strata.v1.ReplicaLagR\alagging\"\xf2\x01\n" +
+	" \x03(\v2\x15.strata.v1.ReplicaLagR\alagging\"\x97\x02\n" +
 	"\n" +
 	"ReplicaLag\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x1a\n" +
@@ -5514,7 +5534,8 @@ const file_strata_proto_rawDesc = "" +
 	"\fbytes_behind\x18\x04 \x01(\x03R\vbytesBehind\x12\x18\n" +
 	"\acopying\x18\x05 \x01(\bR\acopying\x12!\n" +
 	"\fcopied_bytes\x18\x06 \x01(\x03R\vcopiedBytes\x12(\n" +
-	"\x10copy_total_bytes\x18\a \x01(\x03R\x0ecopyTotalBytes\"\xe1\x01\n" +
+	"\x10copy_total_bytes\x18\a \x01(\x03R\x0ecopyTotalBytes\x12#\n" +
+	"\rabstain_until\x18\b \x01(\x04R\fabstainUntil\"\xe1\x01\n" +
 	"\x17AlterTopicConfigRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12=\n" +
 	"\x03set\x18\x02 \x03(\v2+.strata.v1.AlterTopicConfigRequest.SetEntryR\x03set\x12\x16\n" +

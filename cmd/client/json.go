@@ -39,6 +39,10 @@ type replicaLagJSON struct {
 	Copying        bool  `json:"copying"`
 	CopiedBytes    int64 `json:"copied_bytes"`
 	CopyTotalBytes int64 `json:"copy_total_bytes"`
+	// AbstainUntil: the replica's log lost acknowledged entries to damage;
+	// it refetches them and does not vote until its log reaches this raft
+	// index (absent: healthy).
+	AbstainUntil uint64 `json:"abstain_until,omitempty"`
 }
 
 func partitionToJSON(p *v1.PartitionDescription) partitionJSON {
@@ -56,6 +60,7 @@ func partitionToJSON(p *v1.PartitionDescription) partitionJSON {
 		out.Lagging = append(out.Lagging, replicaLagJSON{
 			NodeID: l.GetNodeId(), Answered: l.GetAnswered(), OffsetsBehind: l.GetOffsetsBehind(), BytesBehind: l.GetBytesBehind(),
 			Copying: l.GetCopying(), CopiedBytes: l.GetCopiedBytes(), CopyTotalBytes: l.GetCopyTotalBytes(),
+			AbstainUntil: l.GetAbstainUntil(),
 		})
 	}
 	return out

@@ -40,6 +40,11 @@ func TestTopicJSONShape(t *testing.T) {
 	if got := compact(t, topicJSON(d)); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
+	// A damaged replica says until when it abstains; a healthy one omits it.
+	d.Partitions[0].Lagging[0].AbstainUntil = 23
+	if got := compact(t, topicJSON(d)); !strings.Contains(got, `"copy_total_bytes":6000,"abstain_until":23}`) {
+		t.Errorf("damaged replica: %s", got)
+	}
 	// Empty lists are [] and {}, never null.
 	if got := compact(t, topicJSON(&v1.TopicDescription{Name: "x", Partitions: []*v1.PartitionDescription{{}}})); got !=
 		`{"name":"x","partitions":[{"partition":0,"leader":0,"replicas":[],"in_sync_replicas":[],"high_watermark":0,"log_start_offset":0,"log_end_offset":0,"lagging":[]}],"configs":{}}` {
@@ -148,12 +153,14 @@ func TestDescribeListsReplicasNotInSync(t *testing.T) {
 			{NodeId: 3, Answered: true, OffsetsBehind: 1200, BytesBehind: 3 << 20},
 			{NodeId: 4, Answered: true, OffsetsBehind: 90000, BytesBehind: 70 << 20, Copying: true, CopiedBytes: 30 << 20, CopyTotalBytes: 100 << 20},
 			{NodeId: 5},
+			{NodeId: 6, Answered: true, OffsetsBehind: 10820, BytesBehind: 11 << 20, AbstainUntil: 23},
 		}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"NOT IN SYNC:", "1          3        1200            ~3.0 MiB", "copied 30.0 MiB of 100.0 MiB (30%)", "broker did not answer"} {
+	for _, want := range []string{"NOT IN SYNC:", "1          3        1200            ~3.0 MiB", "copied 30.0 MiB of 100.0 MiB (30%)", "broker did not answer",
+		"damaged log: refetching, no vote until raft index 23"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("describe's lagging replicas lack %q:\n%s", want, buf.String())
 		}

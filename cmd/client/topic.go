@@ -230,6 +230,16 @@ func (e *env) printLagging(ps []*v1.PartitionDescription) error {
 					cp += fmt.Sprintf(" of %s (%d%%)", formatBytes(l.GetCopyTotalBytes()), min(100, l.GetCopiedBytes()*100/l.GetCopyTotalBytes()))
 				}
 			}
+			if a := l.GetAbstainUntil(); a > 0 {
+				// Not a copy, but the one column that says what the
+				// replica is doing about its lag.
+				damaged := fmt.Sprintf("damaged log: refetching, no vote until raft index %d", a)
+				if cp == "-" {
+					cp = damaged
+				} else {
+					cp += "; " + damaged
+				}
+			}
 			t.row(p.GetPartition(), l.GetNodeId(), l.GetOffsetsBehind(), "~"+formatBytes(l.GetBytesBehind()), cp)
 		}
 	}

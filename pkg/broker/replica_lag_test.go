@@ -25,6 +25,8 @@ func TestReplicaLag(t *testing.T) {
 		// counts as done.
 		{"copying", &v1.ReplicaState{Copying: true, CopyBytes: 400_000, CopyTotalBytes: 1_000_000},
 			&v1.ReplicaLag{NodeId: 2, Answered: true, OffsetsBehind: 900, BytesBehind: 500_000, Copying: true, CopiedBytes: 400_000, CopyTotalBytes: 1_000_000}},
+		{"damaged, refetching", &v1.ReplicaState{LogEndOffset: 400, AbstainUntil: 23},
+			&v1.ReplicaLag{NodeId: 2, Answered: true, OffsetsBehind: 600, BytesBehind: 600_000, AbstainUntil: 23}},
 		{"a staged copy between retries", &v1.ReplicaState{CopyBytes: 950_000, CopyTotalBytes: 1_000_000},
 			&v1.ReplicaLag{NodeId: 2, Answered: true, OffsetsBehind: 900, Copying: true, CopiedBytes: 950_000, CopyTotalBytes: 1_000_000}},
 	} {

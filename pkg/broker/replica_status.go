@@ -42,6 +42,7 @@ func (b *Broker) ReplicaStatus(ctx context.Context, req *v1.ReplicaStatusRequest
 			CopyBytes:        st.Copy.StagedBytes, CopyTotalBytes: st.Copy.TotalBytes,
 			CopyIndex: st.Copy.StagedIndex, CopyTargetIndex: st.Copy.TargetIndex, Copying: st.Copy.Running,
 			SizeBytes: st.LogSizeBytes, CopyServedBytes: st.ServedCopyBytes, LastContactMs: contact,
+			AbstainUntil: st.AbstainUntil,
 		})
 	}
 	if len(req.Groups) == 0 {
@@ -166,6 +167,7 @@ func replicaLag(node metadata.NodeID, lead, st *v1.ReplicaState) *v1.ReplicaLag 
 		return l
 	}
 	l.Answered = true
+	l.AbstainUntil = st.AbstainUntil
 	// Offsets below the leader's log start are gone: they are not owed.
 	end := max(st.LogEndOffset, lead.LogStartOffset)
 	if st.Copying || st.CopyBytes > 0 {
