@@ -183,6 +183,14 @@ func (s *LogStore) refilled() {
 	if m == 0 || s.log.LastIndex() < m {
 		return
 	}
+	if !s.syncEach {
+		// Interval fsync: the refilled entries must be durable before the
+		// mark that makes the replica wait for them goes.
+		if err := s.log.Sync(); err != nil {
+			s.logger.Warn("replication: cannot sync the refilled log; the damage mark stays", zap.Error(err))
+			return
+		}
+	}
 	if err := s.log.ClearDamage(); err != nil {
 		// Still abstaining after a restart, until the next clear: safe.
 		s.logger.Warn("replication: cannot clear the damage mark", zap.Error(err))
