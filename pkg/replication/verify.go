@@ -18,7 +18,7 @@ import (
 // nothing: its segment log (segment.Check) and its raft snapshots (each
 // one's meta, its state file's CRC-64 as raft's file snapshot store keeps
 // it, its encoding, and whether the log covers it), plus a leftover install
-// marker. Meant for `strata-broker verify` on a stopped broker. An error
+// marker and a staged log copy (noted, not checked). Meant for `strata-broker verify` on a stopped broker. An error
 // means dir could not be read.
 func VerifyDir(dir string) ([]segment.FileCheck, error) {
 	checks, err := segment.Check(dir, 0)
@@ -39,6 +39,12 @@ func VerifyDir(dir string) ([]segment.FileCheck, error) {
 	if _, err := os.Stat(filepath.Join(dir, installMarker)); err == nil {
 		checks = append(checks, segment.FileCheck{File: installMarker, Kind: "install-marker", Status: segment.CheckNote,
 			Detail: "a snapshot install was cut short: the next start discards the partial copy and the leader installs again"})
+	}
+	if fi, err := os.Stat(filepath.Join(dir, copyDirName)); err == nil && fi.IsDir() {
+		// Not this replica's log and nothing acknowledged: a copy of the
+		// leader's, checked as it is used (logcopy.go).
+		checks = append(checks, segment.FileCheck{File: copyDirName, Kind: "log-copy", Status: segment.CheckNote,
+			Detail: "a staged copy of the leader's log for a snapshot install: the next install resumes it or discards it"})
 	}
 	snapDir := filepath.Join(dir, "snapshots")
 	ents, err := os.ReadDir(snapDir)
