@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,8 @@ import (
 //   - On the leader, the InstallSnapshot call waits while the copy makes
 //     progress: its timeout (Options.SnapshotTimeout) is an idle timeout,
 //     reset whenever this group served a chunk of its log to a copy
-//     (NoteCopyProgress). raft's per-follower replication goroutine is
+//     (NoteCopyProgress), and a call the peer could not be reached for is
+//     sent again within it. raft's per-follower replication goroutine is
 //     the only one that waits.
 //
 // Rejected: answering the install with "copy in progress" at once and
@@ -99,7 +101,47 @@ func (t *Transport) gateInstall(in *inbound) bool {
 // callInstall sends an InstallSnapshot and waits for its answer for as
 // long as a copy of this group's log makes progress: it fails with
 // ErrTimeout only after SnapshotTimeout passes with no chunk served.
+//
+// A call that fails because the peer cannot be reached (its broker
+// restarting, a connection broken) or has not opened the group yet is sent
+// again every installRetryGap within that same idle window: raft would
+// retry only on the next new entry or after its CommitTimeout (20-40 s with
+// the broker's tuning), and the follower's copy resumes as soon as the
+// install reaches it again.
 func (t *Transport) callInstall(target raft.ServerAddress, args *raft.InstallSnapshotRequest, snapshot []byte, resp *raft.InstallSnapshotResponse) error {
+	idle := t.m.opts.SnapshotTimeout
+	seen, progressAt := t.install.progress.Load(), time.Now()
+	for {
+		err := t.installOnce(target, args, snapshot, resp, &seen, &progressAt)
+		if err == nil || !retryInstall(err) || time.Since(progressAt)+installRetryGap > idle {
+			return err
+		}
+		w := time.NewTimer(installRetryGap)
+		select {
+		case <-w.C:
+		case <-t.closing:
+			w.Stop()
+			return err
+		}
+		if p := t.install.progress.Load(); p != seen {
+			seen, progressAt = p, time.Now()
+		}
+	}
+}
+
+// installRetryGap: how often callInstall sends an install again to a peer
+// it cannot reach.
+const installRetryGap = 250 * time.Millisecond
+
+// retryInstall reports whether an install that failed with err is worth
+// sending again at once.
+func retryInstall(err error) bool {
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrUnknownGroup)
+}
+
+// installOnce is one InstallSnapshot call; seen and progressAt track the
+// group's copy progress across calls.
+func (t *Transport) installOnce(target raft.ServerAddress, args *raft.InstallSnapshotRequest, snapshot []byte, resp *raft.InstallSnapshotResponse, seen *uint64, progressAt *time.Time) error {
 	if t.isClosed() {
 		return ErrClosed
 	}
@@ -115,9 +157,8 @@ func (t *Transport) callInstall(target raft.ServerAddress, args *raft.InstallSna
 	idle := t.m.opts.SnapshotTimeout
 	cl := newCall(resp)
 	c.startUntimed(cl, b, t.m.opts.RPCTimeout)
-	tick := time.NewTicker(idle)
+	tick := time.NewTicker(min(idle, time.Second))
 	defer tick.Stop()
-	seen := t.install.progress.Load()
 wait:
 	for {
 		select {
@@ -128,8 +169,11 @@ wait:
 			<-cl.done
 			break wait
 		case <-tick.C:
-			if p := t.install.progress.Load(); p != seen {
-				seen = p
+			if p := t.install.progress.Load(); p != *seen {
+				*seen, *progressAt = p, time.Now()
+				continue
+			}
+			if time.Since(*progressAt) < idle {
 				continue
 			}
 			c.cancelCall(cl, fmt.Errorf("%w: no progress of the log copy within %s", ErrTimeout, idle))
