@@ -80,6 +80,7 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 func (b *Broker) fetchOnce(ctx context.Context, req *v1.FetchRequest, maxBytes int, wake *[]<-chan struct{}) (*v1.FetchResponse, int, bool) {
 	resp := &v1.FetchResponse{Partitions: make([]*v1.FetchPartitionResult, 0, len(req.Partitions))}
 	total, failed := 0, false
+	b.renewReadLeases(len(req.Partitions), func(i int) (string, int32) { return req.Partitions[i].Topic, req.Partitions[i].Partition })
 	for _, fp := range req.Partitions {
 		r := &v1.FetchPartitionResult{Topic: fp.Topic, Partition: fp.Partition}
 		resp.Partitions = append(resp.Partitions, r)

@@ -15,6 +15,7 @@ import (
 // Per-partition errors: NOT_LEADER, UNKNOWN_TOPIC, UNKNOWN_PARTITION, STORAGE.
 func (b *Broker) ListOffsets(ctx context.Context, req *v1.ListOffsetsRequest) (*v1.ListOffsetsResponse, error) {
 	resp := &v1.ListOffsetsResponse{}
+	b.renewReadLeases(len(req.Partitions), func(i int) (string, int32) { return req.Partitions[i].Topic, req.Partitions[i].Partition })
 	for _, lp := range req.Partitions {
 		r := &v1.ListOffsetsPartitionResult{Topic: lp.Topic, Partition: lp.Partition, Offset: -1, TimestampMs: -1}
 		resp.Partitions = append(resp.Partitions, r)

@@ -30,6 +30,18 @@ func (b *Broker) readLeaderFor(ctx context.Context, topic string, p int32) (*par
 	return part, nil
 }
 
+// renewReadLeases starts renewing the read leases, where running out, of
+// the partitions this broker leads among n named by at(i), so that a
+// request's reads wait for one confirmation round rather than one per
+// partition in turn.
+func (b *Broker) renewReadLeases(n int, at func(i int) (string, int32)) {
+	for i := range n {
+		if part, err := b.leaderFor(at(i)); err == nil {
+			part.RenewReadLease()
+		}
+	}
+}
+
 // readLease checks part's read lease, waiting for a confirmation up to a
 // heartbeat timeout (one takes a heartbeat round, a third of one, and a
 // round trip).

@@ -66,3 +66,44 @@ func TestCutOffCoordinatorStopsAnswering(t *testing.T) {
 		cl.Broker(id).Mux().UnblockAll()
 	}
 }
+
+// TestReadsConfirmLeasesTogether: a read of many idle partitions, whose
+// leases have all lapsed, confirms them all at once (one heartbeat round),
+// not one after another (a round each: seconds for a few hundred).
+func TestReadsConfirmLeasesTogether(t *testing.T) {
+	cl := brokertest.StartCluster(t, 3)
+	c := newClient(t, cl.APIAddrs())
+	if _, err := c.Admin().CreateTopic(ctx(t), "idle", 300, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	d := waitHealthy(t, c, "idle")
+	req := &v1.ListOffsetsRequest{}
+	for _, p := range d.Partitions {
+		if p.Leader == 1 {
+			req.Partitions = append(req.Partitions, &v1.ListOffsetsPartition{Topic: "idle", Partition: p.Partition, Spec: v1.OffsetSpec_OFFSET_SPEC_LATEST})
+		}
+	}
+	if len(req.Partitions) < 50 {
+		t.Fatalf("broker 1 leads %d partitions; the test needs many", len(req.Partitions))
+	}
+	// Idle for a few heartbeat timeouts: every lease lapses (the point of
+	// the test, not a wait for a condition).
+	time.Sleep(3 * brokertest.HeartbeatTimeout)
+	start := time.Now()
+	resp, err := dial(t, cl.Broker(1).APIAddr()).ListOffsets(ctx(t), req)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Partitions {
+		if r.Error != nil {
+			t.Fatalf("partition %d: %v", r.Partition, r.Error)
+		}
+	}
+	// One after another, each waits for a heartbeat round (a third of a
+	// heartbeat timeout): len/3 heartbeat timeouts in all.
+	if limit := 5 * brokertest.HeartbeatTimeout; took > limit {
+		t.Fatalf("list offsets of %d idle partitions took %s, more than %s: leases confirmed one after another", len(req.Partitions), took, limit)
+	}
+	t.Logf("list offsets of %d idle partitions: %s", len(req.Partitions), took.Round(time.Millisecond))
+}

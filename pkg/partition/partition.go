@@ -308,6 +308,12 @@ func (p *Partition) ReadLease(ctx context.Context) error {
 	return p.appendError(err)
 }
 
+// RenewReadLease starts renewing the read lease if it is running out, and
+// returns at once (replication.Group.RenewReadLease): call it on every
+// partition of a request before ReadLease on each, so that their waits
+// overlap.
+func (p *Partition) RenewReadLease() { p.group.RenewReadLease() }
+
 // Changed returns a channel closed the next time the high watermark moves.
 // Long-polling fetches wait on it.
 func (p *Partition) Changed() <-chan struct{} { return p.group.Changed() }

@@ -114,6 +114,17 @@ func (g *Group) ReadLease(ctx context.Context) error {
 	return nil
 }
 
+// RenewReadLease starts confirming this leader's leadership if it holds
+// less than half a read lease and no confirmation is in flight, and returns
+// at once. A caller about to check many groups' leases calls it on each
+// first, so that their confirmations overlap (and share heartbeat rounds)
+// instead of running one after another.
+func (g *Group) RenewReadLease() {
+	if g.IsLeader() && g.leaseLeft(time.Now()) <= g.cfg.ReadLease/2 {
+		g.verify() // ErrShutdown: the read will say so
+	}
+}
+
 // verify starts a leadership verification unless one is in flight, and
 // returns a channel closed when the one in flight ends. It runs on a
 // goroutine counted like a call (Close waits for it), bounded by
