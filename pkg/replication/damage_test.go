@@ -509,7 +509,11 @@ func TestFollowerWithoutSnapshotsAbstainsUntilCopied(t *testing.T) {
 	}
 	c.connect(f)
 	c.converge(hwm)
-	waitFor(t, 20*time.Second, "F stops abstaining", func() bool { return f.g.AbstainUntil() == 0 })
+	// The install's adoption of the copied log clears the mark: no write
+	// follows to do it.
+	waitFor(t, 20*time.Second, "F stops abstaining and clears its mark", func() bool {
+		return f.g.AbstainUntil() == 0 && f.g.Log().DamagedThrough() == 0
+	})
 	for v, o := range acks {
 		if o < start {
 			delete(acks, v)

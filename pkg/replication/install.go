@@ -90,5 +90,6 @@ func (s *LogStore) Adopt(dir string) error {
 		return fmt.Errorf("replication: adopt the staged log copy: %w", err)
 	}
 	s.emptied = false
+	s.refilled() // a replica abstaining after damage may now hold its range again
 	return nil
 }
