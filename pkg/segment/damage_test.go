@@ -2,8 +2,10 @@ package segment
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -130,5 +132,43 @@ func TestMarkDamaged(t *testing.T) {
 	defer l.Close()
 	if got := l.DamagedThrough(); got != 9 {
 		t.Fatalf("DamagedThrough %d, want 9", got)
+	}
+}
+
+// TestDamageCutCrashSafe: a crash between the steps of a damage cut
+// (quarantine written in part, mark written, file not yet cut) leaves
+// what the next Open needs to do it again, with the same outcome: the
+// whole tail in the quarantine file, the mark, the cut.
+func TestDamageCutCrashSafe(t *testing.T) {
+	dir, a, last := crashLog(t)
+	ends := frameEnds(t, last)
+	lastEntry := a.entries[len(a.entries)-1].Index
+	bad := ends[len(ends)-4]
+	for name, before := range map[string]func(d, q string){
+		"quarantine torn":       func(d, q string) { os.WriteFile(q, []byte("partial"), 0o644) },
+		"mark written, not cut": func(d, q string) { writeOffsetFile(d, damageFileName, int64(lastEntry)) },
+		"both, and a higher mark": func(d, q string) {
+			os.WriteFile(q, []byte("x"), 0o644)
+			writeOffsetFile(d, damageFileName, int64(lastEntry+5))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := t.TempDir()
+			copyDir(t, dir, d)
+			seg := filepath.Join(d, filepath.Base(last))
+			flip(t, seg, bad+40)
+			flipped, _ := os.ReadFile(seg)
+			q := strings.TrimSuffix(seg, logSuffix) + quarantineSuffix + fmt.Sprint(bad)
+			before(d, q)
+			l := mustOpen(t, d, testOptions())
+			defer l.Close()
+			kept, err := os.ReadFile(q)
+			if err != nil || !bytes.Equal(kept, flipped[bad:]) {
+				t.Fatalf("quarantine: %d bytes, %v; want %d", len(kept), err, len(flipped[bad:]))
+			}
+			if l.LastIndex() != lastEntry-3 || l.DamagedThrough() < lastEntry {
+				t.Fatalf("last index %d, mark %d; want %d, >= %d", l.LastIndex(), l.DamagedThrough(), lastEntry-3, lastEntry)
+			}
+		})
 	}
 }
