@@ -152,6 +152,9 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	g.mu.drained = make(chan struct{})
 	if cfg.LogSource != nil {
 		g.copy = newLogCopy(cfg.Dir, cfg.Group, cfg.SegmentOptions, cfg.LogSource, logger)
+		if err := g.copy.prune(l.LastIndex()); err != nil {
+			logger.Warn("replication: cannot check the staged log copy", zap.Error(err))
+		}
 		f.install = g.install
 		if t, ok := cfg.Transport.(installGater); ok {
 			t.SetInstallGate(g.installGate)

@@ -132,10 +132,39 @@ func (c *logCopy) openLocked() (*segment.Log, error) {
 	}
 	l, err := segment.Open(c.dir, c.opts)
 	if err != nil {
-		return nil, fmt.Errorf("replication: open the staged log copy: %w", err)
+		// The staged copy is only a head start on data the leader holds:
+		// one that does not open is dropped, and the copy starts over.
+		c.logger.Warn("replication: discarding a staged log copy that does not open; the copy starts over", zap.Error(err))
+		if rerr := os.RemoveAll(c.dir); rerr != nil {
+			return nil, fmt.Errorf("replication: open the staged log copy: %w (and remove it: %v)", err, rerr)
+		}
+		if l, err = segment.Open(c.dir, c.opts); err != nil {
+			return nil, fmt.Errorf("replication: open the staged log copy: %w", err)
+		}
 	}
 	c.mu.log = l
 	return l, nil
+}
+
+// prune deletes a staged copy that can no longer help, one the log itself
+// reaches past (the replica caught up by other means since the copy
+// stopped), and an empty one. The group calls it at open.
+func (c *logCopy) prune(logLast uint64) error {
+	if _, err := os.Stat(c.dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, err := c.openLocked()
+	if err != nil {
+		return err
+	}
+	if last := l.LastIndex(); last > logLast {
+		c.logger.Info("replication: a staged log copy is kept for the next snapshot install",
+			zap.Uint64("staged_first_index", l.FirstIndex()), zap.Uint64("staged_last_index", last), zap.Int64("staged_bytes", l.Size()))
+		return nil
+	}
+	return c.discardLocked()
 }
 
 func (c *logCopy) broadcastLocked() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -82,7 +83,12 @@ func TestLogCopyResumes(t *testing.T) {
 	var failAfter atomic.Int64 // >0: fail the stream after that many bytes served in total
 	block := make(chan struct{})
 	var blockAfter atomic.Int64
-	source := logSourceFunc(func(ctx context.Context, _ raft.ServerID, from uint64, fn func(LogChunk) error) error {
+	var asked []string // peer@from of every stream
+	var askedMu sync.Mutex
+	source := logSourceFunc(func(ctx context.Context, peer raft.ServerID, from uint64, fn func(LogChunk) error) error {
+		askedMu.Lock()
+		asked = append(asked, fmt.Sprintf("%s@%d", peer, from))
+		askedMu.Unlock()
 		return serveSegmentLog(ctx, src, from, func(c LogChunk) error {
 			if n := failAfter.Load(); n > 0 && served.Load() >= n {
 				failAfter.Store(0)
@@ -115,11 +121,11 @@ func TestLogCopyResumes(t *testing.T) {
 	if err := c.ensure(ctx, "n1", last, lastEntry.Term); !errors.Is(err, errLogFault) {
 		t.Fatalf("ensure with a stream that breaks: %v", err)
 	}
-	staged := c.status().StagedBytes
-	if staged == 0 || staged >= total {
+	if staged := c.status().StagedBytes; staged == 0 || staged >= total {
 		t.Fatalf("staged %d of %d bytes before the break", staged, total)
 	}
-	// A restart part-way: close while a copy runs, reopen on the same dir.
+	// A restart part-way: close while a copy runs, reopen on the same dir;
+	// the next install comes from a new leader, n2, holding the same log.
 	blockAfter.Store(total * 2 / 3)
 	ensureDone := make(chan error, 1)
 	go func() { ensureDone <- c.ensure(ctx, "n1", last, lastEntry.Term) }()
@@ -129,11 +135,24 @@ func TestLogCopyResumes(t *testing.T) {
 		t.Fatalf("ensure cut by close: %v", err)
 	}
 	close(block)
+	var staged *segment.Log
 	c = newLogCopy(dir, "g", segment.Options{MaxSegmentBytes: 256 << 10}, source, zap.NewNop())
 	defer c.close()
-	if err := c.ensure(ctx, "n1", last, lastEntry.Term); err != nil {
+	c.mu.Lock()
+	staged, err = c.openLocked()
+	c.mu.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
+	resumeAt := staged.LastIndex() + 1
+	if err := c.ensure(ctx, "n2", last, lastEntry.Term); err != nil {
+		t.Fatal(err)
+	}
+	askedMu.Lock()
+	if got, want := asked[len(asked)-1], fmt.Sprintf("n2@%d", resumeAt); got != want {
+		t.Fatalf("the copy resumed with %s, want %s (streams: %v)", got, want, asked)
+	}
+	askedMu.Unlock()
 	dataBytes := int64(0)
 	for i := src.FirstIndex(); i <= last; i++ {
 		e, _ := src.ReadEntry(i)
@@ -385,4 +404,53 @@ func TestInstallCopiesOffRaftsMainLoop(t *testing.T) {
 	waitFor(t, 10*time.Second, "the append after the install", func() bool {
 		return newbie.g.Status().LogEndOffset == lead.g.HighWatermark()
 	})
+}
+
+// A staged copy the log has caught up past is deleted at open; one that
+// does not open is dropped and the copy starts over.
+func TestLogCopyPruneAndDamage(t *testing.T) {
+	src := sourceLog(t, 0, 1, 20)
+	source := logSourceFunc(func(ctx context.Context, _ raft.ServerID, from uint64, fn func(LogChunk) error) error {
+		return serveSegmentLog(ctx, src, from, fn)
+	})
+	dir := t.TempDir()
+	stage := func() *logCopy {
+		c := newLogCopy(dir, "g", segment.Options{MaxSegmentBytes: 256 << 10}, source, zap.NewNop())
+		if err := c.ensure(context.Background(), "n1", 20, 2); err != nil {
+			t.Fatal(err)
+		}
+		c.close()
+		return newLogCopy(dir, "g", segment.Options{MaxSegmentBytes: 256 << 10}, source, zap.NewNop())
+	}
+	c := stage()
+	if err := c.prune(19); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.status(); st.StagedIndex != 20 {
+		t.Fatalf("a copy ahead of the log was not kept: %+v", st)
+	}
+	c.close()
+	c = newLogCopy(dir, "g", segment.Options{MaxSegmentBytes: 256 << 10}, source, zap.NewNop())
+	if err := c.prune(20); err != nil {
+		t.Fatal(err)
+	}
+	c.close()
+	if _, err := os.Stat(filepath.Join(dir, copyDirName)); !os.IsNotExist(err) {
+		t.Fatalf("a copy the log reaches was kept: %v", err)
+	}
+
+	stage().close()
+	// Damage the first segment's file header: Open refuses such a log.
+	segs, _ := filepath.Glob(filepath.Join(dir, copyDirName, "*.log"))
+	if err := os.WriteFile(segs[0], []byte("not a segment header, not at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c = newLogCopy(dir, "g", segment.Options{MaxSegmentBytes: 256 << 10}, source, zap.NewNop())
+	defer c.close()
+	if err := c.ensure(context.Background(), "n1", 20, 2); err != nil {
+		t.Fatalf("a damaged staged copy was not started over: %v", err)
+	}
+	if st := c.status(); st.StagedIndex != 20 {
+		t.Fatalf("after starting over: %+v", st)
+	}
 }
