@@ -191,6 +191,27 @@ func (c *testCluster) dumpLogs() {
 	}
 }
 
+// errorLines returns the lines every broker logged at error level (the
+// console format: time, tab, level, tab): routine operations, kill -9 of
+// a peer and its restart included, must log none (docs/operations.md,
+// "Logs").
+func (c *testCluster) errorLines() []string {
+	var out []string
+	for _, nd := range c.nodes {
+		b, err := os.ReadFile(nd.logPath)
+		if err != nil {
+			c.t.Errorf("node %d's log: %v", nd.id, err)
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.SplitN(l, "\t", 3); len(f) == 3 && f[1] == "error" {
+				out = append(out, fmt.Sprintf("node %d: %s", nd.id, l))
+			}
+		}
+	}
+	return out
+}
+
 // waitFor polls cond every 100 ms until it returns nil or timeout passes,
 // and returns the last error.
 func waitFor(ctx context.Context, timeout time.Duration, cond func(ctx context.Context) error) error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -262,6 +263,10 @@ func TestClusterKillLeaders(t *testing.T) {
 
 	// Stop every broker cleanly and compare the replicas' on-disk logs.
 	c.stopAll()
+	// Kills, restarts and clean stops are routine: nothing at error level.
+	if errs := c.errorLines(); len(errs) > 0 {
+		t.Errorf("%d lines logged at error level; the first ones:\n%s", len(errs), strings.Join(errs[:min(len(errs), 10)], "\n"))
+	}
 	for p := range int32(clusterPartitions) {
 		var first []byte
 		for _, nd := range c.nodes {

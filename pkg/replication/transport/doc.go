@@ -56,6 +56,12 @@
 //     and peers named with Mux.Watch get an empty round every
 //     HeartbeatInterval in which no round went, so a live, connected peer
 //     is heard at least that often whatever its groups do (liveness.go).
+//     Liveness times are monotonic: a wall-clock step changes nothing.
+//   - Reachability: the first failed dial, broken connection, or
+//     3 × HeartbeatInterval of a watched peer's silence logs one warning
+//     ("peer unreachable"), the next frame from it one info line; calls
+//     to it that fail meanwhile wrap ErrUnreachable, so that raft's logger
+//     can write them at debug (reach.go).
 //   - RequestVote asks a peer that has not opened the group yet again, for
 //     up to 8 s, instead of failing the vote at once.
 //   - A lone heartbeat frame goes to the group's heartbeat handler, on its
