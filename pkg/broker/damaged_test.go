@@ -16,8 +16,10 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
+	"github.com/stratalog/strata/pkg/broker"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/pkg/record"
+	"github.com/stratalog/strata/pkg/segment"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -246,5 +248,61 @@ func TestDamagedFollowerRefetchesOverTheWire(t *testing.T) {
 	}
 	if q, _ := filepath.Glob(seg + ".damaged-*"); len(q) != 0 {
 		t.Fatalf("quarantine kept: %v", q)
+	}
+}
+
+// TestScrubRepairsFromAnotherReplica: on three brokers, a flipped byte in
+// a closed segment of one replica is found by the background scrub and
+// rewritten from another replica's copy over the brokers' own API:
+// strata_scrub_repaired_frames_total counts it, nothing stays reported
+// damaged, and the segment reads whole again.
+func TestScrubRepairsFromAnotherReplica(t *testing.T) {
+	cl := brokertest.StartCluster(t, 3, func(c *broker.Config) {
+		c.ScrubBytesPerSecond, c.ScrubInterval = 64<<20, 50*time.Millisecond
+	})
+	c := newClient(t, cl.APIAddrs())
+	a := c.Admin()
+	if _, err := a.CreateTopic(ctx(t), "r", 1, 3, map[string]string{"segment.bytes": fmt.Sprint(2 << 20)}); err != nil {
+		t.Fatal(err)
+	}
+	leader := adminWaitInSync(t, a, "r").Partitions[0].Leader
+	pr := c.NewProducer(client.DeliveryTimeout(60 * time.Second))
+	recs := make([]*client.Record, 6000)
+	for i := range recs {
+		v := []byte(fmt.Sprintf("r-%d-", i))
+		recs[i] = &client.Record{Topic: "r", Value: append(v, bytes.Repeat([]byte{'x'}, 1024-len(v))...)}
+	}
+	if err := pr.ProduceSync(ctx(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close(context.Background())
+	f := leader%3 + 1
+	segs, _ := filepath.Glob(filepath.Join(cl.Configs[f-1].DataDir, "topics", "r-*", "0", "*.log"))
+	sort.Strings(segs)
+	if len(segs) < 3 {
+		t.Fatalf("want closed segments, got %v", segs)
+	}
+	fh, err := os.OpenFile(segs[1], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [1]byte
+	fh.ReadAt(one[:], 100_000)
+	one[0] ^= 0x04
+	fh.WriteAt(one[:], 100_000)
+	fh.Close()
+	repaired := regexp.MustCompile(`(?m)^strata_scrub_repaired_frames_total 1$`)
+	eventually(t, "the scrub repairs the frame", func() bool { return repaired.MatchString(metricsText(t, cl.Broker(f).HTTPAddr())) })
+	if m := metricsText(t, cl.Broker(f).HTTPAddr()); strings.Contains(m, "strata_scrub_damaged_segments{") {
+		t.Fatal("damage still reported after the repair")
+	}
+	cs, err := segment.Check(filepath.Dir(segs[1]), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.File == filepath.Base(segs[1]) && c.Status != segment.CheckOK {
+			t.Fatalf("repaired segment: %+v", c)
+		}
 	}
 }

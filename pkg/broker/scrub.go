@@ -22,15 +22,19 @@ import (
 // minute after start, or sooner with a shorter interval). Recovery reads
 // only active segments, so without it damage in a closed segment shows only
 // when a read reaches it, perhaps after the other replicas are gone too.
-// Each damaged segment is logged once at error and counted in
-// strata_scrub_damaged_segments until a pass finds it sound (or gone).
-// It repairs nothing: see docs/operations.md, "Damaged logs".
+// A damaged frame is rewritten from another replica's copy of the same
+// entry when one fits (Group.RepairDamage), logged at warn and counted in
+// strata_scrub_repaired_frames_total. One that cannot be repaired (a sole
+// replica, or every copy compacted differently) is logged once at error
+// and counted in strata_scrub_damaged_segments until a pass finds it sound
+// (or gone); see docs/operations.md, "Damaged logs".
 type scrubber struct {
 	b        *Broker
 	limit    *rate.Limiter
 	interval time.Duration
 	read     prometheus.Counter
 	passes   prometheus.Counter
+	repaired prometheus.Counter
 	reported map[string]bool // "group segment position" logged; scrubber goroutine only
 
 	mu struct {
@@ -62,12 +66,15 @@ func newScrubber(b *Broker) *scrubber {
 		passes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_scrub_passes_total", Help: "Completed background scrub passes over every replica on this broker.",
 		}),
+		repaired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_scrub_repaired_frames_total", Help: "Damaged frames in closed segments the background scrub rewrote from another replica's copy of the entry.",
+		}),
 	}
 	s.mu.damaged = map[string]scrubDamage{}
 	if bps := b.cfg.ScrubBytesPerSecond; bps > 0 {
 		s.limit = rate.NewLimiter(rate.Limit(bps), max(segment.ThrottleChunk, int(min(bps, math.MaxInt32))))
 	}
-	b.metrics.reg.MustRegister(s.read, s.passes, s)
+	b.metrics.reg.MustRegister(s.read, s.passes, s.repaired, s)
 	return s
 }
 
@@ -113,19 +120,34 @@ func (s *scrubber) pass(ctx context.Context) bool {
 				zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()), zap.Error(err))
 			continue
 		}
+		left := 0
 		for _, d := range res.Damage {
+			// Every replica stores the same bytes: rewrite the frame from
+			// another's copy (replication/repair.go).
+			from, rerr := p.Group().RepairDamage(ctx, d)
+			if rerr == nil {
+				s.repaired.Inc()
+				s.b.log.Warn("scrub repaired a damaged frame in a closed segment from another replica's copy",
+					zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()), zap.String("segment", d.Segment),
+					zap.Int64("position", d.Offset), zap.Error(d.Err), zap.String("from", string(from)))
+				continue
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			left++
 			key := fmt.Sprintf("%s %s %d", group, d.Segment, d.Offset)
 			if s.reported[key] {
 				continue
 			}
 			s.reported[key] = true
-			s.b.log.Error("scrub found damage in a closed segment: reads that reach it fail; restore the replica from another one (docs/operations.md, \"Damaged logs\")",
+			s.b.log.Error("scrub found damage in a closed segment and could not repair it from another replica: reads that reach it fail (docs/operations.md, \"Damaged logs\")",
 				zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()),
-				zap.String("segment", d.Segment), zap.Int64("position", d.Offset), zap.Error(d.Err))
+				zap.String("segment", d.Segment), zap.Int64("position", d.Offset), zap.Error(d.Err), zap.NamedError("repair", rerr))
 		}
 		s.mu.Lock()
-		if len(res.Damage) > 0 {
-			s.mu.damaged[group] = scrubDamage{topic: p.Topic(), partition: p.ID(), segments: len(res.Damage)}
+		if left > 0 {
+			s.mu.damaged[group] = scrubDamage{topic: p.Topic(), partition: p.ID(), segments: left}
 		} else {
 			delete(s.mu.damaged, group)
 		}
