@@ -151,6 +151,15 @@ func (g *Group) verify() (<-chan struct{}, error) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTimeout())
 		defer cancel()
+		// Close waits for calls in flight: a verification that cannot
+		// finish (no majority) must not hold it.
+		go func() {
+			select {
+			case <-g.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		if _, err := g.wait(ctx, g.raft.VerifyLeader()); err != nil {
 			g.logger.Debug("replication: leadership not confirmed", zap.Error(err))
 			return

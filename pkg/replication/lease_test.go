@@ -104,3 +104,46 @@ func TestApplyRenewsReadLease(t *testing.T) {
 		t.Fatalf("lease left after a commit: %s, want about the whole hour", left)
 	}
 }
+
+// TestCloseDoesNotWaitForVerification: a leader cut off from its voters
+// cannot confirm its leadership; a verification in flight must not hold
+// Close (which waits for calls in flight) until it times out.
+func TestCloseDoesNotWaitForVerification(t *testing.T) {
+	const readLease = 2 * time.Second // a verification waits up to three of these
+	c := &cluster{t: t, logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), fsync: true, lease: readLease}
+	c.raftConf = func() *raft.Config {
+		rc := testRaftConfig()
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 10*time.Second, 10*time.Second, 10*time.Second
+		return rc
+	}
+	// Start the three, and elect n1 at once rather than after raft's long
+	// timeouts.
+	var servers []raft.Server
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nd := c.addNode(id)
+		servers = append(servers, raft.Server{ID: nd.id, Address: nd.addr, Suffrage: raft.Voter})
+	}
+	for _, nd := range c.nodes {
+		c.open(nd, servers)
+	}
+	t.Cleanup(c.close)
+	var tr raft.TimeoutNowResponse
+	if err := c.nodes[1].trans.TimeoutNow(c.nodes[0].id, c.nodes[0].addr, &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}}, &tr); err != nil {
+		t.Fatal(err)
+	}
+	l := c.leader()
+	c.isolate(l)
+	l.g.lease.mu.Lock()
+	l.g.lease.until = time.Now() // lapsed
+	l.g.lease.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := l.g.ReadLease(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ReadLease on a cut-off leader: %v, want to wait for a verification that cannot finish", err)
+	}
+	start := time.Now()
+	c.stop(l)
+	if took := time.Since(start); took > readLease {
+		t.Fatalf("Close took %s with a verification in flight", took)
+	}
+}
