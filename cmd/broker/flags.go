@@ -35,6 +35,7 @@ func bindFlagSet(f *pflag.FlagSet, cfg *broker.Config, configFile *string) {
 	f.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often partition leaders apply retention.ms/retention.bytes and schedule compaction")
 	f.Int32Var(&cfg.OffsetsPartitions, "offsets-partitions", cfg.OffsetsPartitions, "partitions of the internal __consumer_offsets topic (consumer groups), created on first use")
 	f.Int64Var(&cfg.CleanerBytesPerSecond, "cleaner-bytes-per-second", cfg.CleanerBytesPerSecond, "cap on the compaction cleaner's disk I/O (read+write) per broker; 0 = unlimited")
+	f.Int64Var(&cfg.LogCopyBytesPerSecond, "log-copy-rate", cfg.LogCopyBytesPerSecond, "bytes per second this broker serves, all partitions together, to replicas copying its logs for a snapshot install (partition moves, replicas behind retention); 0 = unlimited")
 	f.Int64Var(&cfg.ScrubBytesPerSecond, "scrub-rate", cfg.ScrubBytesPerSecond, "bytes per second the background scrub re-reads closed segments at, to find damage early; 0 = no scrub")
 	f.DurationVar(&cfg.ScrubInterval, "scrub-interval", cfg.ScrubInterval, "time from one scrub pass's start to the next (the first starts a minute after the broker)")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on first produce, with --default-partitions")

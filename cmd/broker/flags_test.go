@@ -78,6 +78,7 @@ func TestBadConfigNamesTheFlag(t *testing.T) {
 	}{
 		{[]string{"--fsync", "sometimes"}, nil, "--fsync"},
 		{[]string{"--api-addr", "nope"}, nil, "--api-addr"},
+		{[]string{"--log-copy-rate", "1000"}, nil, "--log-copy-rate"},
 		{[]string{"--node-id", "0"}, nil, "--node-id"},
 		{[]string{"--topic-default", "retention.ms=soon"}, nil, "--topic-default"},
 		{[]string{"--config", bad}, nil, "data-dri"},

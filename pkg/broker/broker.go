@@ -47,6 +47,9 @@ type Broker struct {
 	raftCfg func() *raft.Config // raft tuning for partition groups
 	// inflight bounds the bytes produce and fetch hold (inflight.go).
 	inflight inflight
+	// logCopy paces and counts the log this broker serves to snapshot
+	// installs' copies (read_log.go).
+	logCopy *copyThrottle
 
 	// Started by Start, stopped by Close.
 	mux      *transport.Mux
@@ -90,6 +93,7 @@ func New(cfg Config, log *zap.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("create --data-dir %s: %w", cfg.DataDir, err)
 	}
 	b := &Broker{cfg: cfg, log: log.With(zap.Uint32("node", cfg.NodeID)), metrics: newMetrics()}
+	b.logCopy = newCopyThrottle(cfg.LogCopyBytesPerSecond, b.metrics.reg)
 	b.inflight.init(cfg.MaxInflightBytes)
 	b.raftCfg = func() *raft.Config {
 		// Raft's own timers are the fallback: the broker's elector

@@ -69,6 +69,11 @@ type Config struct {
 	ScrubBytesPerSecond int64 `yaml:"scrub-rate"` // --scrub-rate
 	// ScrubInterval is the time from one scrub pass's start to the next.
 	ScrubInterval time.Duration `yaml:"scrub-interval"` // --scrub-interval
+	// LogCopyBytesPerSecond caps the bytes this broker serves, all
+	// partitions together, to replicas copying its logs for a snapshot
+	// install (a partition move, a replica behind retention), as Kafka's
+	// replication throttle does; 0 = unlimited.
+	LogCopyBytesPerSecond int64 `yaml:"log-copy-rate"` // --log-copy-rate
 
 	// OffsetsPartitions is the partition count of the internal
 	// __consumer_offsets topic, created on the first group call; fixed
@@ -202,6 +207,10 @@ func (c Config) Validate() error {
 	if c.CleanerBytesPerSecond < 0 {
 		return fmt.Errorf("--cleaner-bytes-per-second %d: want 0 (unlimited) or more", c.CleanerBytesPerSecond)
 	}
+	if c.LogCopyBytesPerSecond < 0 || c.LogCopyBytesPerSecond > 0 && c.LogCopyBytesPerSecond < minLogCopyRate {
+		return fmt.Errorf("--log-copy-rate %d: want 0 (unlimited) or at least %d bytes per second (a copy gives up on a stream silent for 30 s, and chunks are 1 MiB)",
+			c.LogCopyBytesPerSecond, minLogCopyRate)
+	}
 	if c.ScrubBytesPerSecond < 0 {
 		return fmt.Errorf("--scrub-rate %d: want 0 (no scrub) or more bytes per second", c.ScrubBytesPerSecond)
 	}
@@ -215,3 +224,7 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// minLogCopyRate is the lowest --log-copy-rate: a 1 MiB chunk every 16 s,
+// well inside the 30 s a copy waits for the next one.
+const minLogCopyRate = 64 << 10

@@ -36,7 +36,14 @@ func TestMoveCopiesALargeLogAndResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and copies 200 MB")
 	}
-	c := brokertest.StartCluster(t, 3, func(cfg *broker.Config) { cfg.RetentionCheckInterval = 100 * time.Millisecond })
+	// The copy is throttled to last about 2 s, so that the leader's
+	// heartbeats (every 0.4-0.8 s with test brokers' tuning) reach the
+	// copying replica meanwhile.
+	const copyRate = 100 << 20
+	c := brokertest.StartCluster(t, 3, func(cfg *broker.Config) {
+		cfg.RetentionCheckInterval = 100 * time.Millisecond
+		cfg.LogCopyBytesPerSecond = copyRate
+	})
 	addrs := c.APIAddrs()
 	cl := newClient(t, addrs)
 	a := cl.Admin()
@@ -142,10 +149,13 @@ func TestMoveCopiesALargeLogAndResumes(t *testing.T) {
 		}
 		return st
 	}
+	moveStarted := time.Now()
+	// The copying replica's raft hears its leader (heartbeats) while the
+	// copy runs; a vote during a copy is TestInstallCopiesOffRaftsMainLoop's.
+	waitCopy("a heartbeat during the copy", func(st *v1.ReplicaState) bool {
+		return st.Copying && st.CopyBytes > 0 && st.LastContactMs >= 0 && st.LastContactMs < 1000
+	})
 	st := waitCopy("a third of the log copied", func(st *v1.ReplicaState) bool { return st.CopyBytes >= total/3 })
-	// (That raft keeps answering votes and heartbeats meanwhile is
-	// TestInstallCopiesOffRaftsMainLoop's: here the copy can end before
-	// the leader's first heartbeat, 0.4-0.8 s apart with this tuning.)
 	if !st.Copying || st.CopyTotalBytes < total*9/10 {
 		t.Fatalf("the copying replica: copying %v, %d of %d bytes; want a running copy of ~%d bytes",
 			st.Copying, st.CopyBytes, st.CopyTotalBytes, total)
@@ -175,6 +185,9 @@ func TestMoveCopiesALargeLogAndResumes(t *testing.T) {
 		}
 	case <-moveCtx.Done():
 		t.Fatal("the move did not finish within 5 minutes")
+	}
+	if took, least := time.Since(moveStarted), time.Duration(float64(total)/copyRate*0.8*float64(time.Second)); took < least {
+		t.Errorf("the move took %s; --log-copy-rate %d allows no less than %s", took, copyRate, least)
 	}
 	final := replicaStates(t, c, lead.NodeId, target)
 	served := final[lead.NodeId].CopyServedBytes - servedBefore

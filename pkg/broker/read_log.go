@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/apierr"
@@ -18,6 +20,40 @@ import (
 
 // readLogChunkBytes sizes the chunks of a ReadLog stream.
 const readLogChunkBytes = 1 << 20
+
+// copyThrottle paces the ReadLog streams of one broker to
+// --log-copy-rate, all together, and counts what they serve.
+type copyThrottle struct {
+	limit  *rate.Limiter // nil: unlimited
+	served prometheus.Counter
+}
+
+func newCopyThrottle(bytesPerSecond int64, reg *prometheus.Registry) *copyThrottle {
+	t := &copyThrottle{served: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_log_copy_served_bytes_total",
+		Help: "Bytes of partition logs this broker served to replicas copying them for a snapshot install.",
+	})}
+	if bytesPerSecond > 0 {
+		t.limit = rate.NewLimiter(rate.Limit(bytesPerSecond), copyBurst)
+	}
+	reg.MustRegister(t.served)
+	return t
+}
+
+// copyBurst is the throttle's bucket: a chunk larger than this waits for
+// it piece by piece.
+const copyBurst = readLogChunkBytes
+
+// wait blocks until n more bytes may be served, then counts them.
+func (t *copyThrottle) wait(ctx context.Context, n int) error {
+	for left := n; t.limit != nil && left > 0; left -= copyBurst {
+		if err := t.limit.WaitN(ctx, min(left, copyBurst)); err != nil {
+			return err
+		}
+	}
+	t.served.Add(float64(n))
+	return nil
+}
 
 // ReadLog streams this broker's copy of a partition's log, from
 // req.FromIndex (or its first stored entry) to its commit index, to a
@@ -39,8 +75,13 @@ func (b *Broker) ReadLog(req *v1.ReadLogRequest, stream v1.StrataInternal_ReadLo
 		if first {
 			m.LogStartOffset, m.BaseOffset, m.TotalBytes, first = c.LogStart, c.BaseOffset, c.TotalBytes, false
 		}
+		n := 0
 		for i, e := range c.Entries {
 			m.Entries[i] = &v1.LogEntry{Index: e.Index, Term: e.Term, Type: uint32(e.Type), Data: e.Data}
+			n += len(e.Data)
+		}
+		if err := b.logCopy.wait(stream.Context(), n); err != nil {
+			return err
 		}
 		return stream.Send(m)
 	})
