@@ -258,10 +258,6 @@ func (c *logCopy) ensure(ctx context.Context, from raft.ServerID, index, term ui
 			}
 			c.mu.target = 0
 		}
-		if runs >= maxRunsPerEnsure {
-			c.mu.Unlock()
-			return fmt.Errorf("replication: the log copy ended %d times without reaching index %d", runs, index)
-		}
 		c.mu.target = max(c.mu.target, index)
 		r := c.mu.run
 		if r != nil && r.from != from && from != "" {
@@ -275,6 +271,10 @@ func (c *logCopy) ensure(ctx context.Context, from raft.ServerID, index, term ui
 			if from == "" {
 				c.mu.Unlock()
 				return errors.New("replication: snapshot install: no leader known to copy the log from")
+			}
+			if runs >= maxRunsPerEnsure {
+				c.mu.Unlock()
+				return fmt.Errorf("replication: the log copy ended %d times without reaching index %d", runs, index)
 			}
 			r = c.startLocked(from)
 			runs++
