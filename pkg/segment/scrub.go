@@ -56,6 +56,7 @@ func (l *Log) Scrub(ctx context.Context, opts ScrubOptions) (ScrubResult, error)
 		return res, ErrClosed
 	}
 	var targets []scrubTarget
+	gen := l.mu.gen // moved by TruncateSuffix and Adopt: the list is then stale
 	for _, s := range l.mu.segs {
 		if !s.active {
 			targets = append(targets, scrubTarget{path: s.path, name: s.name, base: s.base, next: s.next, baseIndex: s.baseIndex, last: s.lastIndex, size: s.size})
@@ -91,6 +92,14 @@ func (l *Log) Scrub(ctx context.Context, opts ScrubOptions) (ScrubResult, error)
 		}
 		res.Segments++
 		if cerr != nil {
+			l.mu.RLock()
+			stale := l.mu.gen != gen
+			l.mu.RUnlock()
+			if stale {
+				// The file under this name may be another log's now (an
+				// adopted copy, a truncated tail): not damage.
+				continue
+			}
 			res.Damage = append(res.Damage, cerr)
 		}
 	}
