@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -101,11 +100,9 @@ func (b *Broker) handBack(ctx context.Context, h handBack) bool {
 	cctx, cancel := context.WithTimeout(ctx, transferTimeout)
 	err = h.part.Group().HandOver(cctx, metadata.ServerID(h.to), h.addr, b.cfg.RaftHeartbeatTimeout)
 	cancel()
-	log := b.log.Info
-	if errors.Is(err, replication.ErrHandOverAbandoned) {
-		log = b.log.Warn
-	}
-	log("leadership handed back to the preferred replica", zap.String("topic", h.part.Topic()), zap.Int32("partition", h.part.ID()),
+	// Info either way: an abandoned hand-over is retried next pass and
+	// costs one election; nothing for an operator to do.
+	b.log.Info("leadership handed back to the preferred replica", zap.String("topic", h.part.Topic()), zap.Int32("partition", h.part.ID()),
 		zap.Uint32("to", h.to), zap.Duration("took", time.Since(start)), zap.Error(err))
 	return ctx.Err() == nil
 }
