@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "github.com/stratalog/strata/api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// TestFollowerCatchesUpAfterPause pauses one follower of an RF-3 partition
+// (SIGSTOP) while hundreds of MB are produced to it, resumes it, and waits
+// until it is back in sync; then it kills the leader with SIGKILL and reads
+// every acknowledged record back from the caught-up replica as leader
+// (issue 10, item 1: a follower must catch up from any distance; a leader
+// used to build AppendEntries of up to 256 whole batches, a frame too
+// large for the transport, and the follower never came back).
+//
+// STRATA_IT_CATCHUP_MB sets the size produced while the follower is paused
+// (default 300, in 10^6 bytes of values: 1 KiB records, every 32nd of
+// 16 KiB, from 4 producers with the client's defaults);
+// STRATA_IT_CATCHUP_DEADLINE how long the follower has to be back in sync
+// (default 3m). The catch-up time and rate are logged.
+func TestFollowerCatchesUpAfterPause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three broker processes and writes hundreds of MB; skipped with -short")
+	}
+	const topic = "catchup"
+	size := int64(envInt(t, "STRATA_IT_CATCHUP_MB", 300, 1, 100_000)) * 1_000_000
+	deadline := envDurations(t, "STRATA_IT_CATCHUP_DEADLINE", []time.Duration{3 * time.Minute}, time.Hour)[0]
+	spec := loadSpec{topic: topic, producers: 4, bigEvery: 32, maxBytes: size}
+	t.Logf("params: %.0f MB of values while one follower is paused (%d producers, 1 KiB records, every %dth 16 KiB, client defaults: 1 MiB batches, acks quorum); catch-up deadline %s",
+		mb(size), spec.producers, spec.bigEvery, deadline)
+
+	ctx, cancel := context.WithTimeout(context.Background(), deadline+10*time.Minute)
+	defer cancel()
+	began := time.Now()
+	c := newTestCluster(t, 3)
+	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error { return c.clusterReady(ctx) }); err != nil {
+		t.Fatalf("cluster not ready: %v", err)
+	}
+	adm := c.client(c.nodes...).Admin()
+	d, err := adm.CreateTopic(ctx, topic, 1, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := d.GetPartitions()[0].GetReplicas()
+	// Wait for the preferred replica to lead, so that the rebalancer has
+	// no reason to move leadership while the test pauses and kills.
+	if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error {
+		if _, err := topicHealthy(ctx, adm, topic); err != nil {
+			return err
+		}
+		_, err := leaderIs(ctx, adm, topic, 0, replicas[0])
+		return err
+	}); err != nil {
+		t.Fatalf("topic not healthy under its preferred leader: %v", err)
+	}
+	leader, follower := c.node(replicas[0]), c.node(replicas[1])
+	t.Logf("cluster and topic ready after %s: replicas %v, leader %d; pausing follower %d", time.Since(began).Round(time.Millisecond), replicas, leader.id, follower.id)
+
+	// Produce while the follower is paused, through brokers that answer.
+	c.pause(follower)
+	live := c.others(follower)
+	book := &ackBook{}
+	prodBegan := time.Now()
+	ld := runLoad(ctx, c.client(live...), book, spec)
+	if err := ld.done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ld.stop(ctx); err != nil {
+		t.Error(err)
+	}
+	prodTook := time.Since(prodBegan)
+	acked, ackedBytes := book.count()
+	_, _, failed, firstFail := book.snapshot()
+	if failed > 0 {
+		t.Errorf("%d produces failed with 2 of 3 replicas up, the first: %v", failed, firstFail)
+	}
+	liveAdm := c.client(live...).Admin()
+	before, err := partitionOf(ctx, liveAdm, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("produced %d records, %.1f MB acknowledged in %s: %.1f MB/s with 2 of 3 replicas (leader %d: log end %d, high watermark %d)",
+		acked, mb(ackedBytes), prodTook.Round(time.Millisecond), mb(ackedBytes)/prodTook.Seconds(), before.GetLeader(), before.GetLogEndOffset(), before.GetHighWatermark())
+
+	// Resume the follower and wait for it to be back in sync.
+	resumed := time.Now()
+	c.resume(follower)
+	status := replicaStatusClient(t, follower)
+	lastLog := time.Now()
+	var fEnd int64
+	err = waitFor(ctx, deadline, func(ctx context.Context) error {
+		if st, err := status.ReplicaStatus(ctx, &v1.ReplicaStatusRequest{}); err == nil {
+			for _, r := range st.GetReplicas() {
+				if r.GetTopic() == topic {
+					fEnd = r.GetLogEndOffset()
+				}
+			}
+		}
+		if time.Since(lastLog) >= 10*time.Second {
+			lastLog = time.Now()
+			t.Logf("  +%s: follower %d's log ends at %d of %d", time.Since(resumed).Round(time.Second), follower.id, fEnd, before.GetLogEndOffset())
+		}
+		pd, err := partitionOf(ctx, liveAdm, topic, 0)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(pd.GetInSyncReplicas(), follower.id) {
+			return fmt.Errorf("follower %d not in sync (in sync: %v; its log ends at %d, the leader's high watermark is %d)", follower.id, pd.GetInSyncReplicas(), fEnd, pd.GetHighWatermark())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the follower paused for %.0f MB did not catch up: its log ends at %d of the leader's %d: %v", mb(ackedBytes), fEnd, before.GetLogEndOffset(), err)
+	}
+	took := time.Since(resumed)
+	t.Logf("CATCH-UP: follower %d back in sync %s after SIGCONT: %.1f MB of values (%d records) at %.1f MB/s; produce ran at %.1f MB/s",
+		follower.id, took.Round(time.Millisecond), mb(ackedBytes), before.GetLogEndOffset(), mb(ackedBytes)/took.Seconds(), mb(ackedBytes)/prodTook.Seconds())
+
+	// Kill the leader: the caught-up follower must be able to serve it all.
+	killed := time.Now()
+	c.kill9(leader)
+	rest := c.others(leader)
+	restAdm := c.client(rest...).Admin()
+	var newLeader uint32
+	if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error {
+		newLeader, err = leaderIs(ctx, restAdm, topic, 0, 0)
+		return err
+	}); err != nil {
+		t.Fatalf("no leader after killing %d: %v", leader.id, err)
+	}
+	t.Logf("leader %d killed; %d leads %s later", leader.id, newLeader, time.Since(killed).Round(time.Millisecond))
+	if newLeader != follower.id {
+		// Raft elected the other survivor: hand leadership to the
+		// caught-up replica, which refuses it unless it holds the log.
+		if _, err := restAdm.TransferLeader(ctx, topic, 0, follower.id); err != nil {
+			t.Fatalf("transfer leadership to the caught-up follower %d: %v", follower.id, err)
+		}
+		if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error {
+			_, err := leaderIs(ctx, restAdm, topic, 0, follower.id)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("leadership transferred to the caught-up follower %d", follower.id)
+	}
+	pd, err := partitionOf(ctx, restAdm, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks, _, _, _ := book.snapshot()
+	rc := verifyAcked(t, ctx, c.client(follower), topic, map[int32]int64{0: pd.GetHighWatermark()}, acks)
+	t.Logf("read back from %d (high watermark %d): %d records, %.1f MB in %s; all %d acknowledged present at their offsets unless reported above; %d duplicates, %d read but never acknowledged",
+		pd.GetLeader(), pd.GetHighWatermark(), rc.read, mb(rc.readBytes), rc.took.Round(time.Millisecond), len(acks), rc.duplicates, rc.unacked)
+	if pd.GetLeader() != follower.id {
+		t.Errorf("records were read from %d, not from the caught-up follower %d", pd.GetLeader(), follower.id)
+	}
+	t.Logf("done in %s", time.Since(began).Round(time.Millisecond))
+}
+
+// replicaStatusClient is the node's internal API (served on its API
+// address), for the replica's own view of its log.
+func replicaStatusClient(t *testing.T, nd *node) v1.StrataInternalClient {
+	t.Helper()
+	cc, err := grpc.NewClient(nd.api, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return v1.NewStrataInternalClient(cc)
+}
