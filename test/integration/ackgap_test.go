@@ -158,7 +158,7 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 		times[i] = a.at
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	t.Logf("%d records acknowledged; before the first kill: %s", len(times), gapStats(gapsIn(times, warm, cycles[0].kill)))
+	t.Logf("%d records acknowledged; until a second before the first kill: %s", len(times), gapStats(gapsIn(times, warm, cycles[0].kill.Add(-time.Second))))
 
 	for i, cy := range cycles {
 		first := "none"
@@ -167,17 +167,16 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 		}
 		back := "not within 30 s of being in sync"
 		if !cy.handback.IsZero() {
-			back = "+" + cy.handback.Sub(cy.kill).Round(time.Millisecond).String()
+			back = rel(cy.handback, cy.kill)
 		}
 		next := end
 		if i+1 < len(cycles) {
 			next = cycles[i+1].kill
 		}
 		from, to := longestGap(times, cy.kill, next)
-		t.Logf("kill %d (down %s): node %d at +%s; first ack %s after the kill; restarted at +%s, in sync +%s, preferred leader back %s; longest gap %s, from +%s to +%s (after the kill)",
+		t.Logf("kill %d (down %s): node %d at +%s; first ack %s after the kill; restarted at %s, in sync %s, preferred leader back %s; longest gap %s, from %s to %s (times after the kill)",
 			i+1, cy.down, cy.victim, cy.kill.Sub(began).Round(time.Millisecond), first,
-			cy.restart.Sub(cy.kill).Round(time.Millisecond), cy.inSync.Sub(cy.kill).Round(time.Millisecond), back,
-			to.Sub(from).Round(time.Millisecond), from.Sub(cy.kill).Round(time.Millisecond), to.Sub(cy.kill).Round(time.Millisecond))
+			rel(cy.restart, cy.kill), rel(cy.inSync, cy.kill), back, to.Sub(from).Round(time.Millisecond), rel(from, cy.kill), rel(to, cy.kill))
 	}
 	for _, down := range downs {
 		ph := phases[down]
@@ -235,6 +234,15 @@ func longestGap(times []time.Time, from, to time.Time) (start, end time.Time) {
 		}
 	}
 	return start, end
+}
+
+// rel is t relative to base, signed: "+1.2s", "-28ms".
+func rel(t, base time.Time) string {
+	d := t.Sub(base).Round(time.Millisecond)
+	if d < 0 {
+		return d.String()
+	}
+	return "+" + d.String()
 }
 
 func maxOf(ds []time.Duration) time.Duration {
