@@ -86,11 +86,6 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 	}
 	t.Logf("cluster, topic and producer ready after %s; preferred leader %d", time.Since(began).Round(time.Millisecond), preferred)
 
-	type cycle struct {
-		down                            time.Duration
-		victim                          uint32
-		kill, restart, inSync, handback time.Time // handback zero if it did not happen
-	}
 	var cycles []cycle
 	phases := map[time.Duration][2]time.Time{}
 	for _, down := range downs {
@@ -141,11 +136,12 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 			if err := waitFor(ctx, 30*time.Second, func(context.Context) error { return ackedSince(mark) }); err != nil {
 				t.Fatalf("kill %d (down %s): writes do not flow: %v", k+1, down, err)
 			}
+			cy.end = time.Now()
 			cycles = append(cycles, cy)
+			logCycle(t, len(cycles), cy, ackTimes(book), began)
 		}
 		phases[down] = [2]time.Time{phaseBegan, time.Now()}
 	}
-	end := time.Now()
 	if err := ld.stop(ctx); err != nil {
 		t.Error(err)
 	}
@@ -153,31 +149,8 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d produces failed (delivery timeout 30 s), the first: %v", failed, firstFail)
 	}
-	times := make([]time.Time, len(acks))
-	for i, a := range acks {
-		times[i] = a.at
-	}
-	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	times := ackTimes(book)
 	t.Logf("%d records acknowledged; until a second before the first kill: %s", len(times), gapStats(gapsIn(times, warm, cycles[0].kill.Add(-time.Second))))
-
-	for i, cy := range cycles {
-		first := "none"
-		if j, ok := slices.BinarySearchFunc(times, cy.kill, func(a, b time.Time) int { return a.Compare(b) }); ok || j < len(times) {
-			first = times[j].Sub(cy.kill).Round(time.Millisecond).String()
-		}
-		back := "not within 30 s of being in sync"
-		if !cy.handback.IsZero() {
-			back = rel(cy.handback, cy.kill)
-		}
-		next := end
-		if i+1 < len(cycles) {
-			next = cycles[i+1].kill
-		}
-		from, to := longestGap(times, cy.kill, next)
-		t.Logf("kill %d (down %s): node %d at +%s; first ack %s after the kill; restarted at %s, in sync %s, preferred leader back %s; longest gap %s, from %s to %s (times after the kill)",
-			i+1, cy.down, cy.victim, cy.kill.Sub(began).Round(time.Millisecond), first,
-			rel(cy.restart, cy.kill), rel(cy.inSync, cy.kill), back, to.Sub(from).Round(time.Millisecond), rel(from, cy.kill), rel(to, cy.kill))
-	}
 	for _, down := range downs {
 		ph := phases[down]
 		var resume []time.Duration
@@ -211,6 +184,41 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 	t.Logf("read back %d records up to %d in %s: every one of %d acknowledged at its offset unless reported above (at least once: %d duplicates, %d never acknowledged)",
 		rc.read, hw, rc.took.Round(time.Millisecond), len(acks), rc.duplicates, rc.unacked)
 	t.Logf("done in %s", time.Since(began).Round(time.Millisecond))
+}
+
+// cycle is one kill of the leader and its return.
+type cycle struct {
+	down                                 time.Duration
+	victim                               uint32
+	kill, restart, inSync, handback, end time.Time // handback zero if it did not happen
+}
+
+// logCycle reports cycle n from the acknowledgement times (sorted).
+func logCycle(t *testing.T, n int, cy cycle, times []time.Time, began time.Time) {
+	t.Helper()
+	first := "none"
+	if j, _ := slices.BinarySearchFunc(times, cy.kill, func(a, b time.Time) int { return a.Compare(b) }); j < len(times) {
+		first = times[j].Sub(cy.kill).Round(time.Millisecond).String()
+	}
+	back := "not within 30 s of being in sync"
+	if !cy.handback.IsZero() {
+		back = rel(cy.handback, cy.kill)
+	}
+	from, to := longestGap(times, cy.kill, cy.end)
+	t.Logf("kill %d (down %s): node %d at +%s; first ack %s after the kill; restarted at %s, in sync %s, preferred leader back %s; longest gap %s, from %s to %s (times after the kill)",
+		n, cy.down, cy.victim, cy.kill.Sub(began).Round(time.Millisecond), first,
+		rel(cy.restart, cy.kill), rel(cy.inSync, cy.kill), back, to.Sub(from).Round(time.Millisecond), rel(from, cy.kill), rel(to, cy.kill))
+}
+
+// ackTimes is when each acknowledgement so far arrived, sorted.
+func ackTimes(book *ackBook) []time.Time {
+	acks, _, _, _ := book.snapshot()
+	times := make([]time.Time, len(acks))
+	for i, a := range acks {
+		times[i] = a.at
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	return times
 }
 
 // gapsIn returns the gaps between consecutive times (sorted) that overlap

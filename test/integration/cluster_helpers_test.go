@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,16 +38,21 @@ type testCluster struct {
 }
 
 // freePort returns a loopback port that was free for TCP and UDP a moment
-// ago (gossip uses both). Another process may take it before the broker
-// binds it; that fails the broker's start loudly rather than flakily.
+// ago (gossip uses both). It picks from below Linux's ephemeral range
+// (32768-60999), where the kernel does not hand out ports on its own: a
+// port the kernel chose (":0") can be given, while its broker is down, to
+// any process's outgoing connection, and the restart fails ("address
+// already in use"; seen with a broker down 30 s on a busy machine).
+// Another test may still take it before the broker binds it; that fails
+// the broker's start loudly rather than flakily.
 func freePort(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		addr := ln.Addr().String()
 		ln.Close()
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
@@ -55,7 +61,7 @@ func freePort(t *testing.T) string {
 		pc.Close()
 		return addr
 	}
-	t.Fatal("no free TCP+UDP port on 127.0.0.1 in 20 tries")
+	t.Fatal("no free TCP+UDP port on 127.0.0.1 in 100 tries")
 	return ""
 }
 
