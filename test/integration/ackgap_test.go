@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -183,6 +184,10 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 	rc := verifyAcked(t, ctx, cl, topic, map[int32]int64{0: hw}, acks)
 	t.Logf("read back %d records up to %d in %s: every one of %d acknowledged at its offset unless reported above (at least once: %d duplicates, %d never acknowledged)",
 		rc.read, hw, rc.took.Round(time.Millisecond), len(acks), rc.duplicates, rc.unacked)
+	// Kills, pauses and restarts are routine: nothing at error level.
+	if errs := c.errorLines(); len(errs) > 0 {
+		t.Errorf("%d lines logged at error level; the first ones:\n%s", len(errs), strings.Join(errs[:min(len(errs), 10)], "\n"))
+	}
 	t.Logf("done in %s", time.Since(began).Round(time.Millisecond))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,6 +183,10 @@ func TestFollowerCatchesUpAfterPause(t *testing.T) {
 		pd.GetLeader(), pd.GetHighWatermark(), rc.read, mb(rc.readBytes), rc.took.Round(time.Millisecond), len(acks), rc.duplicates, rc.unacked)
 	if pd.GetLeader() != follower.id {
 		t.Errorf("records were read from %d, not from the caught-up follower %d", pd.GetLeader(), follower.id)
+	}
+	// Kills, pauses and restarts are routine: nothing at error level.
+	if errs := c.errorLines(); len(errs) > 0 {
+		t.Errorf("%d lines logged at error level; the first ones:\n%s", len(errs), strings.Join(errs[:min(len(errs), 10)], "\n"))
 	}
 	t.Logf("done in %s", time.Since(began).Round(time.Millisecond))
 }

@@ -154,10 +154,6 @@ type loadSpec struct {
 	// records) fills the producer's 1 MiB batches as sustained load does,
 	// where a steady trickle would go out in small lingered batches.
 	burst int64
-	// opts are extra producer options; the tests use the defaults (1 KiB
-	// records in 1 MiB batches, acks from a quorum, 30 s delivery
-	// timeout) unless they say why.
-	opts []client.ProducerOpt
 }
 
 // load is a running runLoad.
@@ -171,8 +167,10 @@ type load struct {
 	stopErr   error
 }
 
-// runLoad starts spec.producers producers on cl, each on a goroutine of
-// its own, writing every callback into book. Stop it with stop.
+// runLoad starts spec.producers producers on cl with the client's
+// defaults (1 MiB batches, acks from a quorum, 30 s delivery timeout), each
+// on a goroutine of its own, writing every callback into book. Stop it
+// with stop.
 //
 // Produce gets ctx, not the load's own context that stop cancels: a
 // record waiting for a buffer slot when the load stops is still produced,
@@ -181,7 +179,7 @@ func runLoad(ctx context.Context, cl *client.Client, book *ackBook, spec loadSpe
 	loadCtx, cancel := context.WithCancel(ctx)
 	l := &load{cancel: cancel, started: time.Now()}
 	for g := range spec.producers {
-		p := cl.NewProducer(spec.opts...)
+		p := cl.NewProducer()
 		l.producers = append(l.producers, p)
 		l.wg.Go(func() {
 			var timer *time.Timer
@@ -195,10 +193,8 @@ func runLoad(ctx context.Context, cl *client.Client, book *ackBook, spec loadSpe
 				if spec.bigEvery > 0 && seq%spec.bigEvery == spec.bigEvery-1 {
 					size = bigRecord
 				}
-				if spec.maxBytes > 0 && l.sent.Add(int64(size)) > spec.maxBytes {
+				if n := l.sent.Add(int64(size)); spec.maxBytes > 0 && n > spec.maxBytes {
 					return
-				} else if spec.maxBytes == 0 {
-					l.sent.Add(int64(size))
 				}
 				if spec.perSecond > 0 && seq%max(spec.burst, 1) == 0 {
 					due := l.started.Add(time.Duration(float64(seq) / spec.perSecond * float64(time.Second)))

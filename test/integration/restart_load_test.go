@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -188,6 +189,10 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 				t.Errorf("partition %d: node %d's batches below %d differ from node %d's", p, nd.id, hw[p], firstNode)
 			}
 		}
+	}
+	// Kills, pauses and restarts are routine: nothing at error level.
+	if errs := c.errorLines(); len(errs) > 0 {
+		t.Errorf("%d lines logged at error level; the first ones:\n%s", len(errs), strings.Join(errs[:min(len(errs), 10)], "\n"))
 	}
 	t.Logf("brokers stopped and partitions %v compared on disk in %s; done in %s", led, time.Since(comparing).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
