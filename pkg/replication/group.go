@@ -51,6 +51,8 @@ type Group struct {
 		drained  chan struct{} // closed when closing and inflight reaches 0
 		onLeader []func(isLeader bool)
 	}
+	// nudging: a catch-up barrier is being appended (catchup.go).
+	nudging atomic.Bool
 	// readyTerm is the term in which this replica, as leader, has applied
 	// everything committed before it (see awaitLeaderReady).
 	readyTerm atomic.Uint64
@@ -172,6 +174,9 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	g.raft = r
 	leading := func() bool { return r.State() == raft.Leader }
 	store.leading.Store(&leading)
+	if c, ok := cfg.Transport.(catchUpSetter); ok {
+		c.SetCatchUp(rc.MaxAppendEntries, g.nudge)
+	}
 	f.started.Store(true)
 
 	g.wg.Add(1)

@@ -162,6 +162,10 @@ type Mux struct {
 	// pulses keeps watched peers heard from (liveness.go).
 	pulses
 
+	// resume: groups owed a nudge, and waiters, per unreachable peer
+	// (resume.go).
+	resume resumeState
+
 	// beats holds each peer's next heartbeat round (beats.go).
 	beats struct {
 		sync.Mutex

@@ -236,6 +236,7 @@ func (p *pipeline) deliver() {
 		select {
 		case p.doneCh <- f:
 			p.release(f.weight)
+			p.t.delivered(p.c.peer, f.args, f.resp, f.call.err)
 		case <-p.closing:
 			return
 		case <-p.t.m.closing:

@@ -67,6 +67,7 @@ func (m *Mux) reachable(peer raft.ServerAddress, pl *peerLife) {
 	if since == 0 || !pl.unreachable.CompareAndSwap(since, 0) {
 		return
 	}
+	m.resumed(peer) // resume.go
 	m.log.Info("raft transport: peer reachable again", zap.String("peer", string(peer)),
 		zap.Duration("unreachable_for", time.Duration(m.now()-since).Round(time.Millisecond)))
 }

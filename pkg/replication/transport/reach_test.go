@@ -19,7 +19,9 @@ import (
 // raft's logger can keep it quiet), and one line says when it is back.
 func TestPeerUnreachableOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	a, b := pair(t, Options{Logger: zap.New(core)})
+	// A short RPCTimeout: an AppendEntries to an unreachable peer waits
+	// that long for it to answer again (resume.go).
+	a, b := pair(t, Options{Logger: zap.New(core), RPCTimeout: 100 * time.Millisecond})
 	serveRaft(t, mustTransport(t, b, "g"), ackAll)
 	ta := mustTransport(t, a, "g")
 	var resp raft.AppendEntriesResponse

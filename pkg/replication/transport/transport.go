@@ -23,6 +23,7 @@ type Transport struct {
 	consumer chan raft.RPC
 	closing  chan struct{}
 	hb       atomic.Pointer[func(raft.RPC)]
+	catchUp  atomic.Pointer[catchUp] // SetCatchUp (catchup.go)
 	// beatsOff is closed by StopHeartbeats (beats.go).
 	beatsOff     chan struct{}
 	beatsOffOnce sync.Once
@@ -89,10 +90,22 @@ func (t *Transport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, ar
 	if isHeartbeat(args) {
 		return t.beat(target, args, resp)
 	}
+	start := time.Now()
+	var err error
 	if parts := splitAppend(args, t.m.opts.MaxAppendBytes); parts != nil {
-		return t.appendParts(target, args, parts, resp)
+		err = t.appendParts(target, args, parts, resp)
+	} else {
+		err = t.call(target, rpcAppendEntries, args, nil, resp)
 	}
-	return t.call(target, rpcAppendEntries, args, nil, resp)
+	if err != nil {
+		t.m.owe(target, t) // resume.go
+		if errors.Is(err, ErrUnreachable) {
+			// Not past the group's shutdown: raft.Shutdown waits for this
+			// call, and StopHeartbeats comes just before it.
+			t.m.awaitReachable(target, t.m.opts.RPCTimeout-time.Since(start), t.closing, t.beatsOff)
+		}
+	}
+	return err
 }
 
 // RequestVote implements raft.Transport.

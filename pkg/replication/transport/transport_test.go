@@ -268,7 +268,7 @@ func TestHeartbeatRouting(t *testing.T) {
 }
 
 func TestBlock(t *testing.T) {
-	a, b := pair(t, Options{})
+	a, b := pair(t, Options{RPCTimeout: 300 * time.Millisecond}) // calls to an unreachable peer wait this long (resume.go)
 	ta := mustTransport(t, a, "g")
 	tb := mustTransport(t, b, "g")
 	serveRaft(t, ta, ackAll)
