@@ -13,6 +13,7 @@ import (
 	"github.com/stratalog/strata/pkg/apierr"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -115,6 +116,12 @@ func (c *Client) closed() bool {
 	return c.mu.closed
 }
 
+// reconnect is the backoff between attempts to connect to a broker.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 5 * time.Second,
+}
+
 // conn returns the connection to addr, making it on first use.
 func (c *Client) conn(addr string) (v1.StrataClient, error) {
 	c.mu.Lock()
@@ -129,6 +136,12 @@ func (c *Client) conn(addr string) (v1.StrataClient, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Fetch responses reach tens of MiB; gRPC's 4 MiB default would refuse them.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
+		// Reconnect to a broker that was down within a second of its
+		// return, as Kafka clients do (reconnect.backoff.max.ms, 1 s).
+		// gRPC's default backoff grows to 2 minutes: after a broker was
+		// down 30 s, a producer could not reach it for ~10 s more, while
+		// the cluster had already handed its partitions back to it.
+		grpc.WithConnectParams(reconnect),
 	}, c.cfg.dialOpts...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
