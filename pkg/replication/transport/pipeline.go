@@ -24,15 +24,19 @@ import (
 // netPipeline has. Raft keeps a pipeline open per follower for as long as
 // it leads, so that is two goroutines per led group at rest.
 type pipeline struct {
-	t       *Transport
-	c       *conn
-	sem     chan struct{} // a slot per request in flight or not yet consumed
-	window  *semaphore.Weighted
-	ctx     context.Context // cancelled by Close
-	cancel  context.CancelFunc
-	doneCh  chan raft.AppendFuture
-	closing chan struct{}
-	once    sync.Once
+	t      *Transport
+	c      *conn
+	sem    chan struct{} // a slot per request in flight or not yet consumed
+	window *semaphore.Weighted
+	// created and lastDelivery (since created, by the monotonic clock):
+	// acquire waits while futures are being delivered.
+	created      time.Time
+	lastDelivery atomic.Int64
+	ctx          context.Context // cancelled by Close
+	cancel       context.CancelFunc
+	doneCh       chan raft.AppendFuture
+	closing      chan struct{}
+	once         sync.Once
 
 	mu struct {
 		sync.Mutex
@@ -48,6 +52,7 @@ func newPipeline(t *Transport, c *conn) *pipeline {
 		c:       c,
 		sem:     make(chan struct{}, t.m.opts.PipelineDepth),
 		window:  semaphore.NewWeighted(int64(t.m.opts.PipelineBytes)),
+		created: time.Now(),
 		doneCh:  make(chan raft.AppendFuture),
 		closing: make(chan struct{}),
 	}
@@ -132,39 +137,74 @@ func (p *pipeline) enqueue(f *appendFuture) bool {
 	return true
 }
 
-// acquire takes a slot and weight bytes of the window, waiting at most
-// RPCTimeout.
+// acquire takes a slot and weight bytes of the window. It waits as long
+// as raft keeps taking answered futures: a follower catching up is slow,
+// not gone, and it is answering. It gives up once RPCTimeout has passed
+// with no future delivered (the follower stopped answering, whose calls
+// time out, or raft stopped reading them).
 func (p *pipeline) acquire(weight int64) error {
 	timeout := p.t.m.opts.RPCTimeout
-	var timer *time.Timer
 	select {
 	case p.sem <- struct{}{}:
 	case <-p.closing:
 		return raft.ErrPipelineShutdown
 	default:
-		timer = time.NewTimer(timeout)
+		timer := time.NewTimer(timeout)
 		defer timer.Stop()
-		select {
-		case p.sem <- struct{}{}:
-		case <-p.closing:
-			return raft.ErrPipelineShutdown
-		case <-timer.C:
-			return fmt.Errorf("appendEntries pipeline to %s (group %q): %w: no slot free", p.c.peer, p.t.group, ErrTimeout)
+		for waiting := true; waiting; {
+			select {
+			case p.sem <- struct{}{}:
+				waiting = false
+			case <-p.closing:
+				return raft.ErrPipelineShutdown
+			case <-timer.C:
+				if !p.progressing(timeout) {
+					return p.stalled("no slot free")
+				}
+				timer.Reset(timeout)
+			}
 		}
 	}
 	if p.window.TryAcquire(weight) {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, timeout)
-	defer cancel()
-	if err := p.window.Acquire(ctx, weight); err != nil {
-		<-p.sem
-		if p.ctx.Err() != nil {
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, timeout)
+		err := p.window.Acquire(ctx, weight)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case p.ctx.Err() != nil:
+			<-p.sem
 			return raft.ErrPipelineShutdown
+		case !p.progressing(timeout):
+			<-p.sem
+			return p.stalled(fmt.Sprintf("%d bytes in flight", p.t.m.opts.PipelineBytes))
 		}
-		return fmt.Errorf("appendEntries pipeline to %s (group %q): %w: %d bytes in flight", p.c.peer, p.t.group, ErrTimeout, p.t.m.opts.PipelineBytes)
 	}
-	return nil
+}
+
+// progressing reports whether a future was delivered within d.
+func (p *pipeline) progressing(d time.Duration) bool {
+	return time.Since(p.created) < time.Duration(p.lastDelivery.Load())+d
+}
+
+// stalled is acquire's error when no future was delivered for RPCTimeout.
+// If the oldest request has no answer, the follower stopped answering:
+// that is news of the peer (reach.go: one line, and raft logs the error
+// quietly). If it has one, raft stopped reading this pipeline (it does
+// after a refusal, and is about to close it): the pipeline is as good as
+// closed.
+func (p *pipeline) stalled(what string) error {
+	err := fmt.Errorf("appendEntries pipeline to %s (group %q): %w: %s", p.c.peer, p.t.group, ErrTimeout, what)
+	p.mu.Lock()
+	answered := len(p.mu.queue) > 0 && p.mu.queue[0].call.isDone()
+	p.mu.Unlock()
+	if answered {
+		return fmt.Errorf("%w: raft stopped reading the pipeline: %w", ErrClosed, err)
+	}
+	return p.t.m.unreachable(p.c.peer, fmt.Errorf("no answer for %s: %w", p.t.m.opts.RPCTimeout, err))
 }
 
 // release gives back a slot and weight bytes of the window.
@@ -235,6 +275,7 @@ func (p *pipeline) deliver() {
 		p.mu.Unlock()
 		select {
 		case p.doneCh <- f:
+			p.lastDelivery.Store(int64(time.Since(p.created)))
 			p.release(f.weight)
 			p.t.delivered(p.c.peer, f.args, f.resp, f.call.err)
 		case <-p.closing:
