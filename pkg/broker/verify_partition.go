@@ -78,7 +78,7 @@ func (b *Broker) verifyPartition(ctx context.Context, req *v1.VerifyPartitionReq
 	first, agree := narrow(from, to, len(a.Replicas), func(lo, hi, step int64) map[metadata.NodeID][]*v1.OffsetRange {
 		sums := b.checksumsOf(ctx, group, live, lo, hi, step, resp)
 		if lo == from && hi == to {
-			b.totals(resp, sums)
+			totals(resp, sums)
 		}
 		return sums
 	})
@@ -154,7 +154,7 @@ func (b *Broker) checksumsOf(ctx context.Context, group string, ids []metadata.N
 // totals sets each replica's checksum of the whole range (a CRC-32C of
 // its runs' CRCs and sizes, in order), and the batches and bytes compared
 // (the first replica's).
-func (b *Broker) totals(resp *v1.VerifyPartitionResponse, sums map[metadata.NodeID][]*v1.OffsetRange) {
+func totals(resp *v1.VerifyPartitionResponse, sums map[metadata.NodeID][]*v1.OffsetRange) {
 	for _, rc := range resp.Replicas {
 		rs, ok := sums[rc.NodeId]
 		if !ok {

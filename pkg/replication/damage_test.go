@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/stratalog/strata/pkg/record"
 	"github.com/stratalog/strata/pkg/segment"
 )
 
@@ -402,7 +400,7 @@ func TestCorruptNewestSnapshot(t *testing.T) {
 			if got := nd.g.Log().StartOffset(); got != start {
 				t.Fatalf("log start %d, want %d", got, start)
 			}
-			log := valuesFrom(t, readAllFrom(t, nd.g.Log(), hwm), start)
+			log := valuesFrom(t, readAll(t, nd.g.Log(), hwm), start)
 			checkAcked(t, log, acks)
 			if nd.g.AbstainUntil() != 0 {
 				t.Fatal("abstaining after a snapshot was rebuilt")
@@ -411,50 +409,11 @@ func TestCorruptNewestSnapshot(t *testing.T) {
 	}
 }
 
-// valuesFrom is values for batches that start at offset start.
+// valuesFrom is values for batches that start at offset start, with no
+// check for a value seen twice.
 func valuesFrom(t *testing.T, batches []byte, start int64) map[string]int64 {
 	t.Helper()
-	out := map[string]int64{}
-	next := start
-	for rest := batches; len(rest) > 0; {
-		b, h, r, err := record.Next(rest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.BaseOffset != next {
-			t.Fatalf("batch at offset %d, want %d", h.BaseOffset, next)
-		}
-		recs, err := record.Decode(b, record.DecodeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rec := range recs {
-			out[string(bytes.TrimRight(rec.Value, "."))] = rec.Offset
-		}
-		next, rest = h.NextOffset(), r
-	}
-	return out
-}
-
-// readAllFrom is readAll for a log whose start may be above 0.
-func readAllFrom(t *testing.T, l *segment.Log, hwm int64) []byte {
-	t.Helper()
-	var out []byte
-	for off := l.StartOffset(); off < hwm; {
-		b, err := l.Read(off, hwm, 1<<20)
-		if err != nil || len(b) == 0 {
-			t.Fatalf("read at %d: %d bytes, %v", off, len(b), err)
-		}
-		for rest := b; len(rest) > 0; {
-			_, h, r, err := record.Next(rest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			off, rest = h.NextOffset(), r
-		}
-		out = append(out, b...)
-	}
-	return out
+	return decodeValues(t, batches, start, false)
 }
 
 // TestFollowerWithoutSnapshotsAbstainsUntilCopied: a follower whose log
@@ -519,7 +478,7 @@ func TestFollowerWithoutSnapshotsAbstainsUntilCopied(t *testing.T) {
 			delete(acks, v)
 		}
 	}
-	checkAcked(t, valuesFrom(t, readAllFrom(t, f.g.Log(), hwm), start), acks)
+	checkAcked(t, valuesFrom(t, readAll(t, f.g.Log(), hwm), start), acks)
 }
 
 // TestVerifyDir: the offline check of a replica's directory finds a sound

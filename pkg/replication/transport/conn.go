@@ -244,6 +244,13 @@ func (cl *call) isDone() bool {
 // arms cl's timeout. Errors complete cl; the caller waits on cl.done
 // either way.
 func (c *conn) start(cl *call, b []byte, timeout time.Duration) {
+	c.send(cl, b, timeout, timeout)
+}
+
+// send is start with the write's deadline and the call's own timeout
+// apart; a callTimeout of 0 arms no timer (the caller bounds the wait and
+// must cancel the call: startUntimed).
+func (c *conn) send(cl *call, b []byte, writeTimeout, callTimeout time.Duration) {
 	c.mu.Lock()
 	if c.mu.pending == nil {
 		err := c.mu.err
@@ -260,11 +267,13 @@ func (c *conn) start(cl *call, b []byte, timeout time.Duration) {
 	cl.id = c.mu.nextID
 	c.mu.pending[cl.id] = cl
 	id := cl.id
-	cl.timer = time.AfterFunc(timeout, func() { c.cancel(id, c.m.timeoutErr(c.peer)) })
+	if callTimeout > 0 {
+		cl.timer = time.AfterFunc(callTimeout, func() { c.cancel(id, c.m.timeoutErr(c.peer)) })
+	}
 	c.mu.Unlock()
 
 	putID(b, id)
-	if err := c.writeFrame(b, timeout, cl.lazy); err != nil {
+	if err := c.writeFrame(b, writeTimeout, cl.lazy); err != nil {
 		c.cancel(id, fmt.Errorf("transport: send to %s: %w", c.peer, err))
 	}
 }

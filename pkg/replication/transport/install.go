@@ -191,26 +191,5 @@ wait:
 // the wait itself (and must cancel the call). writeTimeout bounds sending
 // the frame.
 func (c *conn) startUntimed(cl *call, b []byte, writeTimeout time.Duration) {
-	c.mu.Lock()
-	if c.mu.pending == nil {
-		err := c.mu.err
-		c.mu.Unlock()
-		cl.complete(fmt.Errorf("transport: connection to %s: %w", c.peer, err))
-		return
-	}
-	if cl.cancelled != nil {
-		c.mu.Unlock()
-		cl.complete(cl.cancelled)
-		return
-	}
-	c.mu.nextID++
-	cl.id = c.mu.nextID
-	c.mu.pending[cl.id] = cl
-	id := cl.id
-	c.mu.Unlock()
-
-	putID(b, id)
-	if err := c.writeFrame(b, writeTimeout, false); err != nil {
-		c.cancel(id, fmt.Errorf("transport: send to %s: %w", c.peer, err))
-	}
+	c.send(cl, b, writeTimeout, 0)
 }

@@ -87,11 +87,17 @@ func splitAppend(args *raft.AppendEntriesRequest, limit int) []*raft.AppendEntri
 // first that failed or saw a newer term, else the last.
 func answerOf(args *raft.AppendEntriesRequest, answers []*raft.AppendEntriesResponse) *raft.AppendEntriesResponse {
 	for _, a := range answers {
-		if !a.Success || a.Term > args.Term {
+		if ends(args, a) {
 			return a
 		}
 	}
 	return answers[len(answers)-1]
+}
+
+// ends reports whether a part's answer ends the request: refused, or from
+// a newer term.
+func ends(args *raft.AppendEntriesRequest, a *raft.AppendEntriesResponse) bool {
+	return !a.Success || a.Term > args.Term
 }
 
 // appendParts sends a request cut into parts, one after another, stopping
@@ -101,7 +107,7 @@ func (t *Transport) appendParts(target raft.ServerAddress, args *raft.AppendEntr
 		if err := t.call(target, rpcAppendEntries, part, nil, resp); err != nil {
 			return err
 		}
-		if !resp.Success || resp.Term > args.Term {
+		if ends(args, resp) {
 			return nil
 		}
 	}
