@@ -167,6 +167,17 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 			}
 		}
 		seen[name] = true
+		if leader == "" {
+			// Raft knows no leader: this replica has not heard the one
+			// elected last (a handover a moment ago, say). If the broker
+			// the metadata names leader was found gone (its raft port
+			// refuses connections), that is the gone leader: waiting to
+			// hear from it would cost unknownWait, or a tick more than
+			// the next successor.
+			if l := lastLeader(); l != "" && b.mux.Gone(l) {
+				leader = l
+			}
+		}
 		p := b.elect.pending[name]
 		// A leader known gone stays the news when raft forgets it: a
 		// vote request of a higher term (a first successor's, maybe lost)

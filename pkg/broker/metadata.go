@@ -16,8 +16,10 @@ var Version = "dev"
 // (all when none are named): each partition's replicas and last known
 // leader, so clients route produce and fetch. An unknown topic is reported
 // in its TopicMetadata, not as a call error. It answers from this broker's
-// copy of the metadata, which may trail the leader by a moment; a client
-// sent to a broker that no longer leads gets NOT_LEADER and asks again.
+// copy of the metadata, which may trail the leader by a moment, and for
+// the partitions it holds a replica of, from their raft groups, which know
+// a new leader as soon as it is elected; a client sent to a broker that no
+// longer leads gets NOT_LEADER and asks again.
 func (b *Broker) Metadata(ctx context.Context, req *v1.MetadataRequest) (*v1.MetadataResponse, error) {
 	controller, _ := b.meta.Leader()
 	resp := &v1.MetadataResponse{ClusterId: b.meta.ClusterID(), ControllerId: controller}
@@ -49,8 +51,14 @@ func (b *Broker) Metadata(ctx context.Context, req *v1.MetadataRequest) (*v1.Met
 		}
 		for i, a := range t.Assignments {
 			leader := a.Leader
-			if p, ok := b.replicas.get(t.GroupName(int32(i))); ok && p.IsLeader() {
-				leader = b.cfg.NodeID // fresher than the published news
+			if p, ok := b.replicas.get(t.GroupName(int32(i))); ok {
+				// A replica's raft group knows a new leader as soon as
+				// it is elected, before the metadata publishes it.
+				if p.IsLeader() {
+					leader = b.cfg.NodeID
+				} else if l := p.Leader(); l != 0 {
+					leader = l
+				}
 			}
 			tm.Partitions = append(tm.Partitions, &v1.PartitionMetadata{Partition: int32(i), Leader: leader, Replicas: a.Replicas})
 		}

@@ -234,14 +234,20 @@ func requireKeys(b []byte) error {
 	return nil
 }
 
-func (p *Partition) notLeader() error {
+// Leader is the node id of the broker this replica's raft group follows
+// as leader (itself when it leads), or 0 when it knows none.
+func (p *Partition) Leader() uint32 {
 	id, _ := p.group.Leader()
 	var leader uint32
 	fmt.Sscan(string(id), &leader)
+	return leader
+}
+
+func (p *Partition) notLeader() error {
 	return &apierr.Error{
 		Code:     v1.ErrorCode_ERROR_CODE_NOT_LEADER,
 		Message:  fmt.Sprintf("broker %s does not lead %s/%d", p.opts.NodeID, p.opts.Topic, p.opts.ID),
-		LeaderID: leader,
+		LeaderID: p.Leader(),
 	}
 }
 

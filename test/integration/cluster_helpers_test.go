@@ -75,6 +75,14 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		c.logLevel = lv
 	}
 	base := t.TempDir()
+	logs := base
+	if d := os.Getenv("STRATA_IT_LOG_DIR"); d != "" {
+		// Broker logs kept after the test, for a run to be studied.
+		logs = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(logs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	used := map[string]bool{}
 	port := func() string {
 		for {
@@ -86,7 +94,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		}
 	}
 	for i := range n {
-		nd := &node{id: uint32(i + 1), dir: filepath.Join(base, fmt.Sprintf("node%d", i+1)), logPath: filepath.Join(base, fmt.Sprintf("node%d.log", i+1))}
+		nd := &node{id: uint32(i + 1), dir: filepath.Join(base, fmt.Sprintf("node%d", i+1)), logPath: filepath.Join(logs, fmt.Sprintf("node%d.log", i+1))}
 		nd.api, nd.http, nd.raft, nd.gossip = port(), port(), port(), port()
 		c.nodes = append(c.nodes, nd)
 	}

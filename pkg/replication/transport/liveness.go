@@ -103,6 +103,22 @@ func (m *Mux) Alive(peer raft.ServerAddress, now time.Time, d time.Duration) boo
 	return heard != 0 && m.clock(now)-heard < d.Nanoseconds()
 }
 
+// Gone reports whether peer was found gone (its raft port refused a
+// connection, peerdown.go) and has not been heard since: stronger news
+// than silence, which a pause or a cut network also gives.
+func (m *Mux) Gone(peer raft.ServerAddress) bool {
+	if peer == m.addr {
+		return false
+	}
+	v, ok := m.lives.Load(peer)
+	if !ok {
+		return false
+	}
+	pl := v.(*peerLife)
+	down := pl.down.Load()
+	return down != 0 && pl.heard.Load() <= down
+}
+
 // Watch asks for peers to be pulsed every Options.HeartbeatInterval for
 // the next watchTTL (call it again to keep them watched), so that Heard
 // stays fresh while they are up. This Mux's own address is ignored. A Mux

@@ -15,7 +15,7 @@ import (
 // is gone without waiting for raft's election timeout.
 //
 // When a connection to or from a peer fails (EOF, reset), the Mux dials
-// the peer's listen address (up to three times, 100ms apart). "Connection refused" means the host is
+// the peer's listen address (up to four times over 150ms, probeGaps). "Connection refused" means the host is
 // up and nothing listens there: the peer's process has exited (kill -9, a
 // crash, a stop). Then Options.OnPeerDown is called with the peer's
 // address, and its owner can start elections in the groups that peer led
@@ -61,15 +61,15 @@ func (m *Mux) peerLost(peer raft.ServerAddress, err error) {
 	}
 }
 
-// peerGone dials peer up to probeTries times, probeGap apart, and reports
+// peerGone dials peer up to len(probeGaps)+1 times, probeGaps apart, and reports
 // whether one found nothing listening there. More than once because a
 // process being killed closes its connections a moment before its
 // listener: a dial in between still connects.
 func (m *Mux) peerGone(ctx context.Context, peer raft.ServerAddress) bool {
 	d := net.Dialer{Timeout: m.opts.DialTimeout}
-	for try := range probeTries {
+	for try := range len(probeGaps) + 1 {
 		if try > 0 {
-			t := time.NewTimer(probeGap)
+			t := time.NewTimer(probeGaps[try-1])
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -91,11 +91,11 @@ func (m *Mux) peerGone(ctx context.Context, peer raft.ServerAddress) bool {
 	return false
 }
 
-// probeTries and probeGap: how a lost peer is probed (peerGone).
-const (
-	probeTries = 3
-	probeGap   = 100 * time.Millisecond
-)
+// probeGaps: how long peerGone waits before each dial after the first.
+// A killed process's listener closes within milliseconds of its
+// connections, so the first retries come soon (each one sooner is that much
+// sooner an election); the last is for a loaded machine.
+var probeGaps = [...]time.Duration{10 * time.Millisecond, 40 * time.Millisecond, 100 * time.Millisecond}
 
 // Campaign makes this group's raft start an election now, as raft does
 // when its leader hands leadership over (a TimeoutNow request): no
