@@ -168,13 +168,16 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 		}
 		seen[name] = true
 		if leader == "" {
-			// Raft knows no leader: this replica has not heard the one
-			// elected last (a handover a moment ago, say). If the broker
-			// the metadata names leader was found gone (its raft port
-			// refuses connections), that is the gone leader: waiting to
-			// hear from it would cost unknownWait, or a tick more than
-			// the next successor.
-			if l := lastLeader(); l != "" && b.mux.Gone(l) {
+			// Raft knows no leader: this replica has not heard from the
+			// one elected last. If that was the target of its own
+			// handover a moment ago, or else the broker the metadata
+			// names leader, and the transport found it gone (its raft
+			// port refuses connections), it is the gone leader: waiting
+			// to hear from a leader would cost unknownWait, or a tick
+			// more than the next successor.
+			if h := s.HandedTo; h != nil && now.Sub(h.At) < unknownWait && b.mux.Gone(h.Addr) {
+				leader = h.Addr
+			} else if l := lastLeader(); l != "" && b.mux.Gone(l) {
 				leader = l
 			}
 		}

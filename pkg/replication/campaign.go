@@ -42,11 +42,14 @@ type Successor struct {
 	// Abstaining, when set and true, keeps the node out of elections: its
 	// log lost acknowledged entries (abstain.go).
 	Abstaining func() bool
+	// HandedTo is the target of this replica's last completed handover,
+	// nil if none (HandedTo).
+	HandedTo *HandedTo
 }
 
 // Successor returns the replica as a candidate for early elections.
 func (g *Group) Successor() Successor {
-	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport, Abstaining: g.store.abstaining}
+	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport, Abstaining: g.store.abstaining, HandedTo: g.handedTo.Load()}
 }
 
 // Candidacy is a node's turn to succeed a gone leader.

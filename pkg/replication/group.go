@@ -53,6 +53,8 @@ type Group struct {
 	}
 	// nudging: a catch-up barrier is being appended (catchup.go).
 	nudging atomic.Bool
+	// handedTo: the last completed HandOver's target (handover.go).
+	handedTo atomic.Pointer[HandedTo]
 	// readyTerm is the term in which this replica, as leader, has applied
 	// everything committed before it (see awaitLeaderReady).
 	readyTerm atomic.Uint64

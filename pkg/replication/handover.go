@@ -49,7 +49,20 @@ func (g *Group) HandOver(ctx context.Context, to raft.ServerID, addr raft.Server
 	if errors.Is(err, ErrHandOverAbandoned) {
 		return err
 	}
+	if err == nil {
+		g.handedTo.Store(&HandedTo{Addr: addr, At: time.Now()})
+	}
 	return g.convert(ctx, err, false)
+}
+
+// HandedTo is the target of a replica's last completed HandOver, and when
+// it completed. Right after a handover the old leader may not have heard
+// from the new one yet (raft then knows no leader): if the target dies in
+// that moment, this is who the old leader should take for the gone leader
+// (broker's elector), instead of waiting to hear from any.
+type HandedTo struct {
+	Addr raft.ServerAddress
+	At   time.Time
 }
 
 // handOver is HandOver on s's raft; done closes when that raft shuts down.
