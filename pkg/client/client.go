@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
@@ -158,9 +159,30 @@ func (c *Client) anyConn(attempt int) (v1.StrataClient, string, error) {
 	if known := c.meta.brokerAddrs(); len(known) > 0 {
 		addrs = append(append([]string(nil), c.seeds...), known...)
 	}
-	addr := addrs[attempt%len(addrs)]
+	// A broker whose connection is failing (refused, unreachable) is
+	// passed over while another is not: after a broker's death the
+	// metadata a failover needs comes from the survivors at once, not
+	// after a backoff per dead seed.
+	pick := attempt % len(addrs)
+	for i := range addrs {
+		j := (attempt + i) % len(addrs)
+		if !c.failing(addrs[j]) {
+			pick = j
+			break
+		}
+	}
+	addr := addrs[pick]
 	cl, err := c.conn(addr)
 	return cl, addr, err
+}
+
+// failing reports whether the connection to addr exists and is failing
+// (gRPC's TRANSIENT_FAILURE: its last attempt to connect failed).
+func (c *Client) failing(addr string) bool {
+	c.mu.Lock()
+	cc, ok := c.mu.conns[addr]
+	c.mu.Unlock()
+	return ok && cc.GetState() == connectivity.TransientFailure
 }
 
 // retriable reports whether a retry, after a metadata refresh, may help.
@@ -177,6 +199,7 @@ func retriable(err error) bool {
 // number (0, 1, ...).
 func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx context.Context, attempt int) error) error {
 	backoff := c.cfg.backoffMin
+	began := time.Now()
 	var last error // the last retriable error, reported if time runs out
 	wasRedirect := false
 	for attempt := 0; ; attempt++ {
@@ -202,6 +225,13 @@ func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx cont
 		isRedirect := redirected(err)
 		if !isRedirect {
 			c.meta.invalidate()
+		}
+		// While a failover may be under way (the first failoverWindow of
+		// retries), backoff stays at most failoverBackoff, so that a
+		// new leader, elected within 50-500 ms of the old one's death, is
+		// found within about that much of its election.
+		if time.Since(began) < failoverWindow {
+			backoff = min(backoff, failoverBackoff)
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		if isRedirect && !wasRedirect {
@@ -259,6 +289,14 @@ func fixAddr(advertised, via string) string {
 // attemptTimeout bounds one attempt of any call; the broker's own waits
 // (produce acks, fetch long polls) are asked to end well before it.
 const attemptTimeout = 15 * time.Second
+
+// failoverWindow and failoverBackoff: a series of retries backs off at most
+// failoverBackoff for its first failoverWindow, then up to the configured
+// maximum (RetryBackoff).
+const (
+	failoverWindow  = 2 * time.Second
+	failoverBackoff = 100 * time.Millisecond
+)
 
 // maxMessageBytes matches the broker's default --max-request-bytes.
 const maxMessageBytes = 64 << 20
