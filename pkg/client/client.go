@@ -229,9 +229,10 @@ func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx cont
 		// While a failover may be under way (the first failoverWindow of
 		// retries), backoff stays at most failoverBackoff, so that a
 		// new leader, elected within 50-500 ms of the old one's death, is
-		// found within about that much of its election.
+		// found within about that much of its election (never below a
+		// RetryBackoff minimum set higher).
 		if time.Since(began) < failoverWindow {
-			backoff = min(backoff, failoverBackoff)
+			backoff = min(backoff, max(failoverBackoff, c.cfg.backoffMin))
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		if isRedirect && !wasRedirect {
