@@ -30,7 +30,7 @@ func main() {
 // pass their own to check flag, environment and file layering).
 func newRootCmd(runFn func(context.Context, broker.Config) error) *cobra.Command {
 	cfg := broker.DefaultConfig()
-	var configFile string
+	var configFile, clockFile string
 	cmd := &cobra.Command{
 		Use:   "strata-broker",
 		Short: "Run a Strata broker",
@@ -60,10 +60,17 @@ over the file.`,
 			if err := loadConfig(cmd, configFile, &cfg); err != nil {
 				return err
 			}
+			if clockFile != "" {
+				cfg.Clock = (&fileClock{path: clockFile}).now
+			}
 			return runFn(cmd.Context(), cfg)
 		},
 	}
 	bindFlags(cmd, &cfg, &configFile)
+	// Fault-injection tests only (debugclock.go): not in --help, the
+	// environment or the config file.
+	cmd.Flags().StringVar(&clockFile, "debug-clock-offset-file", "", "file holding an offset (Go duration) added to the wall clock the broker decides retention, compaction and group expiry by")
+	cmd.Flags().MarkHidden("debug-clock-offset-file")
 	cmd.AddCommand(newHealthcheckCmd(), newVerifyCmd())
 	return cmd
 }
