@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"fmt"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -100,16 +102,62 @@ func ends(args *raft.AppendEntriesRequest, a *raft.AppendEntriesResponse) bool {
 	return !a.Success || a.Term > args.Term
 }
 
-// appendParts sends a request cut into parts, one after another, stopping
-// at the first that fails or is refused; see splitAppend.
+// appendParts sends a request cut into parts on one connection, all of
+// them before waiting for any answer (the follower handles them in order,
+// so its writes and fsyncs overlap the leader's encoding and sending of the
+// next parts), and then sets resp from their answers (answerOf). A part
+// after one that is refused is refused too (its previous entry is missing)
+// and changes nothing. The parts' entries are in memory already (raft's
+// request), and one encoded part at a time.
+//
+// Sent one after another, each waiting for the last, a request of 64
+// batches of 1 MiB took 8 round trips of an 8 MiB write and fsync: a
+// follower behind by a GB caught up at a third to a half of the produce
+// rate.
 func (t *Transport) appendParts(target raft.ServerAddress, args *raft.AppendEntriesRequest, parts []*raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	c, err := t.m.getConn(target)
+	if err != nil {
+		return fmt.Errorf("%s to %s (group %q): %w", rpcAppendEntries, target, t.group, err)
+	}
+	answers := make([]*raft.AppendEntriesResponse, 0, len(parts))
+	calls := make([]*call, 0, len(parts))
+	var sendErr error
 	for _, part := range parts {
-		if err := t.call(target, rpcAppendEntries, part, nil, resp); err != nil {
-			return err
+		b, err := t.encodeRequest(rpcAppendEntries, part, nil)
+		if err != nil {
+			sendErr = err
+			break
 		}
-		if ends(args, resp) {
+		a := new(raft.AppendEntriesResponse)
+		cl := newCall(a)
+		c.start(cl, b, t.m.opts.RPCTimeout)
+		answers, calls = append(answers, a), append(calls, cl)
+	}
+	// Every call started is waited for (or cancelled), so nothing decodes
+	// into an answer after this returns.
+	for _, cl := range calls {
+		select {
+		case <-cl.done:
+		case <-t.closing:
+			c.cancelCall(cl, ErrClosed)
+			<-cl.done
+		}
+	}
+	for i, cl := range calls {
+		if cl.err != nil {
+			return fmt.Errorf("%s to %s (group %q): %w", rpcAppendEntries, target, t.group, cl.err)
+		}
+		if ends(args, answers[i]) {
+			*resp = *answers[i]
 			return nil
 		}
 	}
+	if sendErr != nil || len(calls) == 0 {
+		return fmt.Errorf("%s to %s (group %q): %w", rpcAppendEntries, target, t.group, sendErr)
+	}
+	*resp = *answers[len(answers)-1]
 	return nil
 }

@@ -225,7 +225,14 @@ func (t *Transport) forgetPipeline(p *pipeline) {
 
 // encodeRequest encodes a request frame (its id is filled in when sent).
 func (t *Transport) encodeRequest(typ rpcType, args any, snapshot []byte) ([]byte, error) {
-	b := make([]byte, frameLenSize+headerSize+len(t.group), frameLenSize+headerSize+len(t.group)+256+len(snapshot))
+	// Room for the whole frame up front: an AppendEntries' entries grown
+	// into by doubling cost a leader catching a follower up a third of its
+	// CPU in copies (pprof, 1 GB behind).
+	room := 256 + len(snapshot)
+	if ae, ok := args.(*raft.AppendEntriesRequest); ok {
+		room += requestBytes(ae)
+	}
+	b := make([]byte, frameLenSize+headerSize+len(t.group), frameLenSize+headerSize+len(t.group)+room)
 	payload, err := encodePayload(b[len(b):], args)
 	if err != nil {
 		return nil, err
