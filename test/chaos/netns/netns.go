@@ -172,10 +172,11 @@ func (nt *Net) Close() error {
 			}
 		}
 	}
-	// Deleting the switch namespace destroys the veth with it, unless a
-	// process holds that namespace; remove our end explicitly then.
+	// Deleting the switch namespace destroys the veth with it (the kernel
+	// does so asynchronously), unless a process holds that namespace;
+	// remove our end explicitly, and a link gone meanwhile is no error.
 	if linkExists(ctx, nt.rootIf) {
-		if err := ipCmds(ctx, []string{"link", "del", nt.rootIf}); err != nil {
+		if err := ipCmds(ctx, []string{"link", "del", nt.rootIf}); err != nil && linkExists(ctx, nt.rootIf) {
 			errs = append(errs, err)
 		}
 	}

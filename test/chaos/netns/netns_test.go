@@ -231,7 +231,11 @@ func TestPartitionCutsAndHeals(t *testing.T) {
 	wantProbe(t, ctx, nt, 0, 1, true)
 	wantProbe(t, ctx, nt, 1, 0, true)
 
-	if err := nt.Isolate(2); err != nil {
+	iso := nt.Isolation(2)
+	if k, tg := iso.Kind(), iso.Target(); k != "isolate" || tg != "{2} | {0,1}" {
+		t.Errorf("isolation: kind %q target %q", k, tg)
+	}
+	if err := iso.Inject(ctx); err != nil {
 		t.Fatal(err)
 	}
 	wantProbe(t, ctx, nt, 2, 0, false)
@@ -239,7 +243,11 @@ func TestPartitionCutsAndHeals(t *testing.T) {
 	wantProbe(t, ctx, nt, 0, 1, true)
 	wantClient(t, nt, 2, true)
 
-	if err := nt.Bridge([]int{0}, []int{1}, 2); err != nil {
+	bridge := &Cut{Net: nt, Sides: [][]int{{0}, {1}}, Via: 2}
+	if k, tg := bridge.Kind(), bridge.Target(); k != "bridge" || tg != "{0} | {1} via 2" {
+		t.Errorf("bridge cut: kind %q target %q", k, tg)
+	}
+	if err := bridge.Inject(ctx); err != nil {
 		t.Fatal(err)
 	}
 	wantProbe(t, ctx, nt, 0, 1, false)
@@ -253,7 +261,7 @@ func TestPartitionCutsAndHeals(t *testing.T) {
 	wantClient(t, nt, 0, true)
 	wantProbe(t, ctx, nt, 0, 1, true)
 
-	if err := nt.Heal(); err != nil {
+	if err := (&Cut{Net: nt}).Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
 	wantClient(t, nt, 1, true)

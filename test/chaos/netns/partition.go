@@ -38,15 +38,7 @@ func (nt *Net) Partition(sides ...[]int) error {
 
 // Isolate cuts host i off from every other host (the test still reaches
 // it). It replaces any earlier partition.
-func (nt *Net) Isolate(i int) error {
-	var rest []int
-	for h := range nt.n {
-		if h != i {
-			rest = append(rest, h)
-		}
-	}
-	return nt.Partition([]int{i}, rest)
-}
+func (nt *Net) Isolate(i int) error { return nt.Isolation(i).Inject(context.Background()) }
 
 // Bridge cuts a from b while host bridge, in neither, talks to both: the
 // "bridge" partition of Jepsen, where the two sides can each reach a
