@@ -94,10 +94,10 @@ func (rs *replicas) closeAll() error {
 }
 
 // partitionDir is where a partition replica's files live:
-// <data>/topics/<name>-<topic id>/<p>. The topic id keeps a recreated topic
-// from reading a deleted one's files.
-func (b *Broker) partitionDir(t metadata.Topic, p int32) string {
-	return filepath.Join(b.cfg.DataDir, "topics", fmt.Sprintf("%s-%s", t.Name, t.ID), fmt.Sprint(p))
+// <data>/topics/<name>-<topic id>/<p> (metadata.PartitionDir), refused if
+// the name or id would lead outside the data directory.
+func (b *Broker) partitionDir(t metadata.Topic, p int32) (string, error) {
+	return metadata.PartitionDir(b.cfg.DataDir, t, p)
 }
 
 // runReplicas keeps the open replicas in line with the metadata: opens the
@@ -209,12 +209,16 @@ func (b *Broker) openReplica(t metadata.Topic, p int32, a metadata.Assignment, c
 			boot = append(boot, raft.Server{Suffrage: raft.Voter, ID: metadata.ServerID(id), Address: raft.ServerAddress(br.RaftAddr)})
 		}
 	}
+	dir, err := b.partitionDir(t, p)
+	if err != nil {
+		return err
+	}
 	tr, err := b.mux.Transport(group)
 	if err != nil {
 		return err
 	}
 	part, err := partition.Open(partition.Options{
-		Dir: b.partitionDir(t, p), Topic: t.Name, ID: p, Group: group, Config: cfg,
+		Dir: dir, Topic: t.Name, ID: p, Group: group, Config: cfg,
 		NodeID: metadata.ServerID(b.cfg.NodeID), Transport: tr, Stable: b.stable.For(group), Bootstrap: boot,
 		Raft: b.raftCfg(), Fsync: b.fsync, FsyncInterval: b.cfg.FsyncInterval, LogSource: logSource{b},
 		Logger: b.log, Metrics: b.metrics.partition, SoleReplica: len(a.Replicas) == 1,
@@ -249,7 +253,11 @@ func (b *Broker) removeReplica(r *replica) {
 	if err := b.stable.Delete(p.GroupName()); err != nil {
 		b.log.Warn("forget removed replica's raft state", zap.String("group", p.GroupName()), zap.Error(err))
 	}
-	dir := b.partitionDir(r.topic, p.ID())
+	dir, err := b.partitionDir(r.topic, p.ID())
+	if err != nil {
+		b.log.Error("not deleting a removed replica's files", zap.String("group", p.GroupName()), zap.Error(err))
+		return
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		b.log.Warn("delete removed replica's files", zap.String("dir", dir), zap.Error(err))
 	}

@@ -16,8 +16,14 @@
 //
 // Caller's duties:
 //  1. Validate names with ValidateTopicName and configs with
-//     ParseTopicConfig before applying; Apply re-checks only invariants.
+//     ParseTopicConfig (against the broker's defaults) before applying.
+//     Apply validates every change again where it is applied
+//     (validate.go): names, ids, replica lists against the registered
+//     brokers, partition counts, config keys and values; a refused change
+//     returns its error and changes nothing, on every replica alike.
 //  2. Treat returned Topic values as read-only snapshots.
 //  3. Apply only on the quorum's leader (others get NOT_LEADER naming it);
 //     the broker forwards changes there.
+//  4. Build partition paths only with PartitionDir, which refuses any that
+//     would leave the data directory.
 package metadata

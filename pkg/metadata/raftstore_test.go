@@ -131,6 +131,12 @@ func TestRaftStoreReplicatesChanges(t *testing.T) {
 	if err := l.store.Apply(ctx, InitCluster{ClusterID: "second"}); err != nil {
 		t.Fatal(err)
 	}
+	for _, nd := range nodes {
+		addr := string(nd.trans.LocalAddr())
+		if err := l.store.Apply(ctx, RegisterBroker{Broker{ID: nd.id, APIAddr: "127.0.0.1:1", RaftAddr: addr + ":1"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	topic := Topic{Name: "orders", ID: NewID(), Partitions: 1, ReplicationFactor: 3,
 		Assignments: []Assignment{{Replicas: []NodeID{1, 2, 3}, Initial: []NodeID{1, 2, 3}}}}
 	if err := l.store.Apply(ctx, CreateTopic{topic}); err != nil {

@@ -83,7 +83,12 @@ func (s *state) clone() state {
 	return state{ClusterID: s.ClusterID, Topics: maps.Clone(s.Topics), Brokers: maps.Clone(s.Brokers)}
 }
 
+// apply validates c against s (validate.go) and applies it; a refused
+// change leaves s as it was.
 func (s *state) apply(c Change) error {
+	if err := s.validate(c); err != nil {
+		return err
+	}
 	switch c := c.(type) {
 	case CreateTopic:
 		if _, ok := s.Topics[c.Topic.Name]; ok {

@@ -2,7 +2,6 @@ package metadata
 
 import (
 	"fmt"
-	"strings"
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/apierr"
@@ -52,7 +51,9 @@ func (t Topic) GroupName(p int32) string { return fmt.Sprintf("%s/%d", t.ID, p) 
 // ValidateTopicName accepts what Kafka accepts: 1 to 249 characters from
 // [a-zA-Z0-9._-], not "." or "..". Names starting with "__" are reserved for
 // internal topics.
-func ValidateTopicName(name string) error {
+func ValidateTopicName(name string) error { return checkTopicName(name, false) }
+
+func checkTopicName(name string, internalOK bool) error {
 	bad := func(why string) error {
 		return apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_TOPIC, "invalid topic name %q: %s", name, why)
 	}
@@ -63,7 +64,7 @@ func ValidateTopicName(name string) error {
 		return bad(`"." and ".." are not allowed`)
 	case len(name) > MaxTopicNameLen:
 		return bad(fmt.Sprintf("%d characters, at most %d are allowed", len(name), MaxTopicNameLen))
-	case strings.HasPrefix(name, "__"):
+	case !internalOK && IsInternalTopic(name):
 		return bad(`names starting with "__" are reserved for internal topics`)
 	}
 	for _, c := range name {
