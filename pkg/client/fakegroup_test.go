@@ -17,10 +17,11 @@ import (
 // api/v1's group calls, in memory, for the client's tests. It keeps
 // member epochs and fences stale ones (heartbeats and commits), assigns
 // partitions round-robin over the members sorted by id, and withholds a
-// partition from its new owner while another member still reports owning
-// it. Sessions do not expire by the clock: tests call expire. It records
-// what happened (log) so tests can check the order of commits, releases
-// and assignments.
+// partition from its new owner while another member still holds it:
+// reports owning it, or was given it and may be reading it before its
+// next heartbeat says so. Sessions do not expire by the clock: tests call
+// expire. It records what happened (log) so tests can check the order of
+// commits, releases and assignments.
 type fakeGroups struct {
 	interval     time.Duration // heartbeat interval given to members; 0 = 20ms
 	groups       map[string]*fakeGroup
@@ -215,12 +216,15 @@ func (f *fakeBroker) GroupHeartbeat(_ context.Context, r *v1.GroupHeartbeatReque
 		m.topics, m.regex = slices.Clone(r.Topics), r.TopicRegex
 		f.rebalance(g)
 	}
-	// Give the target, less what another member still owns.
+	// Give the target, less what another member still holds: what it
+	// reported owning, and what it was last given, which it may have
+	// started reading before its next heartbeat says so (as
+	// consumer.Group.tell does).
 	given := make(map[TopicPartition]bool)
 	for tp := range m.target {
 		free := true
 		for _, o := range g.members {
-			if o != m && o.owned[tp] {
+			if o != m && (o.owned[tp] || o.given[tp]) {
 				free = false
 			}
 		}
