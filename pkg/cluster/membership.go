@@ -22,7 +22,7 @@ type Config struct {
 	// Local selects memberlist's loopback tuning (fast failure detection);
 	// otherwise its LAN tuning.
 	Local        bool
-	JoinInterval time.Duration // retry period while no seed answers; default 1s
+	JoinInterval time.Duration // retry period while no seed answers, then of reconnecting to failed brokers; default 1s
 	Logger       *zap.Logger
 }
 
@@ -102,22 +102,27 @@ func Join(cfg Config) (*Membership, error) {
 }
 
 // joinLoop tries the seeds until one answers, so that brokers may start in
-// any order. After that, memberlist keeps the membership itself.
+// any order, then reconnects to failed brokers every JoinInterval.
 func (m *Membership) joinLoop(ctx context.Context) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.JoinInterval)
 	defer t.Stop()
+	joined := false
 	for {
-		seeds := m.otherSeeds()
-		if len(seeds) == 0 {
-			return
+		if !joined {
+			seeds := m.otherSeeds()
+			if len(seeds) == 0 {
+				return
+			}
+			n, err := m.ml.Join(seeds)
+			if joined = n > 0; joined {
+				m.log.Info("joined the cluster", zap.Int("seeds answering", n), zap.Int("members", m.ml.NumMembers()))
+			} else {
+				m.log.Debug("no seed answered yet; retrying", zap.Strings("seeds", seeds), zap.Error(err))
+			}
+		} else {
+			m.reconnect(ctx)
 		}
-		n, err := m.ml.Join(seeds)
-		if n > 0 {
-			m.log.Info("joined the cluster", zap.Int("seeds answering", n), zap.Int("members", m.ml.NumMembers()))
-			return
-		}
-		m.log.Debug("no seed answered yet; retrying", zap.Strings("seeds", seeds), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return
@@ -125,6 +130,51 @@ func (m *Membership) joinLoop(ctx context.Context) {
 		}
 	}
 }
+
+// reconnect asks every broker gossip holds for failed (dead, not left)
+// and that accepts a connection again to exchange state with this one.
+//
+// Why: memberlist finds a failed member again only at a full state sync
+// with it, and it syncs with one random member it believes alive every
+// PushPullInterval (30 s on LAN tuning), gossiping to the dead only for
+// GossipToTheDeadTime after their death. So once a partition heals, each
+// side kept seeing the other as dead for up to ~30 s while Raft already
+// ran between them (measured: 24-28 s with a broker isolated 20 s), and
+// the controller counted it out (topic creation with RF = cluster size
+// refused). Serf reconnects failed members the same way (every 30 s). A
+// sync with a member that thinks this broker dead makes it refute, and
+// both sides do this, so the two views meet within two rounds.
+//
+// Each failed broker costs a dial per round; the dial (bounded, and
+// cancelled by ctx) comes first so that an unreachable broker does not
+// hold memberlist's Join (up to its 10 s TCP timeout) and with it Close.
+func (m *Membership) reconnect(ctx context.Context) {
+	m.mu.Lock()
+	var addrs []string
+	for _, g := range m.mu.gone {
+		if g.State == Dead {
+			addrs = append(addrs, g.GossipAddr)
+		}
+	}
+	m.mu.Unlock()
+	for _, a := range addrs {
+		dctx, cancel := context.WithTimeout(ctx, reconnectDialTimeout)
+		c, err := (&net.Dialer{}).DialContext(dctx, "tcp", a)
+		cancel()
+		if err != nil {
+			continue
+		}
+		c.Close()
+		if n, err := m.ml.Join([]string{a}); n > 0 {
+			m.log.Info("reconnected to a failed broker", zap.String("addr", a))
+		} else {
+			m.log.Debug("reconnect to a failed broker", zap.String("addr", a), zap.Error(err))
+		}
+	}
+}
+
+// reconnectDialTimeout bounds reconnect's probe of one failed broker.
+const reconnectDialTimeout = 500 * time.Millisecond
 
 // otherSeeds drops our own address from the seeds (every broker may be
 // given the same --join list).
