@@ -15,7 +15,8 @@ import (
 // whole change is validated first; on any error nothing changes.
 //
 // Errors: UNKNOWN_TOPIC; INVALID_CONFIG for unknown keys, bad values or a
-// bad combination; POLICY_VIOLATION for weakening an immutable topic.
+// bad combination; POLICY_VIOLATION for weakening an immutable topic or
+// for an internal topic.
 func (b *Broker) AlterTopicConfig(ctx context.Context, req *v1.AlterTopicConfigRequest) (*v1.AlterTopicConfigResponse, error) {
 	t, err := b.alterTopicConfig(ctx, req)
 	if err != nil {
@@ -25,6 +26,9 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, req *v1.AlterTopicConfigR
 }
 
 func (b *Broker) alterTopicConfig(ctx context.Context, req *v1.AlterTopicConfigRequest) (metadata.Topic, error) {
+	if err := refuseInternal("alter the config of", req.Name); err != nil {
+		return metadata.Topic{}, err
+	}
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()
 	t, ok := b.meta.Topic(req.Name)

@@ -13,6 +13,7 @@ import (
 // DeleteRecords moves each partition's log start forward on purpose, on
 // every replica, at the partition's leader.
 //
+// Whole-call error: POLICY_VIOLATION for an internal topic.
 // Per-partition errors: UNKNOWN_TOPIC, UNKNOWN_PARTITION, NOT_LEADER,
 // POLICY_VIOLATION (immutable topic), OFFSET_OUT_OF_RANGE (beyond the high
 // watermark), UNAVAILABLE.
@@ -23,6 +24,9 @@ func (b *Broker) DeleteRecords(ctx context.Context, req *v1.DeleteRecordsRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := refuseInternal("delete records of", req.Topic); err != nil {
+		return nil, apierr.ToStatus(err)
+	}
 	resp := &v1.DeleteRecordsResponse{}
 	for _, dp := range req.Partitions {
 		r := &v1.DeleteRecordsPartitionResult{Partition: dp.Partition, LogStartOffset: -1}

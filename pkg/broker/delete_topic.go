@@ -14,8 +14,11 @@ import (
 // partitions and deletes their files.
 //
 // Errors: UNKNOWN_TOPIC; POLICY_VIOLATION for an immutable topic, whose
-// records no operation may delete.
+// records no operation may delete, or an internal topic.
 func (b *Broker) DeleteTopic(ctx context.Context, req *v1.DeleteTopicRequest) (*v1.DeleteTopicResponse, error) {
+	if err := refuseInternal("delete", req.Name); err != nil {
+		return nil, apierr.ToStatus(err)
+	}
 	b.adminMu.Lock()
 	defer b.adminMu.Unlock()
 	t, ok := b.meta.Topic(req.Name)

@@ -16,7 +16,8 @@ import (
 // (quorum: committed and, with --fsync=always, on disk).
 //
 // Whole-call errors: UNKNOWN_TOPIC (the topic is created instead when
-// --auto-create-topics is on), INVALID_REQUEST. Per-partition errors:
+// --auto-create-topics is on), INVALID_REQUEST, POLICY_VIOLATION for an
+// internal topic (internal_topics.go). Per-partition errors:
 // UNKNOWN_PARTITION, CORRUPT_BATCH (CRC or framing; nothing of that
 // partition's request is stored), RECORD_TOO_LARGE (over max.message.bytes),
 // STORAGE, UNAVAILABLE (shutting down; retry), and UNAVAILABLE on timeout:
@@ -26,6 +27,9 @@ import (
 func (b *Broker) Produce(ctx context.Context, req *v1.ProduceRequest) (*v1.ProduceResponse, error) {
 	if len(req.Partitions) == 0 {
 		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REQUEST, "produce request names no partition"))
+	}
+	if err := refuseInternal("produce to", req.Topic); err != nil {
+		return nil, apierr.ToStatus(err)
 	}
 	if _, ok := b.meta.Topic(req.Topic); !ok {
 		if !b.cfg.AutoCreateTopics {
