@@ -109,7 +109,7 @@ func (m *metrics) interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 	var err error
 	if m.notReady(info.FullMethod) {
 		err = apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE,
-			"broker is starting: it has not joined a cluster or loaded the cluster's metadata yet; retry in a moment"))
+			"broker not ready: it has not joined a cluster or loaded the cluster's metadata yet, or the metadata quorum has no leader now (see /readyz); retry in a moment"))
 	} else {
 		resp, err = h(ctx, req)
 	}
