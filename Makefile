@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/stratalog/strata/pkg/broker.Version=$(VERSION)
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 
-.PHONY: all build test race fuzz bench proto tools clean
+.PHONY: all build test race fuzz bench proto tools clean chaos
 
 all: build
 
@@ -19,6 +19,15 @@ test:
 
 fuzz:
 	FUZZEXECS=3000000 bash .ci/fuzz
+
+# The fault suite (test/chaos) for as long as asked: make chaos SECONDS=3600
+# [SEED=n] [OUT=dir]. Without SECONDS it runs CI's fault counts. Every run
+# prints its seed; SEED replays the schedule.
+SECONDS ?= 0
+SEED    ?= 0
+OUT     ?=
+chaos:
+	CHAOS_SECONDS=$(SECONDS) CHAOS_SEED=$(SEED) CHAOS_OUT=$(OUT) $(GO) test -v -count=1 -timeout=$$(( $(SECONDS) + 3600 ))s ./test/chaos
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
