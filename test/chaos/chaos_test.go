@@ -17,7 +17,7 @@ var (
 	secondsFlag = flag.Int("chaos.seconds", 0, "run the scenarios this long in all, in place of CI's fault counts (default: $CHAOS_SECONDS)")
 	outFlag     = flag.String("chaos.out", "", "write each scenario's history, broker logs and timeline under this directory (default: $CHAOS_OUT, else the test's artifact dir)")
 	faultsFlag  = flag.Int("chaos.faults", 0, "steps per scenario in place of its CI count (0: the scenario's own)")
-	rateFlag    = flag.Float64("chaos.rate", 600_000, "produce workload, value bytes per second, all producers together")
+	rateFlag    = flag.Float64("chaos.rate", 400_000, "produce workload, value bytes per second, all producers together")
 )
 
 var (
@@ -79,19 +79,7 @@ func runScenario(t *testing.T, sc Scenario, share float64) {
 	if *faultsFlag > 0 {
 		sc.Faults = *faultsFlag
 	}
-	if binDir == "" {
-		dir, err := os.MkdirTemp("", "strata-chaos-bin")
-		if err != nil {
-			t.Fatal(err)
-		}
-		binDir = dir
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		bin, err = BuildBroker(ctx, dir)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	brokerBin(t)
 	out := *outFlag
 	if out == "" {
 		out = os.Getenv("CHAOS_OUT")
@@ -128,6 +116,28 @@ func runScenario(t *testing.T, sc Scenario, share float64) {
 		t.Errorf("chaos: %s: seed=%d: first counterexample: %v\nall failing checkers:\n%s\nreplay: go test ./test/chaos -run '%s' -chaos.seed=%d",
 			sc.Name, seed, res.First, strings.Join(bad, "\n"), t.Name(), seed)
 	}
+}
+
+// brokerBin builds strata-broker once per test binary.
+func brokerBin(t *testing.T) string {
+	t.Helper()
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "strata-chaos-bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = dir
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		bin, err = BuildBroker(ctx, dir)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bin == "" {
+		t.Fatal("strata-broker did not build")
+	}
+	return bin
 }
 
 // TestChaosProcess: three brokers; kill -9 (brief, 4-10 s, sometimes

@@ -25,7 +25,7 @@ type History struct {
 	}
 }
 
-// TimelineOp is one produce for the timeline picture: when it completed,
+// TimelineOp is one produce for the timeline picture: when it was sent,
 // how long it took, whether it was acknowledged, and its value bytes.
 type TimelineOp struct {
 	At      time.Time
@@ -67,7 +67,7 @@ func (h *History) Produce(invoke, complete time.Time, fields map[string]any, ok 
 	fields["ok"] = ok
 	h.Log(invoke, "produce", fields)
 	h.mu.Lock()
-	h.mu.ops = append(h.mu.ops, TimelineOp{At: complete, Latency: complete.Sub(invoke), OK: ok, Bytes: bytes})
+	h.mu.ops = append(h.mu.ops, TimelineOp{At: invoke, Latency: complete.Sub(invoke), OK: ok, Bytes: bytes})
 	h.mu.Unlock()
 }
 
