@@ -1,7 +1,16 @@
 package chaos
 
-// renderTimeline draws the run's timeline picture. TIMELINE CALL SITE:
-// test/chaos/timeline (Render(path, ops, faults) error, being built by
-// another session) has not landed yet; once it has, set this to an
-// adapter converting []TimelineOp and []Window to its Op and Window.
-var renderTimeline RenderFunc = nil
+import "github.com/stratalog/strata/test/chaos/timeline"
+
+// renderTimeline draws the run's timeline picture with test/chaos/timeline.
+func renderTimeline(path string, ops []TimelineOp, faults []Window) error {
+	tops := make([]timeline.Op, len(ops))
+	for i, o := range ops {
+		tops[i] = timeline.Op{At: o.At, Latency: o.Latency, OK: o.OK, Bytes: o.Bytes}
+	}
+	tws := make([]timeline.Window, len(faults))
+	for i, w := range faults {
+		tws[i] = timeline.Window{Kind: w.Kind, Target: w.Target, Start: w.Start, End: w.End}
+	}
+	return timeline.Render(path, tops, tws)
+}
