@@ -78,8 +78,8 @@ func (r *Result) Summary(name string, seed uint64) string {
 		}
 		vs = append(vs, k+":"+v)
 	}
-	return fmt.Sprintf("chaos: summary scenario=%s seed=%d faults=%d {%s} acked=%d failed=%d lost=%d duplicated=%d divergent=%d verdicts={%s} took=%s",
-		name, seed, total, strings.Join(fk, " "), r.Acked, r.Failed, r.Lost, r.Duplicated, len(r.Divergent), strings.Join(vs, " "), r.Took.Round(time.Second))
+	return fmt.Sprintf("chaos: summary scenario=%s seed=%d faults=%d {%s} acked=%d failed=%d lost=%d duplicated=%d divergent=%d verdicts={%s} broker-error-lines=%d took=%s",
+		name, seed, total, strings.Join(fk, " "), r.Acked, r.Failed, r.Lost, r.Duplicated, len(r.Divergent), strings.Join(vs, " "), r.ErrorLines, r.Took.Round(time.Second))
 }
 
 const (
