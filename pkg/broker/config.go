@@ -30,6 +30,10 @@ type Config struct {
 	Fsync            string        `yaml:"fsync"`              // --fsync: always | interval
 	FsyncInterval    time.Duration `yaml:"fsync-interval"`     // --fsync-interval
 	AutoCreateTopics bool          `yaml:"auto-create-topics"` // --auto-create-topics
+	// EnablePprof serves /debug/pprof on the HTTP listener. Off by
+	// default: profiles show code paths and memory, and a CPU profile or
+	// trace is work anyone reaching the port could make the broker do.
+	EnablePprof bool `yaml:"enable-pprof"` // --enable-pprof
 	// DefaultPartitions is used for auto-created topics.
 	DefaultPartitions int32 `yaml:"default-partitions"` // --default-partitions
 	// TopicDefaults are broker-wide topic config defaults (key=value).
