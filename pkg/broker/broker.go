@@ -44,6 +44,7 @@ type Broker struct {
 	log     *zap.Logger
 	fsync   partition.FsyncPolicy
 	metrics *metrics
+	recover *recoverer          // recovering interceptors (recover.go)
 	raftCfg func() *raft.Config // raft tuning for partition groups
 	// inflight bounds the bytes produce and fetch hold (inflight.go).
 	inflight inflight
@@ -116,6 +117,7 @@ func New(cfg Config, log *zap.Logger) (*Broker, error) {
 	b.replicas.init()
 	b.elect.init()
 	b.metrics.register(b)
+	b.recover = newRecoverer(b.log, b.metrics.reg)
 	// The public API answers only once the broker knows the cluster's
 	// metadata; broker-to-broker calls are always served.
 	b.metrics.notReady = func(method string) bool {
@@ -193,7 +195,10 @@ func (b *Broker) Start() (err error) {
 		// any handler can refuse it; the stream limit is what keeps a
 		// connection's unanswered requests out of memory (inflight.go).
 		grpc.MaxConcurrentStreams(b.cfg.MaxStreamsPerConnection),
-		grpc.ChainUnaryInterceptor(b.metrics.interceptor),
+		// Recovery first, so that it covers every interceptor after it.
+		// Every request's fields are bounded (bounds.go).
+		grpc.ChainUnaryInterceptor(b.recover.unary, b.metrics.interceptor, boundsUnary),
+		grpc.ChainStreamInterceptor(b.recover.stream, boundsStream),
 	)
 	v1.RegisterStrataServer(b.grpc, b)
 	v1.RegisterStrataInternalServer(b.grpc, b)

@@ -70,7 +70,13 @@ func (b *Broker) Produce(ctx context.Context, req *v1.ProduceRequest) (*v1.Produ
 	var wg sync.WaitGroup
 	for i, pp := range req.Partitions {
 		// Partitions commit independently, so their Raft commits overlap.
-		wg.Go(func() { resp.Partitions[i] = b.producePartition(ctx, req.Topic, pp, acks) })
+		wg.Go(func() {
+			err := b.recover.catch(v1.Strata_Produce_FullMethodName, req, func() { resp.Partitions[i] = b.producePartition(ctx, req.Topic, pp, acks) })
+			if err != nil {
+				resp.Partitions[i] = &v1.ProducePartitionResult{Partition: pp.Partition, BaseOffset: -1, LastOffset: -1,
+					Error: apierr.ToProto(apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN, "internal error (logged by the broker)"))}
+			}
+		})
 	}
 	wg.Wait()
 	return resp, nil

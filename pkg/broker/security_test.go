@@ -1,9 +1,17 @@
 package broker_test
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
@@ -103,5 +111,166 @@ func TestInternalTopicsProtected(t *testing.T) {
 	f, err := c.Fetch(ctx(t), &v1.FetchRequest{Partitions: []*v1.FetchPartition{{Topic: topic, Partition: 0}}})
 	if err != nil || len(f.Partitions) != 1 || f.Partitions[0].Error != nil {
 		t.Fatalf("reading an internal topic: %v %v", f, err)
+	}
+}
+
+// TestPprofOnlyWhenEnabled: /debug/pprof is 404 unless --enable-pprof.
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		b := brokertest.StartBroker(t, func(c *broker.Config) { c.EnablePprof = enabled })
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/symbol"} {
+			resp, err := http.Get("http://" + b.HTTPAddr() + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			want := http.StatusNotFound
+			if enabled {
+				want = http.StatusOK
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("enable-pprof=%v: %s answered %d, want %d", enabled, path, resp.StatusCode, want)
+			}
+		}
+	}
+}
+
+// TestHandlerPanicBecomesInternal: a handler that panics (unary or
+// stream) answers INTERNAL, is counted, and the broker keeps serving.
+func TestHandlerPanicBecomesInternal(t *testing.T) {
+	b := brokertest.StartBroker(t)
+	broker.SetHandlerHook(b, func(method string) {
+		if method == v1.Strata_DescribeTopic_FullMethodName || method == v1.Strata_MovePartition_FullMethodName {
+			panic("injected by the test")
+		}
+	})
+	c := dial(t, b.APIAddr())
+	_, err := c.DescribeTopic(ctx(t), &v1.DescribeTopicRequest{Name: "x"})
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("unary panic: got %v, want INTERNAL", err)
+	}
+	st, err := c.MovePartition(ctx(t), &v1.MovePartitionRequest{Topic: "x"})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("stream panic: got %v, want INTERNAL", err)
+	}
+	if _, err := c.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: "after", Partitions: 1}); err != nil {
+		t.Fatalf("broker after the panics: %v", err)
+	}
+	body := httpGet(t, "http://"+b.HTTPAddr()+"/metrics")
+	for _, want := range []string{`strata_handler_panics_total{method="DescribeTopic"} 1`, `strata_handler_panics_total{method="MovePartition"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestOversizedFieldsRefused: every bounded field refuses one byte or one
+// entry over its limit with INVALID_REQUEST naming the field and limit.
+func TestOversizedFieldsRefused(t *testing.T) {
+	b := brokertest.StartBroker(t)
+	c := dial(t, b.APIAddr())
+	long := func(n int) string { return strings.Repeat("m", n) }
+	many := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = "t"
+		}
+		return out
+	}
+	hb := func(f func(*v1.GroupHeartbeatRequest)) *v1.GroupHeartbeatRequest {
+		r := &v1.GroupHeartbeatRequest{Group: "g", Topics: []string{"t"}}
+		f(r)
+		return r
+	}
+	configs := map[string]string{}
+	for i := range 65 {
+		configs[fmt.Sprint("k", i)] = "v"
+	}
+	cases := []struct {
+		name, field string
+		call        func() error
+	}{
+		{"member id", "GroupHeartbeatRequest.member_id has 256 bytes; the limit is 255", func() error {
+			_, err := c.GroupHeartbeat(ctx(t), hb(func(r *v1.GroupHeartbeatRequest) { r.MemberId = long(256) }))
+			return err
+		}},
+		{"instance id", "GroupHeartbeatRequest.instance_id has 100000 bytes", func() error {
+			_, err := c.GroupHeartbeat(ctx(t), hb(func(r *v1.GroupHeartbeatRequest) { r.InstanceId = long(100000) }))
+			return err
+		}},
+		{"client id", "GroupHeartbeatRequest.client_id", func() error {
+			_, err := c.GroupHeartbeat(ctx(t), hb(func(r *v1.GroupHeartbeatRequest) { r.ClientId = long(256) }))
+			return err
+		}},
+		{"regex", "GroupHeartbeatRequest.topic_regex has 1025 bytes; the limit is 1024", func() error {
+			_, err := c.GroupHeartbeat(ctx(t), hb(func(r *v1.GroupHeartbeatRequest) { r.Topics, r.TopicRegex = nil, long(1025) }))
+			return err
+		}},
+		{"subscription", "GroupHeartbeatRequest.topics has 10001 entries; the limit is 10000", func() error {
+			_, err := c.GroupHeartbeat(ctx(t), hb(func(r *v1.GroupHeartbeatRequest) { r.Topics = many(10001) }))
+			return err
+		}},
+		{"group", "FindCoordinatorRequest.group has 256 bytes", func() error {
+			_, err := c.FindCoordinator(ctx(t), &v1.FindCoordinatorRequest{Group: long(256)})
+			return err
+		}},
+		{"commit metadata", "CommitOffsetsRequest.offsets[0].metadata has 4097 bytes; the limit is 4096", func() error {
+			_, err := c.CommitOffsets(ctx(t), &v1.CommitOffsetsRequest{Group: "g", MemberEpoch: -1,
+				Offsets: []*v1.OffsetCommit{{Topic: "t", Metadata: long(4097)}}})
+			return err
+		}},
+		{"metadata topics", "MetadataRequest.topics has 10001 entries", func() error {
+			_, err := c.Metadata(ctx(t), &v1.MetadataRequest{Topics: many(10001)})
+			return err
+		}},
+		{"topic name", "ProduceRequest.topic has 5000 bytes; the limit is 1024", func() error {
+			_, err := c.Produce(ctx(t), &v1.ProduceRequest{Topic: long(5000), Partitions: []*v1.ProducePartition{{}}})
+			return err
+		}},
+		{"configs", "CreateTopicRequest.configs has 65 entries; the limit is 64", func() error {
+			_, err := c.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: "x", Partitions: 1, Configs: configs})
+			return err
+		}},
+		{"config value", "AlterTopicConfigRequest.set[retention.ms] has 1025 bytes", func() error {
+			_, err := c.AlterTopicConfig(ctx(t), &v1.AlterTopicConfigRequest{Name: "x", Set: map[string]string{"retention.ms": long(1025)}})
+			return err
+		}},
+		{"stream replicas", "MovePartitionRequest.replicas has 65 entries; the limit is 64", func() error {
+			st, err := c.MovePartition(ctx(t), &v1.MovePartitionRequest{Topic: "x", Replicas: make([]uint32, 65)})
+			if err == nil {
+				_, err = st.Recv()
+			}
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		err := tc.call()
+		wantCode(t, tc.name, err, apierr.ErrInvalidRequest)
+		if !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: error %q does not say %q", tc.name, err, tc.field)
+		}
+	}
+	// At the limit, the same fields pass the bounds and reach the handler
+	// (which may still answer that the group's coordinator is not ready).
+	_, err := c.GroupHeartbeat(ctx(t), hb(func(r *v1.GroupHeartbeatRequest) { r.InstanceId, r.ClientId = long(255), long(255) }))
+	if errors.Is(apierr.FromStatus(err), apierr.ErrInvalidRequest) {
+		t.Fatalf("heartbeat at the limits: %v", err)
 	}
 }
