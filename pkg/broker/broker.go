@@ -177,6 +177,7 @@ func (b *Broker) Start() (err error) {
 		Seeds:      b.cfg.Join,
 		Local:      isLoopback(b.cfg.GossipAddr),
 		Logger:     b.log,
+		Clock:      b.now,
 		Meta: cluster.Meta{
 			NodeID:   cluster.NodeID(b.cfg.NodeID),
 			APIAddr:  b.cfg.advertise(b.apiLn.Addr().String()),

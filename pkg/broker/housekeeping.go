@@ -29,9 +29,20 @@ func (b *Broker) now() time.Time {
 	return time.Now()
 }
 
+// agreedNow is the time the brokers' clocks agree on (cluster.AgreedNow):
+// what retention and compaction lag are measured against, so that one
+// broker whose clock runs ahead does not delete, as leader, what the
+// topic's limits still keep.
+func (b *Broker) agreedNow() time.Time {
+	if b.members == nil {
+		return b.now()
+	}
+	return b.members.AgreedNow()
+}
+
 // housekeepOnce is one pass of runHousekeeping over every replica.
 func (b *Broker) housekeepOnce(ctx context.Context) {
-	now := b.now()
+	now := b.agreedNow()
 	for _, p := range b.replicas.all() {
 		if ctx.Err() != nil {
 			return

@@ -24,6 +24,9 @@ type Config struct {
 	Local        bool
 	JoinInterval time.Duration // retry period while no seed answers, then of reconnecting to failed brokers; default 1s
 	Logger       *zap.Logger
+	// Clock is this broker's wall clock, sampled by the others (clock.go);
+	// default time.Now.
+	Clock func() time.Time
 }
 
 // Membership is this broker's view of the cluster through gossip.
@@ -33,6 +36,7 @@ type Membership struct {
 	log    *zap.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	clocks *clocks
 
 	mu struct {
 		sync.Mutex
@@ -56,6 +60,9 @@ func Join(cfg Config) (*Membership, error) {
 	if cfg.JoinInterval <= 0 {
 		cfg.JoinInterval = time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	meta, err := encodeMeta(cfg.Meta)
 	if err != nil {
 		return nil, err
@@ -68,7 +75,7 @@ func Join(cfg Config) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--gossip-addr %q: bad port", cfg.GossipAddr)
 	}
-	m := &Membership{cfg: cfg, log: cfg.Logger.Named("gossip")}
+	m := &Membership{cfg: cfg, log: cfg.Logger.Named("gossip"), clocks: &clocks{now: cfg.Clock, by: map[string]clockSample{}}}
 	m.mu.changed = make(chan struct{})
 	m.mu.gone = map[NodeID]Member{}
 	m.mu.leaving = map[NodeID]bool{}
@@ -86,6 +93,7 @@ func Join(cfg Config) (*Membership, error) {
 	}
 	mc.Delegate = &delegate{meta: meta, m: m}
 	mc.Events = &events{m: m}
+	mc.Ping = m.clocks
 	mc.Logger = zap.NewStdLog(m.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
 	ml, err := memberlist.Create(mc)
 	if err != nil {

@@ -260,18 +260,12 @@ func produce(ctx context.Context, p *client.Producer, topic, prefix string, n in
 func TestSkewedLeader(t *testing.T) { skewedLeader(t, 30*time.Minute) }
 
 // TestLeaderAheadOfRetention is TestSkewedLeader with the leader's wall
-// clock 48 hours ahead, beyond retention.ms. It fails today: the leader
-// takes every closed segment for expired and commits a new log start,
-// which every replica applies, so records acknowledged seconds ago are
-// deleted cluster-wide (docs: the chaos report, "clock skew"). It runs
-// only with STRATA_CHAOS_REPRO=1 until retention stops trusting one
-// broker's wall clock.
-func TestLeaderAheadOfRetention(t *testing.T) {
-	if os.Getenv("STRATA_CHAOS_REPRO") == "" {
-		t.Skip("known failure, a reproduction: set STRATA_CHAOS_REPRO=1 to run it")
-	}
-	skewedLeader(t, 48*time.Hour)
-}
+// clock 48 hours ahead, beyond retention.ms. It failed before retention
+// used the time the brokers' clocks agree on (cluster.AgreedNow): the
+// leader took every closed segment for expired and committed a new log
+// start, which every replica applied, so records acknowledged seconds
+// before were deleted cluster-wide.
+func TestLeaderAheadOfRetention(t *testing.T) { skewedLeader(t, 48*time.Hour) }
 
 func skewedLeader(t *testing.T, ahead time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
