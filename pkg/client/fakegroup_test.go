@@ -44,6 +44,7 @@ type fakeMember struct {
 	target       map[TopicPartition]bool // what the assignor gives it
 	owned        map[TopicPartition]bool // what it last said it owns
 	given        map[TopicPartition]bool // the last assignment sent to it
+	revoking     map[TopicPartition]bool // taken from given; held until a report at the new epoch lacks them
 	away         bool                    // a static member that left with -2
 }
 
@@ -175,7 +176,7 @@ func (f *fakeBroker) GroupHeartbeat(_ context.Context, r *v1.GroupHeartbeatReque
 		if m == nil {
 			m = &fakeMember{target: map[TopicPartition]bool{}, given: map[TopicPartition]bool{}}
 		}
-		m.id, m.instance, m.away, m.owned = id, r.InstanceId, false, map[TopicPartition]bool{}
+		m.id, m.instance, m.away, m.owned, m.revoking = id, r.InstanceId, false, map[TopicPartition]bool{}, map[TopicPartition]bool{}
 		g.members[id] = m
 		f.event("join", id, TopicPartition{}, 0)
 	case -1, -2:
@@ -212,19 +213,30 @@ func (f *fakeBroker) GroupHeartbeat(_ context.Context, r *v1.GroupHeartbeatReque
 		}
 		m.owned = owned
 	}
+	// A report lacking a revoked partition releases it only if it was
+	// made after the member heard of the revoke (at its new epoch): one
+	// made before may predate the member taking the partition at all.
+	if r.MemberEpoch == m.epoch {
+		for tp := range m.revoking {
+			if !m.owned[tp] {
+				delete(m.revoking, tp)
+			}
+		}
+	}
 	if r.MemberEpoch == 0 || !slices.Equal(m.topics, r.Topics) || m.regex != r.TopicRegex {
 		m.topics, m.regex = slices.Clone(r.Topics), r.TopicRegex
 		f.rebalance(g)
 	}
 	// Give the target, less what another member still holds: what it
-	// reported owning, and what it was last given, which it may have
-	// started reading before its next heartbeat says so (as
-	// consumer.Group.tell does).
+	// reported owning, what it was last given (it may be reading it
+	// before its next heartbeat says so, as consumer.Group.tell allows
+	// for), and what was taken from it until a report made after it
+	// heard so lacks it.
 	given := make(map[TopicPartition]bool)
 	for tp := range m.target {
 		free := true
 		for _, o := range g.members {
-			if o != m && (o.owned[tp] || o.given[tp]) {
+			if o != m && (o.owned[tp] || o.given[tp] || o.revoking[tp]) {
 				free = false
 			}
 		}
@@ -236,6 +248,11 @@ func (f *fakeBroker) GroupHeartbeat(_ context.Context, r *v1.GroupHeartbeatReque
 		for _, tp := range sortedTPs(given) {
 			if !m.given[tp] {
 				f.event("give", m.id, tp, 0)
+			}
+		}
+		for tp := range m.given {
+			if !given[tp] {
+				m.revoking[tp] = true
 			}
 		}
 		m.given = given
