@@ -94,8 +94,14 @@ func (b *Broker) producePartition(ctx context.Context, topic string, pp *v1.Prod
 	if err != nil {
 		return fail(err)
 	}
+	cfg, ok := b.replicaConfig(p.GroupName())
+	if !ok {
+		return fail(apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "%s/%d is closing on this broker; retry", topic, pp.Partition))
+	}
+	now := b.now().UnixMilli()
 	var batches [][]byte
 	var records int64
+	stamped := false
 	for rest := pp.Batches; len(rest) > 0; {
 		var batch []byte
 		var h record.BatchHeader
@@ -103,6 +109,13 @@ func (b *Broker) producePartition(ctx context.Context, topic string, pp *v1.Prod
 		if err != nil {
 			return fail(err)
 		}
+		// Timestamps: refused outside the topic's window, or replaced by
+		// the broker's time (timestamps.go).
+		s, err := stampBatch(batch, h, cfg, now)
+		if err != nil {
+			return fail(err)
+		}
+		stamped = stamped || s
 		batches = append(batches, batch)
 		records += int64(h.RecordCount)
 	}
@@ -113,5 +126,9 @@ func (b *Broker) producePartition(ctx context.Context, topic string, pp *v1.Prod
 	b.metrics.bytesIn.WithLabelValues(topic).Add(float64(len(pp.Batches)))
 	b.metrics.recordsIn.WithLabelValues(topic).Add(float64(records))
 	res.BaseOffset, res.LastOffset, res.LogStartOffset = r.Base, r.Last, r.LogStart
+	res.LogAppendTimeMs = -1
+	if stamped {
+		res.LogAppendTimeMs = now
+	}
 	return res
 }

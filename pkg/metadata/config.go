@@ -25,7 +25,19 @@ type TopicConfig struct {
 	DeleteRetentionMs  int64 // how long tombstones stay after compaction
 	MaxMessageBytes    int64 // largest record batch accepted
 	Immutable          bool  // event-store mode: never shrinks
+	// Timestamps (Kafka's message.timestamp.*): which time a record
+	// carries, and for CreateTime how far from the leader's clock a
+	// producer's timestamp may be.
+	TimestampType        string // "CreateTime" or "LogAppendTime"
+	TimestampBeforeMaxMs int64  // how far in the past; math.MaxInt64 = unbounded
+	TimestampAfterMaxMs  int64  // how far in the future
 }
+
+// The values of message.timestamp.type.
+const (
+	CreateTime    = "CreateTime"
+	LogAppendTime = "LogAppendTime"
+)
 
 // SegmentAge is SegmentMs as a duration.
 func (c TopicConfig) SegmentAge() time.Duration { return time.Duration(c.SegmentMs) * time.Millisecond }
@@ -41,6 +53,9 @@ const (
 	KeyDeleteRetentionMs  = "delete.retention.ms"
 	KeyMaxMessageBytes    = "max.message.bytes"
 	KeyImmutable          = "immutable"
+	KeyTimestampType      = "message.timestamp.type"
+	KeyTimestampBeforeMax = "message.timestamp.before.max.ms"
+	KeyTimestampAfterMax  = "message.timestamp.after.max.ms"
 )
 
 // Limits on values.
@@ -103,6 +118,22 @@ var keys = map[string]configKey{
 		intIn(0, math.MaxInt64, func(c *TopicConfig, n int64) { c.DeleteRetentionMs = n })},
 	KeyMaxMessageBytes: {strconv.Itoa(1 << 20), "largest record batch accepted, in bytes",
 		intIn(1, MaxMaxMessageBytes, func(c *TopicConfig, n int64) { c.MaxMessageBytes = n })},
+	// Kafka's defaults as of 4.0 (KIP-1030): the past is unbounded, the
+	// future one hour. A record stamped in the future keeps its segment
+	// from time retention until then; one in the past is only its
+	// producer's business (its segment's age is its newest record's).
+	KeyTimestampType: {CreateTime, `"CreateTime" (the producer's timestamp, checked against the window below) or "LogAppendTime" (the leader's clock when it appends)`,
+		func(v string, c *TopicConfig) error {
+			if v != CreateTime && v != LogAppendTime {
+				return fmt.Errorf(`must be "CreateTime" or "LogAppendTime"`)
+			}
+			c.TimestampType = v
+			return nil
+		}},
+	KeyTimestampBeforeMax: {strconv.FormatInt(math.MaxInt64, 10), "with CreateTime, refuse a batch holding a record stamped more than this many ms before the leader's clock",
+		intIn(0, math.MaxInt64, func(c *TopicConfig, n int64) { c.TimestampBeforeMaxMs = n })},
+	KeyTimestampAfterMax: {"3600000", "with CreateTime, refuse a batch holding a record stamped more than this many ms after the leader's clock",
+		intIn(0, math.MaxInt64, func(c *TopicConfig, n int64) { c.TimestampAfterMaxMs = n })},
 	KeyImmutable: {"false", "event-store mode: records are kept forever; retention, compaction and deletion are refused; cannot be turned off",
 		func(v string, c *TopicConfig) error {
 			b, err := strconv.ParseBool(v)

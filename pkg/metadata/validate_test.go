@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"errors"
+	"math"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -188,6 +189,24 @@ func TestPartitionDirStaysUnderDataDir(t *testing.T) {
 	} {
 		if dir, err := PartitionDir(data, tp.t, tp.p); err == nil {
 			t.Errorf("%+v/%d: accepted as %q", tp.t, tp.p, dir)
+		}
+	}
+}
+
+func TestTimestampConfig(t *testing.T) {
+	c, err := ParseTopicConfig(nil, nil)
+	if err != nil || c.TimestampType != CreateTime || c.TimestampAfterMaxMs != 3600000 || c.TimestampBeforeMaxMs != math.MaxInt64 {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	c, err = ParseTopicConfig(map[string]string{KeyTimestampType: LogAppendTime, KeyTimestampBeforeMax: "0"}, nil)
+	if err != nil || c.TimestampType != LogAppendTime || c.TimestampBeforeMaxMs != 0 {
+		t.Fatalf("set: %+v %v", c, err)
+	}
+	for _, bad := range []map[string]string{
+		{KeyTimestampType: "Now"}, {KeyTimestampType: "createtime"}, {KeyTimestampAfterMax: "-1"}, {KeyTimestampBeforeMax: "soon"},
+	} {
+		if _, err := ParseTopicConfig(bad, nil); !errors.Is(err, apierr.ErrInvalidConfig) {
+			t.Errorf("%v: got %v", bad, err)
 		}
 	}
 }

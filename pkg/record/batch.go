@@ -198,6 +198,27 @@ func SetLeaderEpoch(b []byte, epoch int32) {
 	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(epoch))
 }
 
+// SetLogAppendTime stamps the batch in b with the broker's time ts (unix
+// ms), as Kafka does for message.timestamp.type=LogAppendTime: it sets the
+// timestamp-type attribute bit and the max timestamp, and recomputes the
+// CRC (both are inside it). The records' own timestamp deltas are left as
+// the producer wrote them: readers of a log-append-time batch give every
+// record the max timestamp (Decode does), so the records need no rewrite
+// and compressed batches are not recompressed.
+//
+// The caller must have checked the CRC first (Checksum(b) == header CRC):
+// recomputing it would otherwise bless a corrupt batch.
+func SetLogAppendTime(b []byte, ts int64) {
+	be := binary.BigEndian
+	be.PutUint16(b[offAttributes:], be.Uint16(b[offAttributes:])|attrLogAppendTime)
+	be.PutUint64(b[offMaxTimestamp:], uint64(ts))
+	be.PutUint32(b[offCRC:], Checksum(b))
+}
+
+// IsLogAppendTime reports whether the broker stamped the batch (its
+// records' timestamps are its max timestamp).
+func (h BatchHeader) IsLogAppendTime() bool { return h.Attributes&attrLogAppendTime != 0 }
+
 // Next splits the first whole batch off b. It checks only the framing of
 // the header (see ParseHeader) and that the batch fits in b; it does not
 // check the CRC. rest is what follows the batch.

@@ -472,3 +472,33 @@ func TestSnappyXerial(t *testing.T) {
 		t.Errorf("over the limit across chunks: %v, want ErrTooLarge", err)
 	}
 }
+
+// TestSetLogAppendTime: a stamped batch stays valid, and every record
+// decodes with the broker's time, compressed or not.
+func TestSetLogAppendTime(t *testing.T) {
+	for _, c := range []Compression{None, Zstd} {
+		b, err := Encode([]Record{{Value: []byte("a"), Timestamp: time.UnixMilli(1000)}, {Value: []byte("b"), Timestamp: time.UnixMilli(5000)}},
+			EncodeOptions{Compression: c, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const now = 1_800_000_000_000
+		SetLogAppendTime(b, now)
+		h, err := Validate(b, ValidateOptions{})
+		if err != nil {
+			t.Fatalf("%v: stamped batch invalid: %v", c, err)
+		}
+		if !h.IsLogAppendTime() || h.MaxTimestamp != now {
+			t.Fatalf("%v: header %+v", c, h)
+		}
+		recs, err := Decode(b, DecodeOptions{})
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("%v: %v %v", c, recs, err)
+		}
+		for _, r := range recs {
+			if r.Timestamp.UnixMilli() != now {
+				t.Fatalf("%v: record %s not stamped", c, r)
+			}
+		}
+	}
+}
