@@ -290,7 +290,11 @@ func skewedLeader(t *testing.T, ahead time.Duration) {
 	adm := cl.Admin()
 	const topic = "skew"
 	if err := poll(ctx, time.Minute, func(ctx context.Context) error {
-		_, err := adm.CreateTopic(ctx, topic, 1, 3, map[string]string{"retention.ms": "3600000", "segment.bytes": "65536", "max.message.bytes": "65536"})
+		// The leader's clock runs an hour behind the producer's for a
+		// while: the topic's timestamp window (after.max.ms, 1 h by
+		// default) must admit records it sees an hour in the future.
+		_, err := adm.CreateTopic(ctx, topic, 1, 3, map[string]string{"retention.ms": "3600000", "segment.bytes": "65536", "max.message.bytes": "65536",
+			"message.timestamp.after.max.ms": "7200000"})
 		return err
 	}); err != nil {
 		t.Fatal(err)
