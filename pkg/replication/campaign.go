@@ -40,7 +40,8 @@ type Successor struct {
 	Self      raft.ServerID
 	Transport raft.Transport // must have Campaign (transport.Transport)
 	// Abstaining, when set and true, keeps the node out of elections: its
-	// log lost acknowledged entries (abstain.go).
+	// log lost acknowledged entries (abstain.go), or it cannot write it
+	// (storefail.go).
 	Abstaining func() bool
 	// HandedTo is the target of this replica's last completed handover,
 	// nil if none (HandedTo).
@@ -49,7 +50,7 @@ type Successor struct {
 
 // Successor returns the replica as a candidate for early elections.
 func (g *Group) Successor() Successor {
-	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport, Abstaining: g.store.abstaining, HandedTo: g.handedTo.Load()}
+	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport, Abstaining: g.store.storeAbstains, HandedTo: g.handedTo.Load()}
 }
 
 // Candidacy is a node's turn to succeed a gone leader.

@@ -208,6 +208,9 @@ func (g *Group) watchLeader() {
 			}
 			g.readyTerm.Store(0)
 			g.callLeaderFns(false)
+			if g.store.writeFailing() {
+				g.passLeadership() // storefail.go
+			}
 		}
 	}
 }

@@ -62,6 +62,9 @@ type LogStore struct {
 	// changes, so the answer holds for the call. Set once raft exists.
 	leading atomic.Pointer[func() bool]
 
+	// writeFailed: the last write of the log failed (storefail.go).
+	writeFailed atomic.Bool
+
 	// phantom: after a snapshot install replaced the log (see Replace),
 	// raft may still believe the log reaches this index. GetLog answers
 	// indexes between the real end and phantom with a term-0 no-op, so that
@@ -200,13 +203,16 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		entries[i] = e
 	}
 	if _, err := s.log.Append(entries...); err != nil {
+		s.writeFailed.Store(true)
 		return fmt.Errorf("replication: store raft entries %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 	}
 	if s.syncEach {
 		if err := s.log.Sync(); err != nil {
+			s.writeFailed.Store(true)
 			return fmt.Errorf("replication: store raft entries %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 		}
 	}
+	s.writeFailed.Store(false)
 	s.cache.add(logs)
 	s.phantom.Store(0)
 	s.emptied = false
