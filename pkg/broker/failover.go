@@ -190,8 +190,18 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 			b.elect.pending[name] = p
 		}
 		fresh := p.leader == "" && b.isFresh(name, now, unknownWait)
+		// wasLeader: the metadata names this broker the group's leader,
+		// yet raft knows no leader: it restarted (as every broker did,
+		// after a restart of the whole cluster, when nobody leads). It
+		// waits two ticks to hear from a leader elected meanwhile, then
+		// campaigns first; the others wait for it while it is up.
+		wasLeader := p.leader == "" && !fresh && lastLeader() == b.mux.Addr()
 		if p.leader == "" && !fresh {
-			if now.Sub(p.since) < unknownWait && !soleVoter(s) {
+			wait := unknownWait
+			if wasLeader {
+				wait = 2 * b.tick()
+			}
+			if now.Sub(p.since) < wait && !soleVoter(s) {
 				return // a restarted follower hears its leader within this
 			}
 			// A replica that restarted does not know its leader until
@@ -213,6 +223,9 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 			}
 			if !ok {
 				return
+			}
+			if wasLeader {
+				c.Rank = 0
 			}
 			p.cand = &c
 		}
