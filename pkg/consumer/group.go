@@ -60,8 +60,15 @@ type Member struct {
 	revokeBy                 time.Time // zero, or when it must have released revoked partitions
 	owned                    []assign.TopicPartition
 	told                     []assign.TopicPartition
-	staticLeft               bool // left with epoch -2: kept for its session
-	reconciled               bool // owns exactly its target
+	// taken: partitions it was told or owned and was then told to give
+	// up, with the epoch of that answer. They stay its (withheld from
+	// others) until it heartbeats at that epoch or later without them: a
+	// member may read a partition it was told before it reports owning
+	// it, and a heartbeat it sent before hearing of the revoke may arrive
+	// after it.
+	taken      map[assign.TopicPartition]int32
+	staticLeft bool // left with epoch -2: kept for its session
+	reconciled bool // owns exactly its target
 }
 
 // Defaults for members that do not say.
@@ -155,6 +162,11 @@ func (g *Group) Heartbeat(now time.Time, req *v1.GroupHeartbeatRequest, topics m
 	}
 	if !req.OwnedUnchanged || req.MemberEpoch == 0 {
 		m.owned = flatten(req.Owned)
+	}
+	for tp, epoch := range m.taken {
+		if req.MemberEpoch >= epoch && !slices.Contains(m.owned, tp) {
+			delete(m.taken, tp) // released, and it knew it had to
+		}
 	}
 	m.staticLeft = false
 	m.deadline = now.Add(m.Session)
@@ -324,11 +336,15 @@ func (g *Group) tell(now time.Time, m *Member) {
 		held := o.owned
 		if id != m.ID {
 			held = append(slices.Clone(o.owned), o.told...)
+			for tp := range o.taken {
+				held = append(held, tp)
+			}
 			slices.SortFunc(held, assign.Compare)
 			held = slices.Compact(held)
 		}
 		owned[id] = held
 	}
+	before := append(slices.Clone(m.told), m.owned...)
 	m.told = assign.Reconcile(g.target, owned)[m.ID]
 	target := g.target[m.ID]
 	// The member's epoch follows the group's at every answer (the
@@ -337,10 +353,25 @@ func (g *Group) tell(now time.Time, m *Member) {
 	if m.Epoch != g.Epoch {
 		m.prevEpoch, m.Epoch = m.Epoch, g.Epoch
 	}
+	for _, tp := range before {
+		if !slices.Contains(m.told, tp) {
+			if m.taken == nil {
+				m.taken = map[assign.TopicPartition]int32{}
+			}
+			if _, ok := m.taken[tp]; !ok {
+				m.taken[tp] = m.Epoch
+			}
+		}
+	}
+	for tp := range m.taken {
+		if slices.Contains(m.told, tp) {
+			delete(m.taken, tp) // told it again: its once more
+		}
+	}
 	// All three lists are sorted by assign.Compare (flatten, Restore and
 	// the assignors sort them).
 	m.reconciled = slices.Equal(m.told, target) && slices.Equal(m.owned, target)
-	revoking := false
+	revoking := len(m.taken) > 0
 	for _, tp := range m.owned {
 		if !slices.Contains(target, tp) {
 			revoking = true

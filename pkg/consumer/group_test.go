@@ -267,3 +267,54 @@ func TestRestoreAcceptsEpochsMovedWithoutAWrite(t *testing.T) {
 		t.Fatalf("commit on the new coordinator: %+v, %v", r, err)
 	}
 }
+
+// TestGroupWithholdsPartitionsAStaleHeartbeatWouldFree: member a is told
+// all four partitions and starts reading them before it reports owning
+// them. A heartbeat it sent before that (epoch of its join, "owned
+// unchanged", so owning nothing) arrives after b joined: the coordinator
+// takes t/2 and t/3 from a's share. Until a reports, at the epoch that
+// told it so, that it no longer owns them, they are a's: b must not be
+// told them, or both read them (found by a fake coordinator with the same
+// hole, pkg/client's TestGroupRebalanceRevokesBeforeRelease).
+func TestGroupWithholdsPartitionsAStaleHeartbeatWouldFree(t *testing.T) {
+	s := &sim{t: t, g: NewGroup("g"), now: t0, topics: map[string]int32{"t": 4}}
+	a := &simMember{req: &v1.GroupHeartbeatRequest{Group: "g", Topics: []string{"t"}}}
+	if _, err := s.beat(a); err != nil {
+		t.Fatal(err)
+	}
+	if count(a.owned) != 4 {
+		t.Fatalf("a told %v, want all 4", a.owned)
+	}
+	stale := &v1.GroupHeartbeatRequest{Group: "g", MemberId: a.req.MemberId, MemberEpoch: a.req.MemberEpoch, OwnedUnchanged: true}
+	b := &simMember{req: &v1.GroupHeartbeatRequest{Group: "g", Topics: []string{"t"}}}
+	if _, err := s.beat(b); err != nil {
+		t.Fatal(err)
+	}
+	// a's stale heartbeat arrives: a's share shrinks to 2.
+	resp, _, err := s.g.Heartbeat(s.now, stale, s.topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count(resp.Assignment) != 2 {
+		t.Fatalf("a told %v after b joined, want 2 partitions", resp.Assignment)
+	}
+	// b asks again before a heard of the revoke: nothing of a's.
+	if _, err := s.beat(b); err != nil {
+		t.Fatal(err)
+	}
+	if count(b.owned) != 0 {
+		t.Fatalf("b told %v while a may still read all 4", b.owned)
+	}
+	// a, at its new epoch, reports owning only its 2: now b gets the rest.
+	a.req.MemberEpoch, a.owned = resp.MemberEpoch, resp.Assignment
+	a.req.OwnedUnchanged = false
+	if _, err := s.beat(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.beat(b); err != nil {
+		t.Fatal(err)
+	}
+	if count(b.owned) != 2 {
+		t.Fatalf("b told %v after a released, want 2", b.owned)
+	}
+}
