@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,7 +32,12 @@ type Cluster struct {
 	base     string // data dirs and logs live here
 	expect   int    // --bootstrap-expect of the founding brokers
 	logLevel string
-	mu       struct {
+	// DumpDir, when set, receives the goroutines of every broker the
+	// first time a broker takes over 5 s to answer Ready's Metadata call,
+	// taken while the call still waits.
+	DumpDir string
+	dumped  atomic.Bool
+	mu      struct {
 		sync.Mutex
 		nodes []*Node // nodes[i].ID == i+1
 		used  map[string]bool
@@ -367,7 +373,13 @@ func (c *Cluster) Ready(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		slow := time.AfterFunc(5*time.Second, func() {
+			if c.DumpDir != "" && c.dumped.CompareAndSwap(false, true) {
+				c.DumpGoroutines(c.DumpDir)
+			}
+		})
 		md, err := cl.Admin().Metadata(ctx)
+		slow.Stop()
 		cl.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", nd, err)

@@ -127,6 +127,7 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r.c = c
+	c.DumpDir = cfg.Out
 	defer func() {
 		c.Close()
 		// The brokers' logs go with the history.
@@ -316,7 +317,7 @@ func (r *run) step(ctx context.Context, i int, s Step) error {
 		case "restart-all":
 			f = &restartAllFault{c: r.c}
 		case "bitflip", "truncate":
-			f = &diskFault{c: r.c, nd: nd, topics: r.topics(), truncate: s.Kind == "truncate", rng: newPlanner(r.cfg.Seed, fmt.Sprint(r.sc.Name, i), nil, false, false).rng}
+			f = &diskFault{c: r.c, nd: nd, topics: []string{mainTopic, registerTopic}, truncate: s.Kind == "truncate", rng: newPlanner(r.cfg.Seed, fmt.Sprint(r.sc.Name, i), nil, false, false).rng}
 		default:
 			return fmt.Errorf("unknown fault kind %q", s.Kind)
 		}
