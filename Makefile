@@ -15,7 +15,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/strata ./cmd/client
 
 test:
-	$(GO) test -race -timeout 60m ./...
+	$(GO) test -race -p 1 -timeout 60m ./...
 
 fuzz:
 	FUZZEXECS=3000000 bash .ci/fuzz
