@@ -37,6 +37,10 @@ type Cluster struct {
 	// taken while the call still waits.
 	DumpDir string
 	dumped  atomic.Bool
+	// command builds a broker's command line (nil: bin with args, on
+	// loopback); the network scenario's runs it in a namespace.
+	command func(nd *Node, args []string) *exec.Cmd
+	cleanup func() error // after Close has stopped every process; may be nil
 	mu      struct {
 		sync.Mutex
 		nodes []*Node // nodes[i].ID == i+1
@@ -207,6 +211,9 @@ func (c *Cluster) Start(nd *Node) error {
 		args = append(args, "--bootstrap-expect", fmt.Sprint(c.expect))
 	}
 	cmd := exec.Command(c.bin, args...)
+	if c.command != nil {
+		cmd = c.command(nd, args)
+	}
 	cmd.Stderr = lf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -334,6 +341,12 @@ func (c *Cluster) Close() {
 		p.cmd.Process.Signal(syscall.SIGCONT)
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		<-p.waited
+	}
+	if c.cleanup != nil {
+		if err := c.cleanup(); err != nil {
+			fmt.Fprintf(os.Stderr, "chaos: cluster cleanup: %v\n", err)
+		}
+		c.cleanup = nil
 	}
 }
 

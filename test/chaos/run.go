@@ -28,6 +28,10 @@ type Scenario struct {
 	Long bool
 	// Membership adds a broker and decommissions it (4-5 brokers).
 	Membership bool
+	// Network runs each broker in its own network namespace, on its own
+	// size-limited volume, with its own clock offset (scenario_net.go):
+	// the kinds isolate, partition, bridge, disk-full and clock-skew.
+	Network bool
 	// Rate is the produce workload's value bytes per second, all
 	// producers together.
 	Rate float64
@@ -58,6 +62,7 @@ type Result struct {
 	First      error             // the first counterexample or harness error
 	Register   regVerdict
 	HWRegress  int
+	Crashes    int // brokers that exited by themselves during a fault, started again
 	ErrorLines int
 	Took       time.Duration
 }
@@ -78,8 +83,8 @@ func (r *Result) Summary(name string, seed uint64) string {
 		}
 		vs = append(vs, k+":"+v)
 	}
-	return fmt.Sprintf("chaos: summary scenario=%s seed=%d faults=%d {%s} acked=%d failed=%d lost=%d duplicated=%d divergent=%d verdicts={%s} broker-error-lines=%d took=%s",
-		name, seed, total, strings.Join(fk, " "), r.Acked, r.Failed, r.Lost, r.Duplicated, len(r.Divergent), strings.Join(vs, " "), r.ErrorLines, r.Took.Round(time.Second))
+	return fmt.Sprintf("chaos: summary scenario=%s seed=%d faults=%d {%s} acked=%d failed=%d lost=%d duplicated=%d divergent=%d verdicts={%s} broker-error-lines=%d crashed=%d took=%s",
+		name, seed, total, strings.Join(fk, " "), r.Acked, r.Failed, r.Lost, r.Duplicated, len(r.Divergent), strings.Join(vs, " "), r.ErrorLines, r.Crashes, r.Took.Round(time.Second))
 }
 
 const (
@@ -106,6 +111,7 @@ type run struct {
 	reg     *register
 	admin   *adminStream
 	added   []*Node
+	env     *netEnv // the network scenario's namespaces, volumes, clocks
 	// adminExcl keeps the admin stream out of a decommission.
 	adminExcl sync.RWMutex
 }
@@ -122,7 +128,12 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (*Result, error) {
 	}
 	r.h = h
 	defer h.Close()
-	c, err := NewCluster(cfg.Bin, cfg.Data, sc.Brokers)
+	var c *Cluster
+	if sc.Network {
+		c, r.env, err = newNetCluster(ctx, cfg.Bin, cfg.Data, sc.Brokers)
+	} else {
+		c, err = NewCluster(cfg.Bin, cfg.Data, sc.Brokers)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +211,7 @@ func (r *run) setup(ctx context.Context) error {
 	r.checkCl = cl
 	go func() { <-ctx.Done(); cl.Close() }()
 	adm := cl.Admin()
-	if _, err := adm.CreateTopic(ctx, mainTopic, 6, 3, nil); err != nil {
+	if _, err := adm.CreateTopic(ctx, mainTopic, 6, 3, mainTopicConfig(r.sc)); err != nil {
 		return err
 	}
 	if _, err := adm.CreateTopic(ctx, movesTopic, 2, 2, nil); err != nil {
@@ -319,7 +330,10 @@ func (r *run) step(ctx context.Context, i int, s Step) error {
 		case "bitflip", "truncate":
 			f = &diskFault{c: r.c, nd: nd, topics: []string{mainTopic, registerTopic}, truncate: s.Kind == "truncate", rng: newPlanner(r.cfg.Seed, fmt.Sprint(r.sc.Name, i), nil, false, false).rng}
 		default:
-			return fmt.Errorf("unknown fault kind %q", s.Kind)
+			var err error
+			if f, err = r.netFault(s, nd, newPlanner(r.cfg.Seed, fmt.Sprint(r.sc.Name, i), nil, false, false).rng); err != nil {
+				return err
+			}
 		}
 		w.Target = f.Target()
 		if err := f.Inject(ctx); err != nil {
@@ -336,6 +350,9 @@ func (r *run) step(ctx context.Context, i int, s Step) error {
 		}
 		if d, ok := f.(interface{ Detail() string }); ok {
 			detail = d.Detail()
+		}
+		if c, ok := f.(interface{ Crashed() bool }); ok && c.Crashed() {
+			r.res.Crashes++
 		}
 	}
 	w.End = time.Now()

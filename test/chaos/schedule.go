@@ -102,6 +102,19 @@ func (p *planner) next(i int) Step {
 		default:
 			s.Hold = p.between(1500*time.Millisecond, 6*time.Second)
 		}
+	case "isolate", "partition", "bridge":
+		switch {
+		case r < 0.3:
+			s.Hold = p.between(500*time.Millisecond, 2*time.Second) // about the heartbeat timeout
+		case p.long && r > 0.85:
+			s.Hold = p.between(25*time.Second, 35*time.Second) // past every timeout
+		default:
+			s.Hold = p.between(3*time.Second, 10*time.Second)
+		}
+	case "disk-full":
+		s.Hold = p.between(2*time.Second, 10*time.Second)
+	case "clock-skew":
+		s.Hold = p.between(3*time.Second, 8*time.Second) // retention is checked every second
 	default:
 		s.Hold = p.between(200*time.Millisecond, 2*time.Second)
 	}
