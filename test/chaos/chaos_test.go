@@ -144,14 +144,14 @@ func brokerBin(t *testing.T) string {
 // 30 s) and SIGSTOP (under and over the heartbeat timeout) of leaders and
 // followers, and restarts of every broker at once.
 func TestChaosProcess(t *testing.T) {
-	runScenario(t, Scenario{Name: "process", Brokers: 3, Faults: 50,
+	runScenario(t, Scenario{Name: "process", Brokers: 3, Faults: 40,
 		Kinds: []weighted{{"kill", 5}, {"pause", 5}, {"restart-all", 1}}}, 0.4)
 }
 
 // TestChaosDisk: three brokers; a broker's active segment bit-flipped or
 // its tail cut while it is down, among kills and restarts of all.
 func TestChaosDisk(t *testing.T) {
-	runScenario(t, Scenario{Name: "disk", Brokers: 3, Faults: 30,
+	runScenario(t, Scenario{Name: "disk", Brokers: 3, Faults: 24,
 		Kinds: []weighted{{"bitflip", 3}, {"truncate", 3}, {"kill", 1}, {"restart-all", 1}}}, 0.2)
 }
 
