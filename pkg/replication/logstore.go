@@ -53,6 +53,7 @@ type LogStore struct {
 	logger   *zap.Logger
 	syncEach bool
 	cache    *recent
+	ahead    readAhead // GetLog's reads in order below the cache
 
 	wmu sync.Mutex // serializes the log's writer calls
 
@@ -131,7 +132,7 @@ func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
 	if s.cache.get(index, out) {
 		return nil
 	}
-	e, err := s.log.ReadEntry(index)
+	e, err := s.readEntry(index)
 	if errors.Is(err, segment.ErrIndexNotFound) {
 		if index <= s.phantom.Load() && index > s.log.LastIndex() {
 			*out = raft.Log{Index: index, Term: 0, Type: raft.LogNoop}

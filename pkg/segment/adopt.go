@@ -51,6 +51,7 @@ func (l *Log) Adopt(srcDir string) error {
 	old := l.mu.segs
 	l.mu.segs = nil
 	l.mu.gen++ // a running Compact must not swap a segment of the old log in
+	l.mu.rewrites++
 	l.mu.Unlock()
 	for _, s := range old {
 		s.f.Close()

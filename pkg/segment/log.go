@@ -121,6 +121,10 @@ type Log struct {
 		closed  bool
 		cleaned int64  // CleanedUpTo, persisted in cleaner-offset
 		gen     uint64 // bumped by TruncateSuffix: a running Compact aborts
+		// rewrites counts the changes to entries already written
+		// (truncation, reset, adoption, a compacted segment swapped in):
+		// what ReadEntries returned stays the log's while it is unchanged.
+		rewrites uint64
 	}
 }
 

@@ -23,6 +23,7 @@ func (l *Log) Reset(start int64) error {
 	l.mu.Lock()
 	l.mu.segs = nil
 	l.mu.start, l.mu.next = start, start
+	l.mu.rewrites++
 	l.mu.Unlock()
 	for i := len(segs) - 1; i >= 0; i-- {
 		segs[i].f.Close()

@@ -126,8 +126,13 @@ type frameReader struct {
 }
 
 func (s *segment) reader(pos, end int64) *frameReader {
-	const bufSize = 64 << 10
-	n := min(max(end-pos, 16), bufSize)
+	return s.readerSize(pos, end, 64<<10)
+}
+
+// readerSize is reader with a read-ahead of at most bufSize bytes: a scan
+// reads far ahead, a lookup of one frame only as far as it will look.
+func (s *segment) readerSize(pos, end int64, bufSize int) *frameReader {
+	n := min(max(end-pos, 16), int64(bufSize))
 	return &frameReader{s: s, r: bufio.NewReaderSize(io.NewSectionReader(s.f, pos, end-pos), int(n)), pos: pos, end: end}
 }
 

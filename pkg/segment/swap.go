@@ -120,6 +120,7 @@ func (l *Log) swapIn(old, ns *segment, sw *swapFiles, gen uint64) (skipped bool,
 	segs := slices.Clone(l.mu.segs)
 	segs[slices.Index(segs, old)] = ns
 	l.mu.segs = segs
+	l.mu.rewrites++
 	l.mu.Unlock()
 	// No reader holds old: readers use a segment only under mu.RLock, and
 	// the writer's users of closed segments (TruncateSuffix,

@@ -58,6 +58,7 @@ func (l *Log) TruncateSuffix(afterIndex uint64) error {
 	removed := segs[k+1:]
 	l.mu.Lock()
 	l.mu.gen++
+	l.mu.rewrites++
 	l.mu.segs = segs[: k+1 : k+1]
 	if k >= 0 {
 		s := segs[k]
@@ -139,6 +140,7 @@ func (l *Log) TruncatePrefix(beforeOffset int64) error {
 	l.mu.Lock()
 	l.mu.segs = segs[drop:]
 	l.mu.start = beforeOffset
+	l.mu.rewrites++
 	l.mu.Unlock()
 	for _, s := range segs[:drop] {
 		s.f.Close()
