@@ -163,23 +163,71 @@ func (t *Transport) deliver() {
 		t.mu.queue = t.mu.queue[1:]
 		t.mu.Unlock()
 
-		timer.Reset(time.Until(in.deadline))
-		select {
-		case t.consumer <- in.req:
-			timer.Stop()
-			t.await(in)
-		case <-timer.C:
-			t.m.reply(in.c, in.id, in.rpc, in.group, raft.RPCResponse{
-				Error: fmt.Errorf("%w: raft group %q did not take the %s within %s", ErrTimeout, in.group, in.rpc, t.m.opts.timeout(in.rpc)),
-			})
-		case <-t.closing:
-			timer.Stop()
-			t.m.replyNoGroup(in.c, in.id, in.rpc, in.group)
-		case <-t.m.closing:
+		if !t.hand(in, timer) {
 			return
 		}
 	}
 }
+
+// hand gives in to the group's raft and answers it, or answers why it could
+// not; false when the Mux is closing.
+//
+// A group is registered before its raft starts: opening it (recovering the
+// log, restoring a snapshot, raft's scan of the log) takes a while, and a
+// restarted broker's peers send to it as soon as it answers. A request for
+// a group whose raft does not run yet waits for it only half the request's
+// timeout (openHold): if raft has not started then, the request is refused
+// as for a group not opened (ErrUnknownGroup, which the sender's raft
+// retries quietly), while the sender still waits for the answer; held to
+// the end, it would time out on both sides and the sender's raft would log
+// an error. Refusing at once was the alternative: it costs the sender's
+// raft a backoff that grows with every refusal, when the group is usually
+// running a fraction of a second later and can answer the request held.
+func (t *Transport) hand(in *inbound, timer *time.Timer) bool {
+	for {
+		opening := !t.running()
+		hold := t.m.opts.timeout(in.rpc) / openHold // since arrival, while opening
+		until := in.deadline
+		if opening {
+			until = in.deadline.Add(hold - t.m.opts.timeout(in.rpc))
+		}
+		timer.Reset(time.Until(until))
+		select {
+		case t.consumer <- in.req:
+			timer.Stop()
+			t.await(in)
+			return true
+		case <-timer.C:
+			if opening && t.running() {
+				continue // started meanwhile: the rest of the timeout is raft's
+			}
+			if opening {
+				t.m.replyNoGroupMsg(in.c, in.id, in.rpc, in.group, fmt.Sprintf("transport: raft group %q is opening: its raft did not start within %s", in.group, hold))
+				return true
+			}
+			t.m.reply(in.c, in.id, in.rpc, in.group, raft.RPCResponse{
+				Error: fmt.Errorf("%w: raft group %q did not take the %s within %s", ErrTimeout, in.group, in.rpc, t.m.opts.timeout(in.rpc)),
+			})
+			return true
+		case <-t.closing:
+			timer.Stop()
+			t.m.replyNoGroup(in.c, in.id, in.rpc, in.group)
+			return true
+		case <-t.m.closing:
+			timer.Stop()
+			return false
+		}
+	}
+}
+
+// openHold: a request for a group whose raft does not run yet waits at most
+// its timeout divided by this (see hand).
+const openHold = 2
+
+// running reports whether the group's raft runs: raft sets its heartbeat
+// handler (raft.NewRaft, once it has restored its state and scanned its
+// log) just before it starts taking requests.
+func (t *Transport) running() bool { return t.hb.Load() != nil }
 
 // await waits for raft's answer to in and sends it.
 func (t *Transport) await(in *inbound) {
@@ -228,8 +276,12 @@ func (m *Mux) replyFrame(c *conn, id uint64, typ rpcType, group string, resp raf
 }
 
 func (m *Mux) replyNoGroup(c *conn, id uint64, typ rpcType, group string) {
-	f := frame{kind: kindNoGroup, id: id, rpc: typ, group: group,
-		err: fmt.Sprintf("transport: no raft group %q on this broker", group)}
+	m.replyNoGroupMsg(c, id, typ, group, fmt.Sprintf("transport: no raft group %q on this broker", group))
+}
+
+// replyNoGroupMsg is replyNoGroup saying msg.
+func (m *Mux) replyNoGroupMsg(c *conn, id uint64, typ rpcType, group, msg string) {
+	f := frame{kind: kindNoGroup, id: id, rpc: typ, group: group, err: msg}
 	b, err := appendFrame(nil, &f, m.opts.MaxFrameBytes)
 	if err != nil {
 		return // a group name too long to echo was never registered; drop
