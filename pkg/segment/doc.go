@@ -25,13 +25,14 @@
 //	if err := l.Sync(); err != nil { ... }     // now durable: acknowledge
 //	b, err := l.Read(bases[0], highWatermark, 1<<20) // whole batches, Kafka bytes
 //	e, err := l.ReadEntry(1)                   // by raft index
+//	es, rw, err := l.ReadEntries(1, 256<<10)   // by raft index, in order, one read
 //	if r := l.RecoveryReport(); r != nil { ... } // Open cut a torn tail
 //	st, err := l.Compact(ctx, segment.CompactOptions{UpTo: hw - lag, Now: nowMs, DeleteRetention: 24 * time.Hour})
 //
 // Caller's duties:
 //  1. One goroutine writes: Append, Sync, Roll, TruncateSuffix,
 //     TruncatePrefix, Reset, MarkDamaged, ClearDamage and Close are never
-//     called concurrently with each other. Read, ReadEntry,
+//     called concurrently with each other. Read, ReadEntry, ReadEntries,
 //     OffsetForTimestamp, Verify, Scrub and the accessors may be called
 //     from any goroutine at any time.
 //  2. Readers serving consumers pass the high watermark as maxOffset: the
@@ -45,8 +46,9 @@
 //     stored with its own CRC.
 //  6. Raft indexes are contiguous: each Append starts at LastIndex()+1.
 //     Raft's conflict resolution calls TruncateSuffix first.
-//  7. Slices returned by Read and ReadEntry belong to the caller; the log
-//     keeps no reference.
+//  7. Slices returned by Read, ReadEntry and ReadEntries belong to the
+//     caller; the log keeps no reference. Entries kept from ReadEntries
+//     are still the log's only while Rewrites has not moved.
 //  8. Compact may run on its own goroutine at any time (one run at a
 //     time; runs are serialized). Pass UpTo at or below the high
 //     watermark, and the same Now and DeleteRetention on every replica;

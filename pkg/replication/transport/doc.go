@@ -43,7 +43,9 @@
 // Behaviour worth knowing:
 //   - A request for a group the peer has not registered (not created yet, or
 //     already closed) fails with ErrUnknownGroup carrying the peer's
-//     message; raft backs off and retries.
+//     message; raft backs off and retries. So does one for a group
+//     registered whose raft has not started within half the request's
+//     timeout (the broker still opening the replica; server.go: hand).
 //   - Heartbeat rounds: a group's heartbeat to a peer is not sent alone.
 //     It waits for that peer's next round, one frame carrying every
 //     group's heartbeat to the peer, sent at most every
