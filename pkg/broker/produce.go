@@ -98,7 +98,7 @@ func (b *Broker) producePartition(ctx context.Context, topic string, pp *v1.Prod
 	if !ok {
 		return fail(apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "%s/%d is closing on this broker; retry", topic, pp.Partition))
 	}
-	now := b.now().UnixMilli()
+	now := b.agreedNow().UnixMilli()
 	var batches [][]byte
 	var records int64
 	stamped := false

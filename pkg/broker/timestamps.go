@@ -14,21 +14,23 @@ import (
 //
 //   - message.timestamp.type=CreateTime (default): records keep the
 //     producer's timestamps, but a batch holding one stamped more than
-//     message.timestamp.after.max.ms (default 1 h) after the leader's
-//     clock, or more than message.timestamp.before.max.ms (default
+//     message.timestamp.after.max.ms (default 1 h) after the clock below,
+//     or more than message.timestamp.before.max.ms (default
 //     unbounded) before it, is refused with INVALID_REQUEST and nothing of
 //     the partition's request is stored. Time retention and the time index
 //     go by the newest record of a segment, so a record stamped in 2090
 //     would keep its segment forever.
 //   - message.timestamp.type=LogAppendTime: the leader stamps each batch
-//     with its clock when it appends it (record.SetLogAppendTime: attribute
+//     with the clock below when it appends it (record.SetLogAppendTime: attribute
 //     bit, max timestamp, CRC); every record reads back with that time. No
 //     window applies. The produce response carries the time.
 //
-// The clock is the broker's (Config.Clock in tests), the one retention
-// uses. A leader whose clock runs behind the producers' by more than
-// after.max.ms refuses their records: keep clocks in sync (NTP), as Kafka
-// asks.
+// The clock is the one time retention uses: the time the brokers' clocks
+// agree on (agreedNow, the median of theirs), so that one leader whose
+// clock is off neither refuses good records nor stamps odd times. Kafka
+// uses the leader's own clock; producers whose clocks run ahead of the
+// cluster's by more than after.max.ms are refused all the same: keep
+// clocks in sync (NTP).
 
 // replicaConfig is the config of a replica this broker holds.
 func (b *Broker) replicaConfig(group string) (metadata.TopicConfig, bool) {

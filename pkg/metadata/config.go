@@ -26,7 +26,7 @@ type TopicConfig struct {
 	MaxMessageBytes    int64 // largest record batch accepted
 	Immutable          bool  // event-store mode: never shrinks
 	// Timestamps (Kafka's message.timestamp.*): which time a record
-	// carries, and for CreateTime how far from the leader's clock a
+	// carries, and for CreateTime how far from the brokers' agreed clock a
 	// producer's timestamp may be.
 	TimestampType        string // "CreateTime" or "LogAppendTime"
 	TimestampBeforeMaxMs int64  // how far in the past; math.MaxInt64 = unbounded
@@ -122,7 +122,7 @@ var keys = map[string]configKey{
 	// future one hour. A record stamped in the future keeps its segment
 	// from time retention until then; one in the past is only its
 	// producer's business (its segment's age is its newest record's).
-	KeyTimestampType: {CreateTime, `"CreateTime" (the producer's timestamp, checked against the window below) or "LogAppendTime" (the leader's clock when it appends)`,
+	KeyTimestampType: {CreateTime, `"CreateTime" (the producer's timestamp, checked against the window below) or "LogAppendTime" (the brokers' agreed clock when the leader appends)`,
 		func(v string, c *TopicConfig) error {
 			if v != CreateTime && v != LogAppendTime {
 				return fmt.Errorf(`must be "CreateTime" or "LogAppendTime"`)
@@ -130,9 +130,9 @@ var keys = map[string]configKey{
 			c.TimestampType = v
 			return nil
 		}},
-	KeyTimestampBeforeMax: {strconv.FormatInt(math.MaxInt64, 10), "with CreateTime, refuse a batch holding a record stamped more than this many ms before the leader's clock",
+	KeyTimestampBeforeMax: {strconv.FormatInt(math.MaxInt64, 10), "with CreateTime, refuse a batch holding a record stamped more than this many ms before the brokers' agreed clock",
 		intIn(0, math.MaxInt64, func(c *TopicConfig, n int64) { c.TimestampBeforeMaxMs = n })},
-	KeyTimestampAfterMax: {"3600000", "with CreateTime, refuse a batch holding a record stamped more than this many ms after the leader's clock",
+	KeyTimestampAfterMax: {"3600000", "with CreateTime, refuse a batch holding a record stamped more than this many ms after the brokers' agreed clock",
 		intIn(0, math.MaxInt64, func(c *TopicConfig, n int64) { c.TimestampAfterMaxMs = n })},
 	KeyImmutable: {"false", "event-store mode: records are kept forever; retention, compaction and deletion are refused; cannot be turned off",
 		func(v string, c *TopicConfig) error {
