@@ -189,3 +189,46 @@ func TestRaftStoreReplicatesChanges(t *testing.T) {
 		t.Fatalf("configuration: %v %v", cfg, err)
 	}
 }
+
+// TestRaftStoreRefusesInvalidChangesEverywhere: a change that fails
+// validation, committed through the quorum, returns its error to the
+// proposer and leaves every replica's metadata as it was, the same on all.
+func TestRaftStoreRefusesInvalidChangesEverywhere(t *testing.T) {
+	nodes := startQuorum(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := leader(t, nodes)
+	for _, nd := range nodes {
+		if err := l.store.Apply(ctx, RegisterBroker{Broker{ID: nd.id, APIAddr: "127.0.0.1:1", RaftAddr: "127.0.0.1:2"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topic := Topic{Name: "orders", ID: "abc", Partitions: 1, ReplicationFactor: 3,
+		Assignments: []Assignment{{Replicas: []NodeID{1, 2, 3}, Initial: []NodeID{1, 2, 3}}}}
+	if err := l.store.Apply(ctx, CreateTopic{topic}); err != nil {
+		t.Fatal(err)
+	}
+	bad := topic
+	bad.Name = "../../x"
+	for _, c := range []Change{
+		CreateTopic{bad},
+		Reassign{Topic: "orders", Partition: 0, Replicas: nil},
+		Reassign{Topic: "orders", Partition: 0, Replicas: []NodeID{1, 1}},
+		AlterTopicConfig{Name: "orders", Set: map[string]string{"retention.ms": "-5"}},
+	} {
+		if err := l.store.Apply(ctx, c); err == nil {
+			t.Fatalf("%#v accepted", c)
+		}
+	}
+	// A valid change after them, so that every replica has applied them.
+	if err := l.store.Apply(ctx, InitCluster{ClusterID: "last"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		eventually(t, "replica applied everything", func() bool { return nd.store.ClusterID() == "last" })
+		tp, ok := nd.store.Topic("orders")
+		if !ok || !reflect.DeepEqual(tp, topic) || len(nd.store.Topics()) != 1 {
+			t.Fatalf("node %d: %+v (%d topics), want %+v", nd.id, tp, len(nd.store.Topics()), topic)
+		}
+	}
+}
