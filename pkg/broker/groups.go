@@ -239,16 +239,67 @@ func (b *Broker) GroupHeartbeat(ctx context.Context, req *v1.GroupHeartbeatReque
 }
 
 // CommitOffsets stores committed offsets, fenced by member epoch.
+//
+// A member commits only partitions it was assigned. An admin commit (no
+// member, epoch -1: a seek) names partitions itself: those of a topic that
+// does not exist, or out of its range, get UNKNOWN_TOPIC or
+// UNKNOWN_PARTITION, as Kafka answers, and are not stored (a client could
+// otherwise fill the offsets topic with offsets of nothing).
 func (b *Broker) CommitOffsets(ctx context.Context, req *v1.CommitOffsetsRequest) (*v1.CommitOffsetsResponse, error) {
 	h, err := b.home(ctx, req.Group)
 	if err != nil {
 		return nil, apierr.ToStatus(err)
 	}
-	resp, err := h.Commit(ctx, b.now(), req)
-	if err != nil {
-		return nil, apierr.ToStatus(b.groupWriteError(err))
+	refused := map[int]error{}
+	asked := req.Offsets
+	if req.MemberId == "" && req.MemberEpoch == -1 {
+		var keep []*v1.OffsetCommit
+		for i, oc := range req.Offsets {
+			if err := b.partitionExists(oc.Topic, oc.Partition); err != nil {
+				refused[i] = err
+				continue
+			}
+			keep = append(keep, oc)
+		}
+		if len(refused) > 0 {
+			req = &v1.CommitOffsetsRequest{Group: req.Group, MemberId: req.MemberId, MemberEpoch: req.MemberEpoch, Offsets: keep}
+		}
 	}
+	resp := &v1.CommitOffsetsResponse{}
+	if len(req.Offsets) > 0 || len(refused) == 0 {
+		if resp, err = h.Commit(ctx, b.now(), req); err != nil {
+			return nil, apierr.ToStatus(b.groupWriteError(err))
+		}
+	}
+	if len(refused) == 0 {
+		return resp, nil
+	}
+	// Answer in the request's order.
+	all := make([]*v1.CommitOffsetResult, 0, len(resp.Results)+len(refused))
+	stored := resp.Results
+	for i := range len(resp.Results) + len(refused) {
+		if err, ok := refused[i]; ok {
+			all = append(all, &v1.CommitOffsetResult{Topic: asked[i].Topic, Partition: asked[i].Partition, Error: apierr.ToProto(err)})
+			continue
+		}
+		all = append(all, stored[0])
+		stored = stored[1:]
+	}
+	resp.Results = all
 	return resp, nil
+}
+
+// partitionExists is nil for an existing topic's partition, else
+// UNKNOWN_TOPIC or UNKNOWN_PARTITION.
+func (b *Broker) partitionExists(topic string, p int32) error {
+	t, ok := b.meta.Topic(topic)
+	if !ok {
+		return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC, "topic %q does not exist", topic)
+	}
+	if p < 0 || int(p) >= len(t.Assignments) {
+		return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION, "topic %q has partitions 0 to %d, not %d", topic, len(t.Assignments)-1, p)
+	}
+	return nil
 }
 
 // groupWriteError: an offsets partition that lost its leadership mid-write

@@ -274,3 +274,53 @@ func TestOversizedFieldsRefused(t *testing.T) {
 		t.Fatalf("heartbeat at the limits: %v", err)
 	}
 }
+
+// TestAdminCommitRefusesUnknownPartitions: an admin commit (a seek) for a
+// topic or partition that does not exist is refused per partition and not
+// stored; the valid ones in the same request are.
+func TestAdminCommitRefusesUnknownPartitions(t *testing.T) {
+	b := brokertest.StartBroker(t, func(c *broker.Config) { c.OffsetsPartitions = 1 })
+	c := dial(t, b.APIAddr())
+	if _, err := c.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: "t", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	req := &v1.CommitOffsetsRequest{Group: "g", MemberEpoch: -1, Offsets: []*v1.OffsetCommit{
+		{Topic: "nope", Partition: 0, Offset: 1},
+		{Topic: "t", Partition: 1, Offset: 7},
+		{Topic: "t", Partition: 2, Offset: 1},
+		{Topic: "t", Partition: -1, Offset: 1},
+		{Topic: "t", Partition: 0, Offset: 3},
+	}}
+	var resp *v1.CommitOffsetsResponse
+	eventually(t, "the group's coordinator answers", func() bool {
+		var err error
+		resp, err = c.CommitOffsets(ctx(t), req)
+		return err == nil
+	})
+	want := []*apierr.Error{apierr.ErrUnknownTopic, nil, apierr.ErrUnknownPartition, apierr.ErrUnknownPartition, nil}
+	if len(resp.Results) != len(want) {
+		t.Fatalf("results %v", resp.Results)
+	}
+	for i, r := range resp.Results {
+		if r.Topic != req.Offsets[i].Topic || r.Partition != req.Offsets[i].Partition {
+			t.Fatalf("result %d is for %s/%d, asked %s/%d", i, r.Topic, r.Partition, req.Offsets[i].Topic, req.Offsets[i].Partition)
+		}
+		switch {
+		case want[i] == nil && r.Error != nil:
+			t.Fatalf("result %d: %v", i, r.Error)
+		case want[i] != nil && !errors.Is(apierr.FromProto(r.Error), want[i]):
+			t.Fatalf("result %d: got %v, want %v", i, r.Error, want[i].Code)
+		}
+	}
+	got, err := c.FetchOffsets(ctx(t), &v1.FetchOffsetsRequest{Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := map[string]int64{}
+	for _, o := range got.Offsets {
+		committed[fmt.Sprintf("%s/%d", o.Topic, o.Partition)] = o.Offset
+	}
+	if len(committed) != 2 || committed["t/0"] != 3 || committed["t/1"] != 7 {
+		t.Fatalf("committed %v, want t/0=3 t/1=7 only", committed)
+	}
+}
