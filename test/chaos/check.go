@@ -262,12 +262,17 @@ func topicsHealthy(ctx context.Context, adm *client.Admin, topics []string) erro
 // waitFor polls cond every 200 ms until it returns nil or timeout
 // passes, and returns the last error.
 func waitFor(ctx context.Context, timeout time.Duration, cond func(ctx context.Context) error) error {
+	return waitForEach(ctx, timeout, 10*time.Second, cond)
+}
+
+// waitForEach is waitFor with each call of cond given up to attempt.
+func waitForEach(ctx context.Context, timeout, attempt time.Duration, cond func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, ccancel := context.WithTimeout(ctx, attempt)
 		err := cond(cctx)
 		ccancel()
 		if err == nil {

@@ -421,18 +421,26 @@ func (r *run) check(ctx context.Context, final, replicas bool) (checked int, err
 			return checked, first
 		}
 	}
-	var divergent []string
 	if replicas {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		_, divergent, err = verifyReplicas(cctx, r.checkCl.Admin(), r.topics())
-		cancel()
+		var divergent []string
+		// A replica that does not answer (one a move has just added, a
+		// broker busy catching up) is asked again for up to 3 minutes;
+		// replicas that answer and disagree fail at once.
+		err = waitForEach(ctx, 3*time.Minute, 2*time.Minute, func(ctx context.Context) error {
+			var err error
+			_, divergent, err = verifyReplicas(ctx, r.checkCl.Admin(), r.topics())
+			if err == nil && len(divergent) > 0 {
+				return &counterexample{"replicas", "replicas disagree below the high watermark: " + strings.Join(divergent, "; ")}
+			}
+			return err
+		})
 		if err != nil {
+			var ce *counterexample
+			if errors.As(err, &ce) {
+				r.res.Divergent = append(r.res.Divergent, divergent...)
+			}
 			return checked, err
 		}
-	}
-	if len(divergent) > 0 {
-		r.res.Divergent = append(r.res.Divergent, divergent...)
-		return checked, &counterexample{"replicas", "replicas disagree below the high watermark: " + strings.Join(divergent, "; ")}
 	}
 	if err := r.group.backwards(); err != nil {
 		return checked, err
