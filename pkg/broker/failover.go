@@ -191,11 +191,15 @@ func (b *Broker) electOnce(ctx context.Context, now time.Time, wg *sync.WaitGrou
 		}
 		fresh := p.leader == "" && b.isFresh(name, now, unknownWait)
 		// wasLeader: the metadata names this broker the group's leader,
-		// yet raft knows no leader: it restarted (as every broker did,
-		// after a restart of the whole cluster, when nobody leads). It
+		// yet raft knows no leader just after the replica opened: it
+		// restarted (as every broker did, after a restart of the whole
+		// cluster, when nobody leads). It
 		// waits two ticks to hear from a leader elected meanwhile, then
 		// campaigns first; the others wait for it while it is up.
-		wasLeader := p.leader == "" && !fresh && lastLeader() == b.mux.Addr()
+		// Only right after the replica opened: a leader deposed later (a
+		// pause, a lost majority) knows no leader while another broker's
+		// election runs, and must not race it.
+		wasLeader := p.leader == "" && !fresh && lastLeader() == b.mux.Addr() && now.Sub(s.Opened) < unknownWait
 		if p.leader == "" && !fresh {
 			wait := unknownWait
 			if wasLeader {

@@ -46,11 +46,13 @@ type Successor struct {
 	// HandedTo is the target of this replica's last completed handover,
 	// nil if none (HandedTo).
 	HandedTo *HandedTo
+	// Opened is when this replica's group was opened (by this process).
+	Opened time.Time
 }
 
 // Successor returns the replica as a candidate for early elections.
 func (g *Group) Successor() Successor {
-	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport, Abstaining: g.store.storeAbstains, HandedTo: g.handedTo.Load()}
+	return Successor{Raft: g.raft, Self: g.cfg.NodeID, Transport: g.cfg.Transport, Abstaining: g.store.storeAbstains, HandedTo: g.handedTo.Load(), Opened: g.opened}
 }
 
 // Candidacy is a node's turn to succeed a gone leader.

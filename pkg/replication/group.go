@@ -55,6 +55,8 @@ type Group struct {
 	nudging atomic.Bool
 	// handedTo: the last completed HandOver's target (handover.go).
 	handedTo atomic.Pointer[HandedTo]
+	// opened: when New returned (Successor.Opened).
+	opened time.Time
 	// readyTerm is the term in which this replica, as leader, has applied
 	// everything committed before it (see awaitLeaderReady).
 	readyTerm atomic.Uint64
@@ -151,7 +153,7 @@ func start(cfg GroupConfig, l *segment.Log, logger *zap.Logger) (*Group, error) 
 	g := &Group{
 		cfg: cfg, logger: logger, store: store, fsm: f, log: l, done: make(chan struct{}),
 		stop: make(chan struct{}), control: make(chan struct{}, 1), bootstrapped: bootstrapped,
-		abstainer: abstainer, snaps: snaps,
+		abstainer: abstainer, snaps: snaps, opened: time.Now(),
 	}
 	g.mu.drained = make(chan struct{})
 	if cfg.LogSource != nil {
