@@ -340,9 +340,70 @@ func (c *cluster) apply(ctx context.Context, b []byte) (base, last int64, err er
 		case errors.As(err, &nl), errors.Is(err, ErrTransferInProgress), errors.Is(err, ErrShutdown):
 			continue
 		case errors.Is(err, ErrIndeterminate) && ctx.Err() == nil:
+			// A blind retry duplicates the batch if it did land (seen
+			// under load: elections during applyMany): look first.
+			if base, last, ok := c.landed(ctx, b); ok {
+				return base, last, nil
+			}
 			continue
 		}
 		return 0, 0, err
+	}
+}
+
+// landed reports where batch b is in the log, after an apply of it whose
+// outcome was indeterminate: b is in the current leader's log below the
+// end it has now, or never will be (a leader only appends what it is
+// given); once that much is committed, the answer is final.
+func (c *cluster) landed(ctx context.Context, b []byte) (base, last int64, ok bool) {
+	want, err := record.Decode(b, record.DecodeOptions{})
+	if err != nil || len(want) == 0 {
+		return 0, 0, false
+	}
+	first := string(want[0].Value)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	l := c.leader()
+	lg := l.g.Log()
+	end := lg.NextOffset()
+	for {
+		if !l.g.IsLeader() {
+			return 0, 0, false // leadership moved again: retry as before
+		}
+		if l.g.HighWatermark() >= end {
+			for off := lg.StartOffset(); off < end; {
+				data, err := lg.Read(off, end, 1<<20)
+				if err != nil || len(data) == 0 {
+					return 0, 0, false
+				}
+				for rest := data; len(rest) > 0; {
+					batch, h, r, err := record.Next(rest)
+					if err != nil {
+						return 0, 0, false
+					}
+					recs, err := record.Decode(batch, record.DecodeOptions{})
+					if err != nil {
+						return 0, 0, false
+					}
+					for i, rec := range recs {
+						if string(rec.Value) == first {
+							return h.BaseOffset + int64(i), h.BaseOffset + int64(i+len(want)-1), true
+						}
+					}
+					off, rest = h.NextOffset(), r
+				}
+			}
+			return 0, 0, false
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, false
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, false
+		}
 	}
 }
 
