@@ -385,6 +385,9 @@ func (r *run) step(ctx context.Context, i int, s Step) error {
 	// Comparing replicas reads every replica's whole log: every fifth
 	// step, and at the end.
 	checked, err := r.check(ctx, false, i%5 == 4)
+	if err == nil && s.Kind == "clock-skew" {
+		err = r.checkRetention(ctx, "after "+w.Target+"'s clock jump ("+detail+")")
+	}
 	r.cfg.Logf("chaos: %s: step %d: %s on %s (%s)%s: recovered in %s; %d acknowledged records checked in %s",
 		r.sc.Name, i+1, s.Kind, w.Target, s.Hold.Round(time.Millisecond), map[bool]string{true: " [" + detail + "]", false: ""}[detail != ""],
 		recovered.Round(time.Millisecond), checked, time.Since(checkBegan).Round(time.Millisecond))
@@ -518,6 +521,12 @@ func (r *run) finish(ctx context.Context) {
 	}
 	if err := r.group.backwards(); err != nil {
 		r.fail(err)
+	}
+	if r.env != nil {
+		if err := r.checkRetention(ctx, "at the end"); err != nil {
+			r.fail(err)
+		}
+		ok("retention")
 	}
 	for _, p := range []string{"lost", "order", "value", "two-values", "replicas", "commits", "linearizable", "lag", "recovery"} {
 		ok(p)

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/test/chaos/clockskew"
 	"github.com/stratalog/strata/test/chaos/diskfault"
 	"github.com/stratalog/strata/test/chaos/netns"
@@ -65,7 +66,8 @@ func retentionFor(sc Scenario) time.Duration {
 // scenario, time retention (clock jumps of one broker beyond retention.ms
 // must delete nothing, docs/operations.md "Clocks") and a timestamp window
 // wide enough that a leader whose clock runs behind still takes the
-// producers' records.
+// producers' records, and 1 MiB segments (until the admin stream alters
+// them) so that retention has closed segments to consider from the start.
 func mainTopicConfig(sc Scenario) map[string]string {
 	if !sc.Network {
 		return nil
@@ -74,6 +76,7 @@ func mainTopicConfig(sc Scenario) map[string]string {
 	return map[string]string{
 		"retention.ms":                   fmt.Sprint(ret.Milliseconds()),
 		"message.timestamp.after.max.ms": fmt.Sprint(3 * ret.Milliseconds()),
+		"segment.bytes":                  fmt.Sprint(1 << 20),
 	}
 }
 
@@ -306,3 +309,29 @@ func (f *fullDisk) Detail() string { return f.did }
 type clockJump struct{ clockskew.Jump }
 
 func (j *clockJump) Detail() string { return fmt.Sprintf("wall clock %+v", j.Offset) }
+
+// checkRetention is the network scenario's own checker, after each clock
+// jump and at the end: no record of the main topic is older than its
+// retention.ms by the machine's clock, so every partition must still
+// start at offset 0 (EARLIEST, from its leader). A broker whose clock
+// jumped beyond retention.ms must not have deleted anything.
+func (r *run) checkRetention(ctx context.Context, after string) error {
+	adm := r.checkCl.Admin()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	d, err := adm.DescribeTopic(cctx, mainTopic)
+	if err != nil {
+		return err
+	}
+	for _, p := range d.GetPartitions() {
+		res, err := adm.ListOffsets(cctx, mainTopic, p.GetPartition(), v1.OffsetSpec_OFFSET_SPEC_EARLIEST, time.Time{})
+		if err != nil {
+			return err
+		}
+		if res.GetOffset() != 0 {
+			return &counterexample{"retention", fmt.Sprintf("%s/%d starts at offset %d %s, though none of its records is older than retention.ms (%s) by the machine's clock",
+				mainTopic, p.GetPartition(), res.GetOffset(), after, retentionFor(r.sc))}
+		}
+	}
+	return nil
+}
