@@ -169,6 +169,6 @@ func TestChaosMembership(t *testing.T) {
 // broker's wall clock jumping beyond the main topic's retention.ms ahead
 // or behind, and kills and pauses, leaders targeted half of the time.
 func TestChaosNetwork(t *testing.T) {
-	runScenario(t, Scenario{Name: "network", Brokers: 3, Faults: 24, Network: true,
+	runScenario(t, Scenario{Name: "network", Brokers: 3, Faults: 30, Network: true,
 		Kinds: []weighted{{"isolate", 3}, {"partition", 2}, {"bridge", 2}, {"disk-full", 2}, {"clock-skew", 2}, {"kill", 2}, {"pause", 2}}}, 0.2)
 }
