@@ -2,8 +2,11 @@ package replication
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -38,7 +41,10 @@ import (
 // state, which Get reports as not found. The layout is part of the file
 // format.
 type StableStores struct {
-	db *bbolt.DB
+	db      *bbolt.DB
+	ballast string        // see put
+	closing chan struct{} // closed by Close: writes stop retrying
+	once    sync.Once
 
 	mu struct {
 		sync.Mutex
@@ -54,16 +60,72 @@ const (
 var confBucket = []byte("conf") // raft-boltdb's bucket name, kept for existing files
 
 // put writes key/value pairs in one batched, fsynced transaction.
+//
+// Raft panics when it cannot store a term or a vote, so a full disk must
+// not fail these writes: found by the fault suite (test/chaos, network
+// scenario), a broker whose disk filled exited at its next election. On
+// ENOSPC put deletes the ballast file (ballastBytes written when the store
+// was opened, so a full disk still has room for terms and votes) and
+// retries every stableRetryGap for up to stableRetryFor, or until Close.
+// The ballast is not written again until the broker restarts.
 func (s *StableStores) put(kvs ...[]byte) error {
-	return s.db.Batch(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(confBucket)
-		for i := 0; i+1 < len(kvs); i += 2 {
-			if err := b.Put(kvs[i], kvs[i+1]); err != nil {
-				return err
+	deadline := time.Now().Add(stableRetryFor)
+	for {
+		err := s.db.Batch(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(confBucket)
+			for i := 0; i+1 < len(kvs); i += 2 {
+				if err := b.Put(kvs[i], kvs[i+1]); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err == nil || !errors.Is(err, syscall.ENOSPC) || time.Now().After(deadline) {
+			return err
 		}
-		return nil
-	})
+		if s.ballast != "" {
+			os.Remove(s.ballast) // room for this write, and a few more
+			continue
+		}
+		t := time.NewTimer(stableRetryGap)
+		select {
+		case <-s.closing:
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// The stable store's answer to a full disk (put).
+const (
+	ballastBytes   = 4 << 20
+	stableRetryGap = 100 * time.Millisecond
+	stableRetryFor = 30 * time.Second
+)
+
+// writeBallast writes the ballast file next to the store, if it is not
+// there; a failure leaves none (a full disk at start: put retries).
+func writeBallast(path string) string {
+	if st, err := os.Stat(path); err == nil && st.Size() == ballastBytes {
+		return path
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return ""
+	}
+	_, err = f.Write(make([]byte, ballastBytes))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return ""
+	}
+	return path
 }
 
 // read returns a copy of key's value, nil if absent.
@@ -95,13 +157,16 @@ func OpenStableStores(path string) (*StableStores, error) {
 		db.Close()
 		return nil, fmt.Errorf("replication: open stable store %s: %w", path, err)
 	}
-	s := &StableStores{db: db}
+	s := &StableStores{db: db, ballast: writeBallast(path + ".ballast"), closing: make(chan struct{})}
 	s.mu.keys = make(map[string]map[string]bool)
 	return s, nil
 }
 
 // Close closes the file. Groups using it must be closed first.
-func (s *StableStores) Close() error { return s.db.Close() }
+func (s *StableStores) Close() error {
+	s.once.Do(func() { close(s.closing) })
+	return s.db.Close()
+}
 
 // For returns group's view of the file: a raft.StableStore whose keys are
 // prefixed with the group's name. It is safe for concurrent use.
