@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
+	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
 
 func TestMain(m *testing.M) {
@@ -81,41 +80,9 @@ func TestFileSetOffset(t *testing.T) {
 	}
 }
 
-func buildBroker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "strata-broker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/stratalog/strata/cmd/broker").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildBroker(t *testing.T) string { return chaostest.BuildBroker(t) }
 
-// freePort: a loopback port free for TCP and UDP a moment ago, below the
-// ephemeral range (test/integration's freePort says why).
-func freePort(t *testing.T, used map[string]bool) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if used[addr] {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		used[addr] = true
-		return addr
-	}
-	t.Fatal("no free port")
-	return ""
-}
+func freePort(t *testing.T, used map[string]bool) string { return chaostest.FreePort(t, used) }
 
 var listening = regexp.MustCompile(`listening: api=(\S+) http=`)
 
@@ -203,23 +170,7 @@ func startCluster(t *testing.T, bin string, n int, mono time.Duration, extra ...
 }
 
 func poll(ctx context.Context, timeout time.Duration, cond func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		err := cond(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s: %w", timeout, err)
-		case <-tick.C:
-		}
-	}
+	return chaostest.Poll(ctx, timeout, 5*time.Second, cond)
 }
 
 func partition0(ctx context.Context, adm *client.Admin, topic string) (*v1.PartitionDescription, error) {

@@ -15,17 +15,10 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/pkg/client"
+	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
 
-func buildBroker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "strata-broker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/stratalog/strata/cmd/broker").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildBroker(t *testing.T) string { return chaostest.BuildBroker(t) }
 
 var listening = regexp.MustCompile(`listening: api=(\S+) http=`)
 
@@ -111,23 +104,7 @@ func tail(path string, n int) string {
 }
 
 func poll(ctx context.Context, timeout time.Duration, cond func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		err := cond(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s: %w", timeout, err)
-		case <-tick.C:
-		}
-	}
+	return chaostest.Poll(ctx, timeout, 5*time.Second, cond)
 }
 
 // history is what a producer saw: acknowledged values by offset, and the

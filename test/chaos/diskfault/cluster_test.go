@@ -3,8 +3,6 @@ package diskfault
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,33 +10,10 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
+	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
 
-// freePort: a loopback port free for TCP and UDP a moment ago, below the
-// ephemeral range (test/integration's freePort says why).
-func freePort(t *testing.T, used map[string]bool) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if used[addr] {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		used[addr] = true
-		return addr
-	}
-	t.Fatal("no free port")
-	return ""
-}
+func freePort(t *testing.T, used map[string]bool) string { return chaostest.FreePort(t, used) }
 
 // TestFullLeaderDisk: in a three-broker cluster, the disk of partition 0's
 // leader fills up under produce. The full broker keeps running, and once

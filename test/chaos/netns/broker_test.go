@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,18 +15,10 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
+	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
 
-// buildBroker builds cmd/broker into the test's temporary directory.
-func buildBroker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "strata-broker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/stratalog/strata/cmd/broker").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildBroker(t *testing.T) string { return chaostest.BuildBroker(t) }
 
 var listening = regexp.MustCompile(`listening: api=(\S+) http=`)
 
@@ -102,25 +93,8 @@ func startBrokers(t *testing.T, ctx context.Context, nt *Net, bin string) []stri
 	return apis
 }
 
-// poll calls cond every 100 ms until it returns nil or timeout passes.
 func poll(ctx context.Context, timeout time.Duration, cond func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
-		err := cond(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s: %w", timeout, err)
-		case <-tick.C:
-		}
-	}
+	return chaostest.Poll(ctx, timeout, 3*time.Second, cond)
 }
 
 // brokerStates asks the broker at addr alone for its view of who is alive.
