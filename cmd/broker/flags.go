@@ -48,6 +48,13 @@ func bindFlagSet(f *pflag.FlagSet, cfg *broker.Config, configFile *string) {
 	f.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest long-poll wait a fetch may ask for")
 	f.DurationVar(&cfg.ProduceTimeout, "produce-timeout", cfg.ProduceTimeout, "longest wait for a produce's acks")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown waits for in-flight requests")
+	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate this broker presents on TLS listeners and to other brokers (make one with `strata cert create-broker`); reloaded when the file changes")
+	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert")
+	f.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "PEM CA bundle that client and broker certificates are checked against")
+	f.StringVar(&cfg.TLSClientAuth, "tls-client-auth", cfg.TLSClientAuth, "client certificates on TLS client listeners: none, request (verified if given) or require")
+	f.StringVar(&cfg.ClusterSecret, "cluster-secret", cfg.ClusterSecret, "shared secret that brokers of one cluster prove to each other (same on every broker; prefer --cluster-secret-file or STRATA_CLUSTER_SECRET)")
+	f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile, "file holding --cluster-secret")
+	f.StringVar(&cfg.GossipKey, "gossip-key", cfg.GossipKey, "base64 key (16, 24 or 32 bytes) that encrypts gossip between brokers (memberlist keyring)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "how long a broker that stopped answering (cut off, paused) may stay silent before its partitions get new leaders (a broker whose process is gone is replaced at once); brokers pulse each other every third of it, and each partition's own Raft timers run 20x longer as a fallback")
 }

@@ -84,6 +84,24 @@ type Config struct {
 	// once created.
 	OffsetsPartitions int32 `yaml:"offsets-partitions"` // --offsets-partitions
 
+	// TLS files of this broker (issue 12): its certificate and key,
+	// presented on every TLS listener and to other brokers, and the CA
+	// that signs the certificates of clients and of the other brokers.
+	// Reloaded when the files change (pkg/tlsconfig).
+	TLSCert string `yaml:"tls-cert"` // --tls-cert
+	TLSKey  string `yaml:"tls-key"`  // --tls-key
+	TLSCA   string `yaml:"tls-ca"`   // --tls-ca
+	// TLSClientAuth is none, request or require: whether TLS client
+	// listeners ask for client certificates.
+	TLSClientAuth string `yaml:"tls-client-auth"` // --tls-client-auth
+	// ClusterSecret authenticates brokers to each other when inter-broker
+	// TLS is off; ClusterSecretFile reads it from a file instead.
+	ClusterSecret     string `yaml:"cluster-secret"`      // --cluster-secret
+	ClusterSecretFile string `yaml:"cluster-secret-file"` // --cluster-secret-file
+	// GossipKey (base64 of 16, 24 or 32 bytes) encrypts gossip with
+	// memberlist's keyring.
+	GossipKey string `yaml:"gossip-key"` // --gossip-key
+
 	// Clock, when set, replaces time.Now for retention and compaction
 	// decisions (tests). Not a flag.
 	Clock func() time.Time `yaml:"-"`
@@ -110,6 +128,7 @@ func DefaultConfig() Config {
 		ProduceTimeout:          30 * time.Second,
 		ShutdownTimeout:         10 * time.Second,
 		LogLevel:                "info",
+		TLSClientAuth:           "none",
 		RaftHeartbeatTimeout:    time.Second,
 
 		RetentionCheckInterval: 30 * time.Second,
