@@ -38,28 +38,31 @@ const (
 type ErrorCode int32
 
 const (
-	ErrorCode_ERROR_CODE_NONE                ErrorCode = 0
-	ErrorCode_ERROR_CODE_UNKNOWN             ErrorCode = 1 // unexpected server error; not retriable
-	ErrorCode_ERROR_CODE_UNKNOWN_TOPIC       ErrorCode = 2 // topic does not exist
-	ErrorCode_ERROR_CODE_UNKNOWN_PARTITION   ErrorCode = 3 // partition does not exist in the topic
-	ErrorCode_ERROR_CODE_OFFSET_OUT_OF_RANGE ErrorCode = 4 // see Error.log_start_offset / high_watermark
-	ErrorCode_ERROR_CODE_RECORD_TOO_LARGE    ErrorCode = 5 // batch over max.message.bytes
-	ErrorCode_ERROR_CODE_INVALID_CONFIG      ErrorCode = 6 // unknown config key or bad value
-	ErrorCode_ERROR_CODE_CORRUPT_BATCH       ErrorCode = 7 // CRC mismatch or malformed batch
-	ErrorCode_ERROR_CODE_NOT_LEADER          ErrorCode = 8 // retriable; Error.leader names the leader if known
-	ErrorCode_ERROR_CODE_TOPIC_EXISTS        ErrorCode = 9
-	ErrorCode_ERROR_CODE_INVALID_TOPIC       ErrorCode = 10 // bad topic name
-	ErrorCode_ERROR_CODE_INVALID_PARTITIONS  ErrorCode = 11 // partitions < 1 or too many
-	ErrorCode_ERROR_CODE_INVALID_REQUEST     ErrorCode = 12 // malformed request
-	ErrorCode_ERROR_CODE_STORAGE             ErrorCode = 13 // disk or log error on the broker; retriable
-	ErrorCode_ERROR_CODE_UNAVAILABLE         ErrorCode = 14 // broker shutting down or recovering; retriable
-	ErrorCode_ERROR_CODE_INVALID_REPLICATION ErrorCode = 15 // replicas < 1 or more than brokers
-	ErrorCode_ERROR_CODE_POLICY_VIOLATION    ErrorCode = 16 // e.g. weakening an immutable topic
-	ErrorCode_ERROR_CODE_NOT_COORDINATOR     ErrorCode = 17 // retriable; Error.leader_id names the group's coordinator if known
-	ErrorCode_ERROR_CODE_UNKNOWN_MEMBER      ErrorCode = 18 // the member is not in the group (expired or never joined): rejoin with epoch 0
-	ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH ErrorCode = 19 // stale member epoch (a zombie): rejoin with epoch 0
-	ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY     ErrorCode = 20 // the group has active members (delete, offset reset)
-	ErrorCode_ERROR_CODE_UNKNOWN_GROUP       ErrorCode = 21 // no such group
+	ErrorCode_ERROR_CODE_NONE                  ErrorCode = 0
+	ErrorCode_ERROR_CODE_UNKNOWN               ErrorCode = 1 // unexpected server error; not retriable
+	ErrorCode_ERROR_CODE_UNKNOWN_TOPIC         ErrorCode = 2 // topic does not exist
+	ErrorCode_ERROR_CODE_UNKNOWN_PARTITION     ErrorCode = 3 // partition does not exist in the topic
+	ErrorCode_ERROR_CODE_OFFSET_OUT_OF_RANGE   ErrorCode = 4 // see Error.log_start_offset / high_watermark
+	ErrorCode_ERROR_CODE_RECORD_TOO_LARGE      ErrorCode = 5 // batch over max.message.bytes
+	ErrorCode_ERROR_CODE_INVALID_CONFIG        ErrorCode = 6 // unknown config key or bad value
+	ErrorCode_ERROR_CODE_CORRUPT_BATCH         ErrorCode = 7 // CRC mismatch or malformed batch
+	ErrorCode_ERROR_CODE_NOT_LEADER            ErrorCode = 8 // retriable; Error.leader names the leader if known
+	ErrorCode_ERROR_CODE_TOPIC_EXISTS          ErrorCode = 9
+	ErrorCode_ERROR_CODE_INVALID_TOPIC         ErrorCode = 10 // bad topic name
+	ErrorCode_ERROR_CODE_INVALID_PARTITIONS    ErrorCode = 11 // partitions < 1 or too many
+	ErrorCode_ERROR_CODE_INVALID_REQUEST       ErrorCode = 12 // malformed request
+	ErrorCode_ERROR_CODE_STORAGE               ErrorCode = 13 // disk or log error on the broker; retriable
+	ErrorCode_ERROR_CODE_UNAVAILABLE           ErrorCode = 14 // broker shutting down or recovering; retriable
+	ErrorCode_ERROR_CODE_INVALID_REPLICATION   ErrorCode = 15 // replicas < 1 or more than brokers
+	ErrorCode_ERROR_CODE_POLICY_VIOLATION      ErrorCode = 16 // e.g. weakening an immutable topic
+	ErrorCode_ERROR_CODE_NOT_COORDINATOR       ErrorCode = 17 // retriable; Error.leader_id names the group's coordinator if known
+	ErrorCode_ERROR_CODE_UNKNOWN_MEMBER        ErrorCode = 18 // the member is not in the group (expired or never joined): rejoin with epoch 0
+	ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH   ErrorCode = 19 // stale member epoch (a zombie): rejoin with epoch 0
+	ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY       ErrorCode = 20 // the group has active members (delete, offset reset)
+	ErrorCode_ERROR_CODE_UNKNOWN_GROUP         ErrorCode = 21 // no such group
+	ErrorCode_ERROR_CODE_AUTHENTICATION_FAILED ErrorCode = 22 // no, expired or wrong credentials: pass --user/--password
+	ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED  ErrorCode = 23 // an ACL does not allow the call (the message names the missing one)
+	ErrorCode_ERROR_CODE_UNKNOWN_USER          ErrorCode = 24 // no such SCRAM user
 )
 
 // Enum value maps for ErrorCode.
@@ -87,30 +90,36 @@ var (
 		19: "ERROR_CODE_FENCED_MEMBER_EPOCH",
 		20: "ERROR_CODE_GROUP_NOT_EMPTY",
 		21: "ERROR_CODE_UNKNOWN_GROUP",
+		22: "ERROR_CODE_AUTHENTICATION_FAILED",
+		23: "ERROR_CODE_AUTHORIZATION_FAILED",
+		24: "ERROR_CODE_UNKNOWN_USER",
 	}
 	ErrorCode_value = map[string]int32{
-		"ERROR_CODE_NONE":                0,
-		"ERROR_CODE_UNKNOWN":             1,
-		"ERROR_CODE_UNKNOWN_TOPIC":       2,
-		"ERROR_CODE_UNKNOWN_PARTITION":   3,
-		"ERROR_CODE_OFFSET_OUT_OF_RANGE": 4,
-		"ERROR_CODE_RECORD_TOO_LARGE":    5,
-		"ERROR_CODE_INVALID_CONFIG":      6,
-		"ERROR_CODE_CORRUPT_BATCH":       7,
-		"ERROR_CODE_NOT_LEADER":          8,
-		"ERROR_CODE_TOPIC_EXISTS":        9,
-		"ERROR_CODE_INVALID_TOPIC":       10,
-		"ERROR_CODE_INVALID_PARTITIONS":  11,
-		"ERROR_CODE_INVALID_REQUEST":     12,
-		"ERROR_CODE_STORAGE":             13,
-		"ERROR_CODE_UNAVAILABLE":         14,
-		"ERROR_CODE_INVALID_REPLICATION": 15,
-		"ERROR_CODE_POLICY_VIOLATION":    16,
-		"ERROR_CODE_NOT_COORDINATOR":     17,
-		"ERROR_CODE_UNKNOWN_MEMBER":      18,
-		"ERROR_CODE_FENCED_MEMBER_EPOCH": 19,
-		"ERROR_CODE_GROUP_NOT_EMPTY":     20,
-		"ERROR_CODE_UNKNOWN_GROUP":       21,
+		"ERROR_CODE_NONE":                  0,
+		"ERROR_CODE_UNKNOWN":               1,
+		"ERROR_CODE_UNKNOWN_TOPIC":         2,
+		"ERROR_CODE_UNKNOWN_PARTITION":     3,
+		"ERROR_CODE_OFFSET_OUT_OF_RANGE":   4,
+		"ERROR_CODE_RECORD_TOO_LARGE":      5,
+		"ERROR_CODE_INVALID_CONFIG":        6,
+		"ERROR_CODE_CORRUPT_BATCH":         7,
+		"ERROR_CODE_NOT_LEADER":            8,
+		"ERROR_CODE_TOPIC_EXISTS":          9,
+		"ERROR_CODE_INVALID_TOPIC":         10,
+		"ERROR_CODE_INVALID_PARTITIONS":    11,
+		"ERROR_CODE_INVALID_REQUEST":       12,
+		"ERROR_CODE_STORAGE":               13,
+		"ERROR_CODE_UNAVAILABLE":           14,
+		"ERROR_CODE_INVALID_REPLICATION":   15,
+		"ERROR_CODE_POLICY_VIOLATION":      16,
+		"ERROR_CODE_NOT_COORDINATOR":       17,
+		"ERROR_CODE_UNKNOWN_MEMBER":        18,
+		"ERROR_CODE_FENCED_MEMBER_EPOCH":   19,
+		"ERROR_CODE_GROUP_NOT_EMPTY":       20,
+		"ERROR_CODE_UNKNOWN_GROUP":         21,
+		"ERROR_CODE_AUTHENTICATION_FAILED": 22,
+		"ERROR_CODE_AUTHORIZATION_FAILED":  23,
+		"ERROR_CODE_UNKNOWN_USER":          24,
 	}
 )
 
@@ -5367,6 +5376,877 @@ func (x *OffsetRange) GetCrc() uint32 {
 	return 0
 }
 
+type AuthenticateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     string                 `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"` // SCRAM-SHA-256 or SCRAM-SHA-512 (first call)
+	Session       string                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`     // the first call's AuthenticateResponse.session (second call)
+	Message       []byte                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`     // client-first, then client-final (RFC 5802)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateRequest) Reset() {
+	*x = AuthenticateRequest{}
+	mi := &file_strata_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateRequest) ProtoMessage() {}
+
+func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *AuthenticateRequest) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+type AuthenticateResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Session           string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`                                                   // pass back in the second call
+	Message           []byte                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`                                                   // server-first, then server-final
+	Token             string                 `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`                                                       // after the second call: the session token
+	TokenExpiryUnixMs int64                  `protobuf:"varint,4,opt,name=token_expiry_unix_ms,json=tokenExpiryUnixMs,proto3" json:"token_expiry_unix_ms,omitempty"` // when the token stops being accepted
+	Principal         string                 `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`                                               // e.g. "User:alice"
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *AuthenticateResponse) Reset() {
+	*x = AuthenticateResponse{}
+	mi := &file_strata_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateResponse) ProtoMessage() {}
+
+func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AuthenticateResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *AuthenticateResponse) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *AuthenticateResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *AuthenticateResponse) GetTokenExpiryUnixMs() int64 {
+	if x != nil {
+		return x.TokenExpiryUnixMs
+	}
+	return 0
+}
+
+func (x *AuthenticateResponse) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+type UpsertUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"` // SCRAM-SHA-256 or SCRAM-SHA-512
+	Salt          []byte                 `protobuf:"bytes,3,opt,name=salt,proto3" json:"salt,omitempty"`
+	Iterations    int32                  `protobuf:"varint,4,opt,name=iterations,proto3" json:"iterations,omitempty"`               // 4096..16384
+	StoredKey     []byte                 `protobuf:"bytes,5,opt,name=stored_key,json=storedKey,proto3" json:"stored_key,omitempty"` // H(ClientKey)
+	ServerKey     []byte                 `protobuf:"bytes,6,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertUserRequest) Reset() {
+	*x = UpsertUserRequest{}
+	mi := &file_strata_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertUserRequest) ProtoMessage() {}
+
+func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertUserRequest.ProtoReflect.Descriptor instead.
+func (*UpsertUserRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *UpsertUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpsertUserRequest) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *UpsertUserRequest) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *UpsertUserRequest) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *UpsertUserRequest) GetStoredKey() []byte {
+	if x != nil {
+		return x.StoredKey
+	}
+	return nil
+}
+
+func (x *UpsertUserRequest) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
+type UpsertUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertUserResponse) Reset() {
+	*x = UpsertUserResponse{}
+	mi := &file_strata_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertUserResponse) ProtoMessage() {}
+
+func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertUserResponse.ProtoReflect.Descriptor instead.
+func (*UpsertUserResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{83}
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_strata_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_strata_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{85}
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_strata_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{86}
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*UserSummary         `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_strata_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ListUsersResponse) GetUsers() []*UserSummary {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type UserSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mechanisms    []*ScramMechanism      `protobuf:"bytes,2,rep,name=mechanisms,proto3" json:"mechanisms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserSummary) Reset() {
+	*x = UserSummary{}
+	mi := &file_strata_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserSummary) ProtoMessage() {}
+
+func (x *UserSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserSummary.ProtoReflect.Descriptor instead.
+func (*UserSummary) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *UserSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserSummary) GetMechanisms() []*ScramMechanism {
+	if x != nil {
+		return x.Mechanisms
+	}
+	return nil
+}
+
+type ScramMechanism struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     string                 `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Iterations    int32                  `protobuf:"varint,2,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramMechanism) Reset() {
+	*x = ScramMechanism{}
+	mi := &file_strata_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramMechanism) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramMechanism) ProtoMessage() {}
+
+func (x *ScramMechanism) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramMechanism.ProtoReflect.Descriptor instead.
+func (*ScramMechanism) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *ScramMechanism) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *ScramMechanism) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+// AclBinding is one ACL (Kafka's model). In a filter, an empty field
+// matches any value.
+type AclBinding struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Principal    string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`                           // "User:alice", "User:*"
+	Host         string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`                                     // "*" or an IP address
+	ResourceType string                 `protobuf:"bytes,3,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"` // topic, group, cluster, transactional-id
+	Name         string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`                                     // "*" (literal) = every name
+	PatternType  string                 `protobuf:"bytes,5,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`    // literal or prefixed
+	Operation    string                 `protobuf:"bytes,6,opt,name=operation,proto3" json:"operation,omitempty"`                           // read, write, create, delete, alter, describe,
+	// describe-configs, alter-configs, idempotent-write, all
+	Permission    string `protobuf:"bytes,7,opt,name=permission,proto3" json:"permission,omitempty"` // allow or deny
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBinding) Reset() {
+	*x = AclBinding{}
+	mi := &file_strata_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBinding) ProtoMessage() {}
+
+func (x *AclBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
+func (*AclBinding) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *AclBinding) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclBinding) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AclBinding) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *AclBinding) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPatternType() string {
+	if x != nil {
+		return x.PatternType
+	}
+	return ""
+}
+
+func (x *AclBinding) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *AclBinding) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+type CreateACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateACLsRequest) Reset() {
+	*x = CreateACLsRequest{}
+	mi := &file_strata_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateACLsRequest) ProtoMessage() {}
+
+func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
+func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *CreateACLsRequest) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+type CreateACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateACLsResponse) Reset() {
+	*x = CreateACLsResponse{}
+	mi := &file_strata_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateACLsResponse) ProtoMessage() {}
+
+func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateACLsResponse.ProtoReflect.Descriptor instead.
+func (*CreateACLsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{92}
+}
+
+type ListACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filter        *AclBinding            `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListACLsRequest) Reset() {
+	*x = ListACLsRequest{}
+	mi := &file_strata_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListACLsRequest) ProtoMessage() {}
+
+func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListACLsRequest.ProtoReflect.Descriptor instead.
+func (*ListACLsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *ListACLsRequest) GetFilter() *AclBinding {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type ListACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*AclBinding          `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListACLsResponse) Reset() {
+	*x = ListACLsResponse{}
+	mi := &file_strata_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListACLsResponse) ProtoMessage() {}
+
+func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListACLsResponse.ProtoReflect.Descriptor instead.
+func (*ListACLsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *ListACLsResponse) GetAcls() []*AclBinding {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+type DeleteACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filter        *AclBinding            `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteACLsRequest) Reset() {
+	*x = DeleteACLsRequest{}
+	mi := &file_strata_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteACLsRequest) ProtoMessage() {}
+
+func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *DeleteACLsRequest) GetFilter() *AclBinding {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type DeleteACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       []*AclBinding          `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteACLsResponse) Reset() {
+	*x = DeleteACLsResponse{}
+	mi := &file_strata_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteACLsResponse) ProtoMessage() {}
+
+func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *DeleteACLsResponse) GetDeleted() []*AclBinding {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
@@ -5797,7 +6677,67 @@ const file_strata_proto_rawDesc = "" +
 	"firstBatch\x12\x18\n" +
 	"\abatches\x18\x03 \x01(\x03R\abatches\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x10\n" +
-	"\x03crc\x18\x05 \x01(\rR\x03crc*\xad\x05\n" +
+	"\x03crc\x18\x05 \x01(\rR\x03crc\"g\n" +
+	"\x13AuthenticateRequest\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\tR\tmechanism\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\"\xaf\x01\n" +
+	"\x14AuthenticateResponse\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\fR\amessage\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12/\n" +
+	"\x14token_expiry_unix_ms\x18\x04 \x01(\x03R\x11tokenExpiryUnixMs\x12\x1c\n" +
+	"\tprincipal\x18\x05 \x01(\tR\tprincipal\"\xb7\x01\n" +
+	"\x11UpsertUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\x12\x12\n" +
+	"\x04salt\x18\x03 \x01(\fR\x04salt\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x04 \x01(\x05R\n" +
+	"iterations\x12\x1d\n" +
+	"\n" +
+	"stored_key\x18\x05 \x01(\fR\tstoredKey\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x06 \x01(\fR\tserverKey\"\x14\n" +
+	"\x12UpsertUserResponse\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12DeleteUserResponse\"\x12\n" +
+	"\x10ListUsersRequest\"A\n" +
+	"\x11ListUsersResponse\x12,\n" +
+	"\x05users\x18\x01 \x03(\v2\x16.strata.v1.UserSummaryR\x05users\"\\\n" +
+	"\vUserSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
+	"\n" +
+	"mechanisms\x18\x02 \x03(\v2\x19.strata.v1.ScramMechanismR\n" +
+	"mechanisms\"N\n" +
+	"\x0eScramMechanism\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\tR\tmechanism\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x02 \x01(\x05R\n" +
+	"iterations\"\xd8\x01\n" +
+	"\n" +
+	"AclBinding\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12#\n" +
+	"\rresource_type\x18\x03 \x01(\tR\fresourceType\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12!\n" +
+	"\fpattern_type\x18\x05 \x01(\tR\vpatternType\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\tR\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\tR\n" +
+	"permission\">\n" +
+	"\x11CreateACLsRequest\x12)\n" +
+	"\x04acls\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\x04acls\"\x14\n" +
+	"\x12CreateACLsResponse\"@\n" +
+	"\x0fListACLsRequest\x12-\n" +
+	"\x06filter\x18\x01 \x01(\v2\x15.strata.v1.AclBindingR\x06filter\"=\n" +
+	"\x10ListACLsResponse\x12)\n" +
+	"\x04acls\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\x04acls\"B\n" +
+	"\x11DeleteACLsRequest\x12-\n" +
+	"\x06filter\x18\x01 \x01(\v2\x15.strata.v1.AclBindingR\x06filter\"E\n" +
+	"\x12DeleteACLsResponse\x12/\n" +
+	"\adeleted\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\adeleted*\x95\x06\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x16\n" +
 	"\x12ERROR_CODE_UNKNOWN\x10\x01\x12\x1c\n" +
@@ -5821,7 +6761,10 @@ const file_strata_proto_rawDesc = "" +
 	"\x19ERROR_CODE_UNKNOWN_MEMBER\x10\x12\x12\"\n" +
 	"\x1eERROR_CODE_FENCED_MEMBER_EPOCH\x10\x13\x12\x1e\n" +
 	"\x1aERROR_CODE_GROUP_NOT_EMPTY\x10\x14\x12\x1c\n" +
-	"\x18ERROR_CODE_UNKNOWN_GROUP\x10\x15*7\n" +
+	"\x18ERROR_CODE_UNKNOWN_GROUP\x10\x15\x12$\n" +
+	" ERROR_CODE_AUTHENTICATION_FAILED\x10\x16\x12#\n" +
+	"\x1fERROR_CODE_AUTHORIZATION_FAILED\x10\x17\x12\x1b\n" +
+	"\x17ERROR_CODE_UNKNOWN_USER\x10\x18*7\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_QUORUM\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\x0f\n" +
@@ -5830,7 +6773,7 @@ const file_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\x9d\r\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\xa7\x11\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -5854,7 +6797,18 @@ const file_strata_proto_rawDesc = "" +
 	"\x0eTransferLeader\x12 .strata.v1.TransferLeaderRequest\x1a!.strata.v1.TransferLeaderResponse\x12K\n" +
 	"\rMovePartition\x12\x1f.strata.v1.MovePartitionRequest\x1a\x17.strata.v1.MoveProgress0\x01\x12U\n" +
 	"\x12DecommissionBroker\x12$.strata.v1.DecommissionBrokerRequest\x1a\x17.strata.v1.MoveProgress0\x01\x12X\n" +
-	"\x0fVerifyPartition\x12!.strata.v1.VerifyPartitionRequest\x1a\".strata.v1.VerifyPartitionResponse2\xa1\x03\n" +
+	"\x0fVerifyPartition\x12!.strata.v1.VerifyPartitionRequest\x1a\".strata.v1.VerifyPartitionResponse\x12O\n" +
+	"\fAuthenticate\x12\x1e.strata.v1.AuthenticateRequest\x1a\x1f.strata.v1.AuthenticateResponse\x12I\n" +
+	"\n" +
+	"UpsertUser\x12\x1c.strata.v1.UpsertUserRequest\x1a\x1d.strata.v1.UpsertUserResponse\x12I\n" +
+	"\n" +
+	"DeleteUser\x12\x1c.strata.v1.DeleteUserRequest\x1a\x1d.strata.v1.DeleteUserResponse\x12F\n" +
+	"\tListUsers\x12\x1b.strata.v1.ListUsersRequest\x1a\x1c.strata.v1.ListUsersResponse\x12I\n" +
+	"\n" +
+	"CreateACLs\x12\x1c.strata.v1.CreateACLsRequest\x1a\x1d.strata.v1.CreateACLsResponse\x12C\n" +
+	"\bListACLs\x12\x1a.strata.v1.ListACLsRequest\x1a\x1b.strata.v1.ListACLsResponse\x12I\n" +
+	"\n" +
+	"DeleteACLs\x12\x1c.strata.v1.DeleteACLsRequest\x1a\x1d.strata.v1.DeleteACLsResponse2\xa1\x03\n" +
 	"\x0eStrataInternal\x12R\n" +
 	"\rApplyMetadata\x12\x1f.strata.v1.ApplyMetadataRequest\x1a .strata.v1.ApplyMetadataResponse\x12R\n" +
 	"\rReplicaStatus\x12\x1f.strata.v1.ReplicaStatusRequest\x1a .strata.v1.ReplicaStatusResponse\x12U\n" +
@@ -5875,7 +6829,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_strata_proto_goTypes = []any{
 	(ErrorCode)(0),                       // 0: strata.v1.ErrorCode
 	(Acks)(0),                            // 1: strata.v1.Acks
@@ -5961,112 +6915,150 @@ var file_strata_proto_goTypes = []any{
 	(*LogChecksumsRequest)(nil),          // 81: strata.v1.LogChecksumsRequest
 	(*LogChecksumsResponse)(nil),         // 82: strata.v1.LogChecksumsResponse
 	(*OffsetRange)(nil),                  // 83: strata.v1.OffsetRange
-	nil,                                  // 84: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                  // 85: strata.v1.AlterTopicConfigRequest.SetEntry
+	(*AuthenticateRequest)(nil),          // 84: strata.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),         // 85: strata.v1.AuthenticateResponse
+	(*UpsertUserRequest)(nil),            // 86: strata.v1.UpsertUserRequest
+	(*UpsertUserResponse)(nil),           // 87: strata.v1.UpsertUserResponse
+	(*DeleteUserRequest)(nil),            // 88: strata.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),           // 89: strata.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),             // 90: strata.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),            // 91: strata.v1.ListUsersResponse
+	(*UserSummary)(nil),                  // 92: strata.v1.UserSummary
+	(*ScramMechanism)(nil),               // 93: strata.v1.ScramMechanism
+	(*AclBinding)(nil),                   // 94: strata.v1.AclBinding
+	(*CreateACLsRequest)(nil),            // 95: strata.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),           // 96: strata.v1.CreateACLsResponse
+	(*ListACLsRequest)(nil),              // 97: strata.v1.ListACLsRequest
+	(*ListACLsResponse)(nil),             // 98: strata.v1.ListACLsResponse
+	(*DeleteACLsRequest)(nil),            // 99: strata.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),           // 100: strata.v1.DeleteACLsResponse
+	nil,                                  // 101: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 102: strata.v1.AlterTopicConfigRequest.SetEntry
 }
 var file_strata_proto_depIdxs = []int32{
-	6,  // 0: strata.v1.ReadLogChunk.entries:type_name -> strata.v1.LogEntry
-	14, // 1: strata.v1.ReplicaStatusResponse.replicas:type_name -> strata.v1.ReplicaState
-	3,  // 2: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
-	13, // 3: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
-	0,  // 4: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
-	84, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
-	31, // 6: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	28, // 7: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
-	31, // 8: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
-	32, // 9: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
-	21, // 10: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
-	33, // 11: strata.v1.PartitionDescription.lagging:type_name -> strata.v1.ReplicaLag
-	85, // 12: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
-	31, // 13: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
-	37, // 14: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
-	39, // 15: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
-	20, // 16: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.Error
-	41, // 17: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
-	1,  // 18: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
-	43, // 19: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
-	20, // 20: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.Error
-	45, // 21: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	47, // 22: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
-	20, // 23: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.Error
-	49, // 24: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	2,  // 25: strata.v1.ListOffsetsPartition.spec:type_name -> strata.v1.OffsetSpec
-	51, // 26: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	20, // 27: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.Error
-	54, // 28: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	55, // 29: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
-	20, // 30: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
-	56, // 31: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
-	59, // 32: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
-	59, // 33: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
-	62, // 34: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.OffsetCommit
-	65, // 35: strata.v1.CommitOffsetsResponse.results:type_name -> strata.v1.CommitOffsetResult
-	20, // 36: strata.v1.CommitOffsetResult.error:type_name -> strata.v1.Error
-	59, // 37: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartitions
-	68, // 38: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.CommittedOffset
-	71, // 39: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	74, // 40: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
-	75, // 41: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	59, // 42: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
-	80, // 43: strata.v1.VerifyPartitionResponse.replicas:type_name -> strata.v1.ReplicaChecksum
-	83, // 44: strata.v1.LogChecksumsResponse.ranges:type_name -> strata.v1.OffsetRange
-	22, // 45: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	24, // 46: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	26, // 47: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	29, // 48: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	34, // 49: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
-	40, // 50: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	44, // 51: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	48, // 52: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	36, // 53: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	52, // 54: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	57, // 55: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	60, // 56: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	63, // 57: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	66, // 58: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	69, // 59: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	72, // 60: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	76, // 61: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	15, // 62: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	17, // 63: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
-	18, // 64: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
-	78, // 65: strata.v1.Strata.VerifyPartition:input_type -> strata.v1.VerifyPartitionRequest
-	7,  // 66: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
-	9,  // 67: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
-	11, // 68: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
-	4,  // 69: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
-	81, // 70: strata.v1.StrataInternal.LogChecksums:input_type -> strata.v1.LogChecksumsRequest
-	23, // 71: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	25, // 72: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	27, // 73: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	30, // 74: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	35, // 75: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
-	42, // 76: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	46, // 77: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	50, // 78: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	38, // 79: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	53, // 80: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	58, // 81: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	61, // 82: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	64, // 83: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	67, // 84: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	70, // 85: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	73, // 86: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	77, // 87: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	16, // 88: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	19, // 89: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
-	19, // 90: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
-	79, // 91: strata.v1.Strata.VerifyPartition:output_type -> strata.v1.VerifyPartitionResponse
-	8,  // 92: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
-	10, // 93: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
-	12, // 94: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
-	5,  // 95: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
-	82, // 96: strata.v1.StrataInternal.LogChecksums:output_type -> strata.v1.LogChecksumsResponse
-	71, // [71:97] is the sub-list for method output_type
-	45, // [45:71] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	6,   // 0: strata.v1.ReadLogChunk.entries:type_name -> strata.v1.LogEntry
+	14,  // 1: strata.v1.ReplicaStatusResponse.replicas:type_name -> strata.v1.ReplicaState
+	3,   // 2: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
+	13,  // 3: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
+	0,   // 4: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
+	101, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	31,  // 6: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	28,  // 7: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
+	31,  // 8: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
+	32,  // 9: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
+	21,  // 10: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
+	33,  // 11: strata.v1.PartitionDescription.lagging:type_name -> strata.v1.ReplicaLag
+	102, // 12: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
+	31,  // 13: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
+	37,  // 14: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	39,  // 15: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
+	20,  // 16: strata.v1.DeleteRecordsPartitionResult.error:type_name -> strata.v1.Error
+	41,  // 17: strata.v1.ProduceRequest.partitions:type_name -> strata.v1.ProducePartition
+	1,   // 18: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
+	43,  // 19: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
+	20,  // 20: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.Error
+	45,  // 21: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	47,  // 22: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	20,  // 23: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.Error
+	49,  // 24: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	2,   // 25: strata.v1.ListOffsetsPartition.spec:type_name -> strata.v1.OffsetSpec
+	51,  // 26: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	20,  // 27: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.Error
+	54,  // 28: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	55,  // 29: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	20,  // 30: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
+	56,  // 31: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
+	59,  // 32: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	59,  // 33: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	62,  // 34: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.OffsetCommit
+	65,  // 35: strata.v1.CommitOffsetsResponse.results:type_name -> strata.v1.CommitOffsetResult
+	20,  // 36: strata.v1.CommitOffsetResult.error:type_name -> strata.v1.Error
+	59,  // 37: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartitions
+	68,  // 38: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.CommittedOffset
+	71,  // 39: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	74,  // 40: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
+	75,  // 41: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	59,  // 42: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
+	80,  // 43: strata.v1.VerifyPartitionResponse.replicas:type_name -> strata.v1.ReplicaChecksum
+	83,  // 44: strata.v1.LogChecksumsResponse.ranges:type_name -> strata.v1.OffsetRange
+	92,  // 45: strata.v1.ListUsersResponse.users:type_name -> strata.v1.UserSummary
+	93,  // 46: strata.v1.UserSummary.mechanisms:type_name -> strata.v1.ScramMechanism
+	94,  // 47: strata.v1.CreateACLsRequest.acls:type_name -> strata.v1.AclBinding
+	94,  // 48: strata.v1.ListACLsRequest.filter:type_name -> strata.v1.AclBinding
+	94,  // 49: strata.v1.ListACLsResponse.acls:type_name -> strata.v1.AclBinding
+	94,  // 50: strata.v1.DeleteACLsRequest.filter:type_name -> strata.v1.AclBinding
+	94,  // 51: strata.v1.DeleteACLsResponse.deleted:type_name -> strata.v1.AclBinding
+	22,  // 52: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	24,  // 53: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	26,  // 54: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	29,  // 55: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	34,  // 56: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
+	40,  // 57: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	44,  // 58: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	48,  // 59: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	36,  // 60: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	52,  // 61: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	57,  // 62: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	60,  // 63: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	63,  // 64: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	66,  // 65: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	69,  // 66: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	72,  // 67: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	76,  // 68: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	15,  // 69: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	17,  // 70: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
+	18,  // 71: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
+	78,  // 72: strata.v1.Strata.VerifyPartition:input_type -> strata.v1.VerifyPartitionRequest
+	84,  // 73: strata.v1.Strata.Authenticate:input_type -> strata.v1.AuthenticateRequest
+	86,  // 74: strata.v1.Strata.UpsertUser:input_type -> strata.v1.UpsertUserRequest
+	88,  // 75: strata.v1.Strata.DeleteUser:input_type -> strata.v1.DeleteUserRequest
+	90,  // 76: strata.v1.Strata.ListUsers:input_type -> strata.v1.ListUsersRequest
+	95,  // 77: strata.v1.Strata.CreateACLs:input_type -> strata.v1.CreateACLsRequest
+	97,  // 78: strata.v1.Strata.ListACLs:input_type -> strata.v1.ListACLsRequest
+	99,  // 79: strata.v1.Strata.DeleteACLs:input_type -> strata.v1.DeleteACLsRequest
+	7,   // 80: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
+	9,   // 81: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
+	11,  // 82: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
+	4,   // 83: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
+	81,  // 84: strata.v1.StrataInternal.LogChecksums:input_type -> strata.v1.LogChecksumsRequest
+	23,  // 85: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	25,  // 86: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	27,  // 87: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	30,  // 88: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	35,  // 89: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
+	42,  // 90: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	46,  // 91: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	50,  // 92: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	38,  // 93: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	53,  // 94: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	58,  // 95: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	61,  // 96: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	64,  // 97: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	67,  // 98: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	70,  // 99: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	73,  // 100: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	77,  // 101: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	16,  // 102: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	19,  // 103: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
+	19,  // 104: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
+	79,  // 105: strata.v1.Strata.VerifyPartition:output_type -> strata.v1.VerifyPartitionResponse
+	85,  // 106: strata.v1.Strata.Authenticate:output_type -> strata.v1.AuthenticateResponse
+	87,  // 107: strata.v1.Strata.UpsertUser:output_type -> strata.v1.UpsertUserResponse
+	89,  // 108: strata.v1.Strata.DeleteUser:output_type -> strata.v1.DeleteUserResponse
+	91,  // 109: strata.v1.Strata.ListUsers:output_type -> strata.v1.ListUsersResponse
+	96,  // 110: strata.v1.Strata.CreateACLs:output_type -> strata.v1.CreateACLsResponse
+	98,  // 111: strata.v1.Strata.ListACLs:output_type -> strata.v1.ListACLsResponse
+	100, // 112: strata.v1.Strata.DeleteACLs:output_type -> strata.v1.DeleteACLsResponse
+	8,   // 113: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
+	10,  // 114: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
+	12,  // 115: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
+	5,   // 116: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
+	82,  // 117: strata.v1.StrataInternal.LogChecksums:output_type -> strata.v1.LogChecksumsResponse
+	85,  // [85:118] is the sub-list for method output_type
+	52,  // [52:85] is the sub-list for method input_type
+	52,  // [52:52] is the sub-list for extension type_name
+	52,  // [52:52] is the sub-list for extension extendee
+	0,   // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -6080,7 +7072,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   82,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

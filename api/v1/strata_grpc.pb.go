@@ -52,6 +52,13 @@ const (
 	Strata_MovePartition_FullMethodName      = "/strata.v1.Strata/MovePartition"
 	Strata_DecommissionBroker_FullMethodName = "/strata.v1.Strata/DecommissionBroker"
 	Strata_VerifyPartition_FullMethodName    = "/strata.v1.Strata/VerifyPartition"
+	Strata_Authenticate_FullMethodName       = "/strata.v1.Strata/Authenticate"
+	Strata_UpsertUser_FullMethodName         = "/strata.v1.Strata/UpsertUser"
+	Strata_DeleteUser_FullMethodName         = "/strata.v1.Strata/DeleteUser"
+	Strata_ListUsers_FullMethodName          = "/strata.v1.Strata/ListUsers"
+	Strata_CreateACLs_FullMethodName         = "/strata.v1.Strata/CreateACLs"
+	Strata_ListACLs_FullMethodName           = "/strata.v1.Strata/ListACLs"
+	Strata_DeleteACLs_FullMethodName         = "/strata.v1.Strata/DeleteACLs"
 )
 
 // StrataClient is the client API for Strata service.
@@ -95,6 +102,19 @@ type StrataClient interface {
 	// watermark they all have, by checksums of offset ranges, narrowed down
 	// to the first batch where they differ.
 	VerifyPartition(ctx context.Context, in *VerifyPartitionRequest, opts ...grpc.CallOption) (*VerifyPartitionResponse, error)
+	// Security. Authenticate runs a SCRAM exchange in two calls (client-first
+	// -> server-first, client-final -> server-final and a session token the
+	// client then sends as "authorization: Bearer <token>" metadata on every
+	// call to this broker). Users and ACLs live in the metadata quorum; a
+	// user's SCRAM keys are computed by the client, so no password reaches a
+	// broker.
+	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
+	UpsertUser(ctx context.Context, in *UpsertUserRequest, opts ...grpc.CallOption) (*UpsertUserResponse, error)
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error)
+	ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error)
+	DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error)
 }
 
 type strataClient struct {
@@ -333,6 +353,76 @@ func (c *strataClient) VerifyPartition(ctx context.Context, in *VerifyPartitionR
 	return out, nil
 }
 
+func (c *strataClient) Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticateResponse)
+	err := c.cc.Invoke(ctx, Strata_Authenticate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) UpsertUser(ctx context.Context, in *UpsertUserRequest, opts ...grpc.CallOption) (*UpsertUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertUserResponse)
+	err := c.cc.Invoke(ctx, Strata_UpsertUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, Strata_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*CreateACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateACLsResponse)
+	err := c.cc.Invoke(ctx, Strata_CreateACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListACLsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteACLsResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -374,6 +464,19 @@ type StrataServer interface {
 	// watermark they all have, by checksums of offset ranges, narrowed down
 	// to the first batch where they differ.
 	VerifyPartition(context.Context, *VerifyPartitionRequest) (*VerifyPartitionResponse, error)
+	// Security. Authenticate runs a SCRAM exchange in two calls (client-first
+	// -> server-first, client-final -> server-final and a session token the
+	// client then sends as "authorization: Bearer <token>" metadata on every
+	// call to this broker). Users and ACLs live in the metadata quorum; a
+	// user's SCRAM keys are computed by the client, so no password reaches a
+	// broker.
+	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
+	UpsertUser(context.Context, *UpsertUserRequest) (*UpsertUserResponse, error)
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error)
+	ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error)
+	DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -446,6 +549,27 @@ func (UnimplementedStrataServer) DecommissionBroker(*DecommissionBrokerRequest, 
 }
 func (UnimplementedStrataServer) VerifyPartition(context.Context, *VerifyPartitionRequest) (*VerifyPartitionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method VerifyPartition not implemented")
+}
+func (UnimplementedStrataServer) Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Authenticate not implemented")
+}
+func (UnimplementedStrataServer) UpsertUser(context.Context, *UpsertUserRequest) (*UpsertUserResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpsertUser not implemented")
+}
+func (UnimplementedStrataServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedStrataServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedStrataServer) CreateACLs(context.Context, *CreateACLsRequest) (*CreateACLsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateACLs not implemented")
+}
+func (UnimplementedStrataServer) ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListACLs not implemented")
+}
+func (UnimplementedStrataServer) DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteACLs not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -832,6 +956,132 @@ func _Strata_VerifyPartition_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_Authenticate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthenticateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).Authenticate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_Authenticate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).Authenticate(ctx, req.(*AuthenticateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_UpsertUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).UpsertUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_UpsertUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).UpsertUser(ctx, req.(*UpsertUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_CreateACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).CreateACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_CreateACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).CreateACLs(ctx, req.(*CreateACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListACLs(ctx, req.(*ListACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DeleteACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteACLs(ctx, req.(*DeleteACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -914,6 +1164,34 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyPartition",
 			Handler:    _Strata_VerifyPartition_Handler,
+		},
+		{
+			MethodName: "Authenticate",
+			Handler:    _Strata_Authenticate_Handler,
+		},
+		{
+			MethodName: "UpsertUser",
+			Handler:    _Strata_UpsertUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _Strata_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _Strata_ListUsers_Handler,
+		},
+		{
+			MethodName: "CreateACLs",
+			Handler:    _Strata_CreateACLs_Handler,
+		},
+		{
+			MethodName: "ListACLs",
+			Handler:    _Strata_ListACLs_Handler,
+		},
+		{
+			MethodName: "DeleteACLs",
+			Handler:    _Strata_DeleteACLs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

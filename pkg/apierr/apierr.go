@@ -73,6 +73,9 @@ var (
 	ErrFencedMemberEpoch  = &Error{Code: v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH}
 	ErrGroupNotEmpty      = &Error{Code: v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY}
 	ErrUnknownGroup       = &Error{Code: v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP}
+	ErrAuthentication     = &Error{Code: v1.ErrorCode_ERROR_CODE_AUTHENTICATION_FAILED}
+	ErrAuthorization      = &Error{Code: v1.ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED}
+	ErrUnknownUser        = &Error{Code: v1.ErrorCode_ERROR_CODE_UNKNOWN_USER}
 )
 
 // New makes an *Error with a formatted message.
@@ -87,27 +90,30 @@ type codeInfo struct {
 
 // The table: what each code means and whether a retry helps.
 var table = map[Code]codeInfo{
-	v1.ErrorCode_ERROR_CODE_UNKNOWN:             {"unexpected server error", false},
-	v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC:       {"unknown topic: create it first (strata topic create)", false},
-	v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION:   {"unknown partition", false},
-	v1.ErrorCode_ERROR_CODE_OFFSET_OUT_OF_RANGE: {"offset out of range", false},
-	v1.ErrorCode_ERROR_CODE_RECORD_TOO_LARGE:    {"record batch larger than max.message.bytes", false},
-	v1.ErrorCode_ERROR_CODE_INVALID_CONFIG:      {"invalid config", false},
-	v1.ErrorCode_ERROR_CODE_CORRUPT_BATCH:       {"corrupt record batch", false},
-	v1.ErrorCode_ERROR_CODE_NOT_LEADER:          {"broker is not the partition leader", true},
-	v1.ErrorCode_ERROR_CODE_TOPIC_EXISTS:        {"topic already exists", false},
-	v1.ErrorCode_ERROR_CODE_INVALID_TOPIC:       {"invalid topic name", false},
-	v1.ErrorCode_ERROR_CODE_INVALID_PARTITIONS:  {"invalid partition count", false},
-	v1.ErrorCode_ERROR_CODE_INVALID_REQUEST:     {"invalid request", false},
-	v1.ErrorCode_ERROR_CODE_STORAGE:             {"storage error on the broker", true},
-	v1.ErrorCode_ERROR_CODE_UNAVAILABLE:         {"broker unavailable", true},
-	v1.ErrorCode_ERROR_CODE_INVALID_REPLICATION: {"invalid replication factor", false},
-	v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION:    {"refused by topic policy", false},
-	v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR:     {"broker is not the group's coordinator", true},
-	v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER:      {"unknown group member: rejoin", false},
-	v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH: {"stale member epoch: rejoin", false},
-	v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY:     {"the group has active members", false},
-	v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP:       {"unknown group", false},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN:               {"unexpected server error", false},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC:         {"unknown topic: create it first (strata topic create)", false},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION:     {"unknown partition", false},
+	v1.ErrorCode_ERROR_CODE_OFFSET_OUT_OF_RANGE:   {"offset out of range", false},
+	v1.ErrorCode_ERROR_CODE_RECORD_TOO_LARGE:      {"record batch larger than max.message.bytes", false},
+	v1.ErrorCode_ERROR_CODE_INVALID_CONFIG:        {"invalid config", false},
+	v1.ErrorCode_ERROR_CODE_CORRUPT_BATCH:         {"corrupt record batch", false},
+	v1.ErrorCode_ERROR_CODE_NOT_LEADER:            {"broker is not the partition leader", true},
+	v1.ErrorCode_ERROR_CODE_TOPIC_EXISTS:          {"topic already exists", false},
+	v1.ErrorCode_ERROR_CODE_INVALID_TOPIC:         {"invalid topic name", false},
+	v1.ErrorCode_ERROR_CODE_INVALID_PARTITIONS:    {"invalid partition count", false},
+	v1.ErrorCode_ERROR_CODE_INVALID_REQUEST:       {"invalid request", false},
+	v1.ErrorCode_ERROR_CODE_STORAGE:               {"storage error on the broker", true},
+	v1.ErrorCode_ERROR_CODE_UNAVAILABLE:           {"broker unavailable", true},
+	v1.ErrorCode_ERROR_CODE_INVALID_REPLICATION:   {"invalid replication factor", false},
+	v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION:      {"refused by topic policy", false},
+	v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR:       {"broker is not the group's coordinator", true},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER:        {"unknown group member: rejoin", false},
+	v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH:   {"stale member epoch: rejoin", false},
+	v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY:       {"the group has active members", false},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP:         {"unknown group", false},
+	v1.ErrorCode_ERROR_CODE_AUTHENTICATION_FAILED: {"authentication failed: pass --user and --password (or STRATA_USER, STRATA_PASSWORD)", false},
+	v1.ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED:  {"not authorized: an ACL must allow the call (strata acl create)", false},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_USER:          {"unknown user", false},
 }
 
 func info(c Code) codeInfo {

@@ -56,8 +56,12 @@ func grpcCode(c Code) codes.Code {
 	case v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION, v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY,
 		v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER, v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH:
 		return codes.FailedPrecondition
-	case v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP:
+	case v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP, v1.ErrorCode_ERROR_CODE_UNKNOWN_USER:
 		return codes.NotFound
+	case v1.ErrorCode_ERROR_CODE_AUTHENTICATION_FAILED:
+		return codes.Unauthenticated
+	case v1.ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED:
+		return codes.PermissionDenied
 	case v1.ErrorCode_ERROR_CODE_UNKNOWN:
 		return codes.Internal
 	}

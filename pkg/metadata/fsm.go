@@ -37,6 +37,11 @@ var changeKinds = map[string]func(json.RawMessage) (Change, error){
 	"metadata.RegisterBroker":   decodeAs[RegisterBroker],
 	"metadata.SetLeader":        decodeAs[SetLeader],
 	"metadata.Reassign":         decodeAs[Reassign],
+	// Security (security.go).
+	"metadata.UpsertScramCredential": decodeAs[UpsertScramCredential],
+	"metadata.DeleteUser":            decodeAs[DeleteUser],
+	"metadata.CreateACLs":            decodeAs[CreateACLs],
+	"metadata.DeleteACLs":            decodeAs[DeleteACLs],
 }
 
 func decodeAs[T Change](b json.RawMessage) (Change, error) {
@@ -113,6 +118,10 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 	if st.Brokers == nil {
 		st.Brokers = map[NodeID]Broker{}
 	}
+	if st.Users == nil {
+		st.Users = map[string]User{}
+	}
+	st.setACLs(st.ACLs)
 	f.mu.Lock()
 	f.st = st
 	f.mu.Unlock()

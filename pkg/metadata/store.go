@@ -8,10 +8,14 @@ import (
 	"slices"
 
 	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/acl"
 	"github.com/stratalog/strata/pkg/apierr"
 )
 
-// Change is one metadata change: CreateTopic, DeleteTopic or AlterTopicConfig.
+// Change is one metadata change: a topic's (CreateTopic, DeleteTopic,
+// AlterTopicConfig, SetLeader, Reassign), the cluster's (InitCluster,
+// RegisterBroker) or security's (UpsertScramCredential, DeleteUser,
+// CreateACLs, DeleteACLs).
 // Changes are plain values so that a Raft-backed store can log them.
 type Change interface{ isChange() }
 
@@ -72,15 +76,23 @@ type state struct {
 	ClusterID string            `json:"cluster_id"`
 	Topics    map[string]Topic  `json:"topics"`
 	Brokers   map[NodeID]Broker `json:"brokers"`
+	// Users and ACLs (security.go); absent from older snapshots.
+	Users map[string]User `json:"users,omitempty"`
+	ACLs  []acl.Binding   `json:"acls,omitempty"`
+	// aclIndex indexes ACLs; rebuilt whenever they change.
+	aclIndex *acl.Index
 }
 
 func newState() state {
-	return state{Topics: map[string]Topic{}, Brokers: map[NodeID]Broker{}}
+	return state{Topics: map[string]Topic{}, Brokers: map[NodeID]Broker{}, Users: map[string]User{}}
 }
 
 // clone copies what apply may change, so a failed apply changes nothing.
 func (s *state) clone() state {
-	return state{ClusterID: s.ClusterID, Topics: maps.Clone(s.Topics), Brokers: maps.Clone(s.Brokers)}
+	// ACLs are replaced whole by the changes that touch them; a user's
+	// credentials likewise (applySecurity).
+	return state{ClusterID: s.ClusterID, Topics: maps.Clone(s.Topics), Brokers: maps.Clone(s.Brokers),
+		Users: maps.Clone(s.Users), ACLs: s.ACLs, aclIndex: s.aclIndex}
 }
 
 // apply validates c against s (validate.go) and applies it; a refused
@@ -147,6 +159,8 @@ func (s *state) apply(c Change) error {
 		a.Replicas = slices.Clone(c.Replicas)
 		t.Assignments[c.Partition] = a
 		s.Topics[c.Topic] = t
+	case UpsertScramCredential, DeleteUser, CreateACLs, DeleteACLs:
+		s.applySecurity(c)
 	default:
 		panic(fmt.Sprintf("metadata: unknown change %T", c))
 	}

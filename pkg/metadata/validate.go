@@ -210,6 +210,8 @@ func (s *state) validate(c Change) error {
 			return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION, "topic %q has no partition %d", c.Topic, c.Partition)
 		}
 		return s.validateReplicas(fmt.Sprintf("partition %d of %q", c.Partition, c.Topic), c.Replicas, false)
+	case UpsertScramCredential, DeleteUser, CreateACLs, DeleteACLs:
+		return s.validateSecurity(c)
 	default:
 		return invalidChange("unknown change %T", c)
 	}
