@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -133,8 +132,7 @@ func (c *Client) conn(addr string) (v1.StrataClient, error) {
 	if cc, ok := c.mu.conns[addr]; ok {
 		return v1.NewStrataClient(cc), nil
 	}
-	opts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	opts := append(c.transport(addr), // plaintext or TLS (tls.go)
 		// Fetch responses reach tens of MiB; gRPC's 4 MiB default would refuse them.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
 		// Reconnect to a broker that was down within a second of its
@@ -143,7 +141,8 @@ func (c *Client) conn(addr string) (v1.StrataClient, error) {
 		// down 30 s, a producer could not reach it for ~10 s more, while
 		// the cluster had already handed its partitions back to it.
 		grpc.WithConnectParams(reconnect),
-	}, c.cfg.dialOpts...)
+	)
+	opts = append(opts, c.cfg.dialOpts...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err

@@ -62,6 +62,21 @@
 //		...
 //	}
 //
+// TLS. Connections are plaintext unless TLS or TLSFiles is given; then
+// every connection (the seeds and the brokers metadata names) uses TLS,
+// and each broker's certificate must name the host dialled (or
+// TLSFiles' serverName). TLSFiles reads the cluster's CA and an optional
+// client certificate (for brokers that ask for one: mutual TLS) from PEM
+// files and reads them again when they change:
+//
+//	c, err := client.New([]string{"strata1:9290"},
+//		client.TLSFiles(tlsconfig.Files{CA: "certs/ca.crt", Cert: "certs/client.alice.crt", Key: "certs/client.alice.key"}, ""))
+//
+// A connection that fails because of TLS (an untrusted or expired
+// certificate, a missing client certificate, a client and a listener that
+// disagree about TLS) fails the call at once with a *TLSError whose Kind
+// says which; it is not retried.
+//
 // Partitioning follows Kafka's Java client: a keyed record goes to
 // toPositive(murmur2(key)) % partitions, so the same key lands on the same
 // partition whichever client wrote it; keyless records stick to one

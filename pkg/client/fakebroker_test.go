@@ -29,6 +29,7 @@ type fakeBroker struct {
 	calls     map[string]int
 	immutable map[string]bool // topics that refuse DeleteRecords
 	notify    chan struct{}   // closed and replaced on every produce
+	host      string          // the host Metadata advertises; "" is 0.0.0.0
 	groups    fakeGroups      // the group coordinator (fakegroup_test.go)
 }
 
@@ -40,13 +41,20 @@ type fakePart struct {
 
 func startFake(t *testing.T) *fakeBroker {
 	t.Helper()
+	return startFakeWith(t)
+}
+
+// startFakeWith starts a fake broker whose gRPC server has opts (TLS
+// credentials, for one).
+func startFakeWith(t *testing.T, opts ...grpc.ServerOption) *fakeBroker {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fakeBroker{addr: lis.Addr().String(), topics: make(map[string][]*fakePart),
 		fail: make(map[string][]*apierr.Error), calls: make(map[string]int), immutable: make(map[string]bool), notify: make(chan struct{})}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	v1.RegisterStrataServer(s, f)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(lis) }()
@@ -151,8 +159,12 @@ func (f *fakeBroker) Metadata(context.Context, *v1.MetadataRequest) (*v1.Metadat
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(f.addr)
+	host := "0.0.0.0"
+	if f.host != "" {
+		host = f.host
+	}
 	resp := &v1.MetadataResponse{ClusterId: "fake", ControllerId: 1,
-		Brokers: []*v1.BrokerInfo{{NodeId: 1, ApiAddr: net.JoinHostPort("0.0.0.0", port), State: "alive"}}}
+		Brokers: []*v1.BrokerInfo{{NodeId: 1, ApiAddr: net.JoinHostPort(host, port), State: "alive"}}}
 	for name, ps := range f.topics {
 		tm := &v1.TopicMetadata{Name: name}
 		for i := range ps {

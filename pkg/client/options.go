@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -17,6 +18,7 @@ type Opt func(*config)
 type config struct {
 	log            *zap.Logger
 	dialOpts       []grpc.DialOption
+	tls            *tls.Config // nil: plaintext (tls.go)
 	metadataMaxAge time.Duration
 	retryTimeout   time.Duration
 	backoffMin     time.Duration

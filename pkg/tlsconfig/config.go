@@ -47,8 +47,11 @@ func (f Files) Server(auth ClientAuth) (*tls.Config, error) {
 
 // Client returns the configuration of a dialler. serverName is the name
 // the server's certificate must carry (a host name or IP); empty means
-// the host of the address dialled, which crypto/tls fills in. Cert, if
-// given, is presented to servers that ask.
+// the host name dialled, which crypto/tls fills in for names but not for
+// IP addresses (SNI carries no IPs): a dialler that dials an IP with an
+// empty serverName and a CA must set ConnectionState.ServerName itself
+// (pkg/client does), or the handshake is refused. Cert, if given, is
+// presented to servers that ask.
 func (f Files) Client(serverName string) (*tls.Config, error) {
 	s, err := newStore(f)
 	if err != nil {
@@ -71,6 +74,9 @@ func (f Files) Client(serverName string) (*tls.Config, error) {
 		c.InsecureSkipVerify = true
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
 			_, pool := s.current()
+			if serverName != "" {
+				cs.ServerName = serverName // crypto/tls leaves IPs out
+			}
 			return verifyServer(cs, pool)
 		}
 	}
@@ -82,6 +88,11 @@ func (f Files) Client(serverName string) (*tls.Config, error) {
 func verifyServer(cs tls.ConnectionState, pool *x509.CertPool) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("tls: server sent no certificate")
+	}
+	if cs.ServerName == "" {
+		// x509 would skip the name check: any certificate the CA signed
+		// would pass for any server.
+		return errors.New("tls: no server name to check the server's certificate against (dialled by IP address: give the server name)")
 	}
 	opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(), DNSName: cs.ServerName, CurrentTime: time.Now()}
 	for _, c := range cs.PeerCertificates[1:] {

@@ -219,3 +219,37 @@ func TestFilesChecks(t *testing.T) {
 	}
 	var _ net.Conn
 }
+
+// A server certificate the CA signed for another host is refused when the
+// client dials an IP address: SNI carries no IPs, so crypto/tls leaves the
+// connection state's ServerName empty and x509 would skip the name check.
+func TestClientChecksServerNameForIPs(t *testing.T) {
+	dir := t.TempDir()
+	ca, srvFiles := pki(t, dir, "strata1", []string{"strata1"}, time.Now().Add(-time.Minute), time.Hour)
+	srv, err := srvFiles.Server(NoClientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, srv)
+	for _, name := range []string{"127.0.0.1", ""} {
+		cli, err := Files{CA: srvFiles.CA}.Client(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dial(addr, cli); err == nil {
+			t.Errorf("server name %q: a certificate for strata1 was accepted for 127.0.0.1", name)
+		}
+	}
+	good := writeLeaf(t, ca, dir, "strata1b", []string{"strata1", "127.0.0.1"}, time.Now().Add(-time.Minute), time.Hour)
+	gsrv, err := good.Server(NoClientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := Files{CA: srvFiles.CA}.Client("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(serve(t, gsrv), cli); err != nil {
+		t.Fatalf("a certificate for 127.0.0.1: %v", err)
+	}
+}
