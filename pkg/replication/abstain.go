@@ -28,7 +28,14 @@ import (
 //  1. it answers RequestVote and RequestPreVote with "not granted" (at the
 //     candidate's own term, so the candidate neither counts it nor steps
 //     down), and TimeoutNow with an error, so it is never made leader by a
-//     transfer;
+//     transfer; except that a candidate whose log ends at or past the
+//     mark's (term, index), in raft's order, holds everything this replica
+//     ever acknowledged, and is voted for as raft would have with the
+//     intact log (the mark keeps the term for this: segment.DamageMark).
+//     Without it, a damaged replica of a two-replica group whose healthy
+//     peer restarts would leave the group leaderless for good: the peer
+//     needs its vote, and it can be refilled only by a leader. A mark with
+//     an unknown term (an older version's) votes for no one;
 //  2. it asks no one for votes (its own RequestVote and RequestPreVote
 //     fail), so it cannot win an election of its own, and the broker's
 //     elector skips it (Successor.Candidacy);
@@ -57,6 +64,9 @@ type abstainTransport struct {
 	id      raft.ServerID
 	addr    raft.ServerAddress
 	abstain func() bool
+	// mark is the damage mark: a candidate whose log reaches it is voted
+	// for (see above).
+	mark    func() (index, term uint64)
 	rpcs    chan raft.RPC
 	stop    chan struct{}
 	stopped sync.Once
@@ -72,9 +82,9 @@ var (
 // and what its own vote requests fail with.
 var errAbstaining = errors.New("replication: this replica's log lost acknowledged entries to damage; it does not vote or lead until it has fetched them again")
 
-func newAbstainTransport(inner raft.Transport, id raft.ServerID, abstain func() bool) *abstainTransport {
+func newAbstainTransport(inner raft.Transport, id raft.ServerID, abstain func() bool, mark func() (index, term uint64)) *abstainTransport {
 	t := &abstainTransport{
-		Transport: inner, id: id, addr: inner.LocalAddr(), abstain: abstain,
+		Transport: inner, id: id, addr: inner.LocalAddr(), abstain: abstain, mark: mark,
 		rpcs: make(chan raft.RPC), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go t.forward()
@@ -107,13 +117,20 @@ func (t *abstainTransport) forward() {
 	}
 }
 
-// refuse answers rpc itself if it asks for a vote or leadership.
+// refuse answers rpc itself if it asks for a vote or leadership, unless it
+// is a vote for a candidate that holds the damaged range (covers).
 func (t *abstainTransport) refuse(rpc raft.RPC) bool {
 	hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(t.id), Addr: []byte(t.addr)}
 	switch req := rpc.Command.(type) {
 	case *raft.RequestVoteRequest:
+		if t.covers(req.LastLogTerm, req.LastLogIndex) {
+			return false
+		}
 		rpc.Respond(&raft.RequestVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
 	case *raft.RequestPreVoteRequest:
+		if t.covers(req.LastLogTerm, req.LastLogIndex) {
+			return false
+		}
 		rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
 	case *raft.TimeoutNowRequest:
 		rpc.Respond(nil, errAbstaining)
@@ -121,6 +138,18 @@ func (t *abstainTransport) refuse(rpc raft.RPC) bool {
 		return false
 	}
 	return true
+}
+
+// covers reports whether a candidate whose log ends at (term, index) holds
+// every entry this replica held before the damage: its last entry is at
+// or past the mark's in raft's order (a later term, or the same term and
+// an index at least the mark's). An unknown mark term covers nothing.
+func (t *abstainTransport) covers(term, index uint64) bool {
+	markIndex, markTerm := t.mark()
+	if markTerm == 0 {
+		return false
+	}
+	return term > markTerm || term == markTerm && index >= markIndex
 }
 
 // RequestVote implements raft.Transport: an abstaining replica asks for no
@@ -225,7 +254,7 @@ func abstainIfDamaged(cfg GroupConfig, l *segment.Log, store *LogStore, rc *raft
 	if _, ok := cfg.Transport.(raft.WithPreVote); !ok {
 		rc.PreVoteDisabled = true
 	}
-	t := newAbstainTransport(cfg.Transport, cfg.NodeID, store.abstaining)
+	t := newAbstainTransport(cfg.Transport, cfg.NodeID, store.abstaining, l.DamageMark)
 	return t, t, nil
 }
 

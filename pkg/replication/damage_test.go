@@ -258,14 +258,17 @@ func TestTornTailStillCut(t *testing.T) {
 
 // TestAbstainTransportRefusesVotes: the filter answers vote and pre-vote
 // requests "not granted" at the candidate's term and refuses TimeoutNow
-// while abstaining, passes everything through otherwise, and asks for no
-// votes itself.
+// while abstaining, except votes for candidates whose log reaches the
+// damage mark's (term, index); passes everything through otherwise, and
+// asks for no votes itself.
 func TestAbstainTransportRefusesVotes(t *testing.T) {
 	_, im := raft.NewInmemTransport("a")
 	inner := chanTransport{im, make(chan raft.RPC)}
 	var abstain atomic.Bool
 	abstain.Store(true)
-	tr := newAbstainTransport(inner, "a", abstain.Load)
+	var markTerm atomic.Uint64
+	markTerm.Store(4)
+	tr := newAbstainTransport(inner, "a", abstain.Load, func() (uint64, uint64) { return 50, markTerm.Load() })
 	defer tr.Close()
 	var resp raft.RequestVoteResponse
 	if err := tr.RequestVote("b", "b", &raft.RequestVoteRequest{Term: 3}, &resp); !errors.Is(err, errAbstaining) {
@@ -313,6 +316,27 @@ func TestAbstainTransportRefusesVotes(t *testing.T) {
 	}
 	if r := deliver(&raft.AppendEntriesRequest{}, true); r.Response != "raft" {
 		t.Fatalf("AppendEntries while abstaining not passed on: %+v", r)
+	}
+	// Candidates short of the mark (50 at term 4) are refused, those at
+	// or past it go to raft, which applies its own checks.
+	for _, c := range []struct {
+		term, index uint64
+		passes      bool
+	}{{4, 49, false}, {3, 80, false}, {4, 50, true}, {4, 51, true}, {5, 10, true}} {
+		req := &raft.RequestVoteRequest{Term: 7, LastLogTerm: c.term, LastLogIndex: c.index}
+		r := deliver(req, c.passes)
+		if c.passes && r.Response != "raft" || !c.passes && (r.Response.(*raft.RequestVoteResponse).Granted || r.Error != nil) {
+			t.Fatalf("vote for a candidate at (%d, %d) with the mark at (4, 50): %+v", c.term, c.index, r)
+		}
+		pre := &raft.RequestPreVoteRequest{Term: 7, LastLogTerm: c.term, LastLogIndex: c.index}
+		if r := deliver(pre, c.passes); c.passes != (r.Response == "raft") {
+			t.Fatalf("pre-vote for a candidate at (%d, %d) with the mark at (4, 50): %+v", c.term, c.index, r)
+		}
+	}
+	// An unknown mark term (an older version's mark) votes for no one.
+	markTerm.Store(0)
+	if r := deliver(&raft.RequestVoteRequest{Term: 7, LastLogTerm: 9, LastLogIndex: 900}, false); r.Response.(*raft.RequestVoteResponse).Granted {
+		t.Fatalf("vote with an unknown mark term: %+v", r)
 	}
 	abstain.Store(false)
 	if r := deliver(&raft.RequestVoteRequest{Term: 7}, true); r.Response != "raft" {

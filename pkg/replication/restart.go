@@ -107,7 +107,11 @@ func prepareStart(dir string, l *segment.Log, snaps *raft.FileSnapshotStore, sol
 		}
 		logger.Error("replication: no snapshot covers the deleted start of the log; discarding it, the leader will install a snapshot; this replica does not vote until it has fetched the log again",
 			zap.Uint64("first_index", l.FirstIndex()), zap.Uint64("last_index", l.LastIndex()))
-		if err := l.MarkDamaged(l.LastIndex()); err != nil {
+		var lastTerm uint64 // unknown if the entry cannot be read: votes for no one
+		if e, err := l.ReadEntry(l.LastIndex()); err == nil {
+			lastTerm = e.Term
+		}
+		if err := l.MarkDamaged(l.LastIndex(), lastTerm); err != nil {
 			return err
 		}
 		return l.Reset(0)

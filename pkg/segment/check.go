@@ -143,7 +143,7 @@ func checkSegments(dir string, bases []int64, interval int) ([]*segment, []FileC
 			segs = append(segs, s)
 		}
 		if cerr != nil && active {
-			through, err := s.laterFrames(res.pos, s.size, res.lastIndex)
+			through, _, err := s.laterFrames(res.pos, s.size, res.lastIndex)
 			switch {
 			case err != nil:
 				c.Detail += "; " + err.Error()

@@ -36,7 +36,9 @@ import (
 //     <segment>.log.damaged-<position> and fsynced (nothing is deleted: an
 //     operator can put them back);
 //  2. the highest raft index found in the valid frames after the damage is
-//     persisted in damaged-index (12 bytes, as start-offset) before the cut;
+//     persisted in damaged-index (12 bytes, as start-offset) before the cut,
+//     and that frame's raft term in damaged-term (same format, written
+//     first);
 //  3. the file is cut and fsynced.
 //
 // DamagedThrough then reports that index until ClearDamage: the log lacks
@@ -52,6 +54,11 @@ import (
 // held entries; see DamagedThrough. Its format is start-offset's.
 const damageFileName = "damaged-index"
 
+// damageTermFileName holds the raft term of the entry at the damage mark
+// (DamageMark), written before damaged-index and deleted after it. A mark
+// without it (written before the file existed) has term 0: unknown.
+const damageTermFileName = "damaged-term"
+
 // quarantineSuffix: <segment>.log.damaged-<position> holds bytes cut from a
 // damaged segment, from the bad frame to the old end of the file.
 const quarantineSuffix = logSuffix + ".damaged-"
@@ -62,8 +69,9 @@ type Damage struct {
 	// Cut is the first bad frame: the log was cut there.
 	Cut *CorruptionError
 	// Through is the highest raft index of a valid frame found after it:
-	// the log held entries up to there before the damage.
-	Through uint64
+	// the log held entries up to there before the damage. ThroughTerm is
+	// that frame's raft term.
+	Through, ThroughTerm uint64
 	// Quarantine is the file holding the bytes cut.
 	Quarantine string
 }
@@ -78,18 +86,37 @@ func (l *Log) Damage() *Damage { return l.damage }
 // lacks entries it once held and may have acknowledged.
 func (l *Log) DamagedThrough() uint64 { return l.damagedThrough.Load() }
 
+// DamageMark is DamagedThrough and the raft term of the entry the log held
+// at that index (0 if unknown: a mark written by an older version). A
+// candidate whose log ends at or past (term, index), in raft's order, holds
+// everything this log once did, so a damaged replica may vote for it.
+func (l *Log) DamageMark() (index, term uint64) {
+	l.damageMu.Lock()
+	defer l.damageMu.Unlock()
+	return l.damagedThrough.Load(), l.damagedTerm
+}
+
 // MarkDamaged persists that the log held entries through raft index
-// through that it no longer holds (a caller about to discard a log it
-// cannot use calls it first). A lower mark than the current one is
-// ignored. Like Append, it is called from the writer goroutine.
-func (l *Log) MarkDamaged(through uint64) error {
+// through, the last of them at raft term term (0 if unknown), that it no
+// longer holds (a caller about to discard a log it cannot use calls it
+// first). A lower mark than the current one is ignored. Like Append, it is
+// called from the writer goroutine.
+func (l *Log) MarkDamaged(through, term uint64) error {
 	if through <= l.damagedThrough.Load() {
 		return nil
+	}
+	// The term first: a crash between the two leaves a term file that
+	// the next mark overwrites and that no index file refers to.
+	if err := writeOffsetFile(l.dir, damageTermFileName, int64(term)); err != nil {
+		return err
 	}
 	if err := writeOffsetFile(l.dir, damageFileName, int64(through)); err != nil {
 		return err
 	}
+	l.damageMu.Lock()
+	l.damagedTerm = term
 	l.damagedThrough.Store(through)
+	l.damageMu.Unlock()
 	return nil
 }
 
@@ -111,51 +138,67 @@ func (l *Log) ClearDamage() error {
 			}
 		}
 	}
-	if err := os.Remove(filepath.Join(l.dir, damageFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("segment: clear damage mark: %w", err)
+	for _, name := range []string{damageFileName, damageTermFileName} {
+		if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("segment: clear damage mark: %w", err)
+		}
 	}
 	if err := syncDir(l.dir); err != nil {
 		return err
 	}
+	l.damageMu.Lock()
+	l.damagedTerm = 0
 	l.damagedThrough.Store(0)
+	l.damageMu.Unlock()
 	return nil
 }
 
-// readDamageMark reads damaged-index (0 if none).
-func readDamageMark(dir string) (uint64, error) {
+// readDamageMark reads damaged-index and damaged-term (0 if none).
+func readDamageMark(dir string) (index, term uint64, err error) {
 	v, err := readOffsetFile(dir, damageFileName)
-	return uint64(v), err
+	if err != nil || v == 0 {
+		return uint64(v), 0, err
+	}
+	t, err := readOffsetFile(dir, damageTermFileName)
+	if err != nil {
+		// Only the vote for a complete candidate is lost: the replica
+		// still abstains and waits to be refilled.
+		return uint64(v), 0, nil
+	}
+	return uint64(v), uint64(t), nil
 }
 
 // laterFrames looks for whole valid frames after the bad frame at bad, up
-// to end, and returns the highest raft index among them, 0 if none. after
-// is the raft index of the last good frame before bad.
-func (s *segment) laterFrames(bad, end int64, after uint64) (uint64, error) {
+// to end, and returns the highest raft index among them (0 if none) and
+// that frame's term. after is the raft index of the last good frame before
+// bad.
+func (s *segment) laterFrames(bad, end int64, after uint64) (through, term uint64, err error) {
 	// A frame takes at least a header, so no valid frame after bad can
 	// have an index beyond this.
 	maxIndex := after + uint64((end-bad)/frameHeaderSize) + 1
-	var through uint64
 	var buf []byte
 	for p := bad + 1; p+frameHeaderSize <= end; {
 		q, found, err := s.resync(p, end, after, maxIndex)
 		if err != nil || !found {
-			return through, err
+			return through, term, err
 		}
 		// Walk the run of valid frames that starts at q.
 		for {
 			h, n, ok, err := s.frameAt(q, end, &buf)
 			if err != nil {
-				return through, err
+				return through, term, err
 			}
 			if !ok || h.index <= after || h.index > maxIndex {
 				break
 			}
-			through = max(through, h.index)
+			if h.index > through {
+				through, term = h.index, h.term
+			}
 			q += n
 		}
 		p = q + 1
 	}
-	return through, nil
+	return through, term, nil
 }
 
 // resync returns the first position at or after from where a plausible

@@ -22,6 +22,7 @@ func TestDamageBelowTail(t *testing.T) {
 		t.Fatalf("last segment has %d frames", len(ends))
 	}
 	lastEntry := a.entries[len(a.entries)-1].Index
+	lastTerm := a.entries[len(a.entries)-1].Term
 	bad := ends[len(ends)-4] // the frame starting here has 2 frames after it
 	badIndex := lastEntry - 2
 	for _, at := range []int64{bad, bad + 2, bad + 5, bad + 9, bad + 24, bad + 40} {
@@ -44,6 +45,9 @@ func TestDamageBelowTail(t *testing.T) {
 		}
 		if l.DamagedThrough() != lastEntry {
 			t.Fatalf("DamagedThrough %d, want %d", l.DamagedThrough(), lastEntry)
+		}
+		if i, term := l.DamageMark(); i != lastEntry || term != lastTerm || dmg.ThroughTerm != lastTerm {
+			t.Fatalf("DamageMark (%d, %d), Damage.ThroughTerm %d; want (%d, %d)", i, term, dmg.ThroughTerm, lastEntry, lastTerm)
 		}
 		q, err := os.ReadFile(filepath.Join(d, dmg.Quarantine))
 		if err != nil || !bytes.Equal(q, flipped[bad:]) || len(orig) != len(flipped) {
@@ -118,20 +122,51 @@ func TestTornTailNotDamage(t *testing.T) {
 	}
 }
 
-// TestMarkDamaged: a mark only rises, and survives a reopen.
+// TestMarkDamaged: a mark only rises, keeps its term, survives a reopen,
+// and goes with ClearDamage.
 func TestMarkDamaged(t *testing.T) {
 	dir := t.TempDir()
 	l := mustOpen(t, dir, testOptions())
 	for _, v := range []uint64{7, 5, 9} {
-		if err := l.MarkDamaged(v); err != nil {
+		if err := l.MarkDamaged(v, v+100); err != nil {
 			t.Fatal(err)
 		}
 	}
 	l.Close()
 	l = mustOpen(t, dir, testOptions())
-	defer l.Close()
 	if got := l.DamagedThrough(); got != 9 {
 		t.Fatalf("DamagedThrough %d, want 9", got)
+	}
+	if i, term := l.DamageMark(); i != 9 || term != 109 {
+		t.Fatalf("DamageMark (%d, %d), want (9, 109)", i, term)
+	}
+	if err := l.ClearDamage(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = mustOpen(t, dir, testOptions())
+	defer l.Close()
+	if i, term := l.DamageMark(); i != 0 || term != 0 {
+		t.Fatalf("DamageMark after ClearDamage (%d, %d), want none", i, term)
+	}
+}
+
+// TestDamageMarkWithoutTerm: a mark written before damaged-term existed
+// reads back with term 0 (unknown), which keeps the strict abstention.
+func TestDamageMarkWithoutTerm(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, testOptions())
+	if err := l.MarkDamaged(12, 3); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := os.Remove(filepath.Join(dir, damageTermFileName)); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, testOptions())
+	defer l.Close()
+	if i, term := l.DamageMark(); i != 12 || term != 0 {
+		t.Fatalf("DamageMark (%d, %d), want (12, 0)", i, term)
 	}
 }
 

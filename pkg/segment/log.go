@@ -97,8 +97,12 @@ type Log struct {
 	report *CorruptionError
 	damage *Damage // what Open cut below the tail (damage.go)
 
-	// damagedThrough mirrors the damaged-index file (damage.go).
+	// damagedThrough mirrors the damaged-index file (damage.go), and
+	// damagedTerm the damaged-term file; damageMu keeps the pair
+	// consistent for DamageMark.
 	damagedThrough atomic.Uint64
+	damageMu       sync.Mutex
+	damagedTerm    uint64
 
 	// Writer-only state.
 	buf      []byte // frames of one Append

@@ -44,11 +44,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := l.recoverSwaps(); err != nil {
 		return nil, err
 	}
-	mark, err := readDamageMark(dir)
+	mark, markTerm, err := readDamageMark(dir)
 	if err != nil {
 		return nil, err
 	}
 	l.damagedThrough.Store(mark)
+	l.damagedTerm = markTerm
 	cleaned, err := readOffsetFile(dir, cleanerFileName)
 	if err != nil {
 		// Only an optimisation is lost: the next Compact reads more.
@@ -183,13 +184,13 @@ func (l *Log) recoverLast(s *segment) error {
 		return fmt.Errorf("segment: recover %s: %w", s.name, err)
 	}
 	if cerr != nil {
-		through, err := s.laterFrames(res.pos, s.size, res.lastIndex)
+		through, term, err := s.laterFrames(res.pos, s.size, res.lastIndex)
 		if err != nil {
 			return fmt.Errorf("segment: recover %s: %w", s.name, err)
 		}
 		if through == 0 {
 			l.setReport(cerr)
-		} else if err := l.keepDamage(s, cerr, res.lastIndex+1, through); err != nil {
+		} else if err := l.keepDamage(s, cerr, res.lastIndex+1, through, term); err != nil {
 			return fmt.Errorf("segment: recover %s: %w", s.name, err)
 		}
 		if err := s.f.Truncate(res.pos); err != nil {
@@ -206,16 +207,16 @@ func (l *Log) recoverLast(s *segment) error {
 
 // keepDamage quarantines the bytes from the bad frame on and persists the
 // damage mark, before recoverLast cuts them (see damage.go).
-func (l *Log) keepDamage(s *segment, cerr *CorruptionError, from, through uint64) error {
+func (l *Log) keepDamage(s *segment, cerr *CorruptionError, from, through, term uint64) error {
 	q, err := l.quarantine(s, cerr.Offset)
 	if err != nil {
 		return fmt.Errorf("quarantine damaged bytes: %w", err)
 	}
-	if err := l.MarkDamaged(through); err != nil {
+	if err := l.MarkDamaged(through, term); err != nil {
 		return err
 	}
 	l.report = cerr
-	l.damage = &Damage{Cut: cerr, Through: through, Quarantine: q}
+	l.damage = &Damage{Cut: cerr, Through: through, ThroughTerm: term, Quarantine: q}
 	// Warn, not error: the caller decides what the loss means (replication
 	// abstains or waits for an operator) and says so at error, once.
 	l.logger.Warn("segment: damage below the log tail: valid entries follow a bad frame; cut at the bad frame, bytes kept aside, the entries must be fetched from another replica",

@@ -18,12 +18,10 @@ import (
 // but needs that vote (2 of 2) to lead. The partition must get a leader.
 // Found by the disk scenario (seed 1796651920084598208, moves/1): it
 // never did, and the damaged replica logged "failed to make requestVote
-// RPC" at error level every election. Run with STRATA_CHAOS_REPRO=1
-// (about 90 s); not in CI until fixed (pkg/replication/abstain.go).
+// RPC" at error level every election. Fixed: the damaged replica votes
+// for a candidate whose log reaches its damage mark's (term, index)
+// (pkg/replication/abstain.go). About 30 s.
 func TestDamagedReplicaOfTwo(t *testing.T) {
-	if os.Getenv("STRATA_CHAOS_REPRO") == "" {
-		t.Skip("a reproduction of an open bug: STRATA_CHAOS_REPRO=1 runs it")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c, err := NewCluster(brokerBin(t), t.TempDir(), 3)

@@ -328,7 +328,7 @@ func (r *run) step(ctx context.Context, i int, s Step) error {
 		case "restart-all":
 			f = &restartAllFault{c: r.c}
 		case "bitflip", "truncate":
-			f = &diskFault{c: r.c, nd: nd, topics: []string{mainTopic, registerTopic}, truncate: s.Kind == "truncate", rng: newPlanner(r.cfg.Seed, fmt.Sprint(r.sc.Name, i), nil, false, false).rng}
+			f = &diskFault{c: r.c, nd: nd, topics: []string{mainTopic, movesTopic, registerTopic}, truncate: s.Kind == "truncate", rng: newPlanner(r.cfg.Seed, fmt.Sprint(r.sc.Name, i), nil, false, false).rng}
 		default:
 			var err error
 			if f, err = r.netFault(s, nd, newPlanner(r.cfg.Seed, fmt.Sprint(r.sc.Name, i), nil, false, false).rng); err != nil {
