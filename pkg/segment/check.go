@@ -23,7 +23,7 @@ const (
 // FileCheck is what Check found about one file of a log directory.
 type FileCheck struct {
 	File   string `json:"file"`
-	Kind   string `json:"kind"` // segment, index, timeindex, start-offset, cleaner-offset, damaged-index, quarantine, ...
+	Kind   string `json:"kind"` // segment, index, timeindex, start-offset, cleaner-offset, damaged-index, damaged-term, quarantine, ...
 	Status string `json:"status"`
 	Detail string `json:"detail,omitempty"`
 	Size   int64  `json:"size"`
@@ -64,7 +64,7 @@ func Check(dir string, interval int) ([]FileCheck, error) {
 			if b, err := strconv.ParseInt(strings.TrimSuffix(name, logSuffix), 10, 64); err == nil && b >= 0 {
 				bases = append(bases, b)
 			}
-		case name == startFileName || name == cleanerFileName || name == damageFileName:
+		case name == startFileName || name == cleanerFileName || name == damageFileName || name == damageTermFileName:
 		case strings.Contains(name, quarantineSuffix):
 			out = append(out, FileCheck{File: name, Kind: "quarantine", Status: CheckNote, Size: size(e),
 				Detail: "bytes recovery cut at damage, kept for an operator; deleted once the replica has fetched the range back"})
@@ -80,7 +80,7 @@ func Check(dir string, interval int) ([]FileCheck, error) {
 	if n := len(segs); n > 0 {
 		last = segs[n-1].lastIndex
 	}
-	for _, f := range []string{startFileName, cleanerFileName, damageFileName} {
+	for _, f := range []string{startFileName, cleanerFileName, damageFileName, damageTermFileName} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -96,6 +96,8 @@ func Check(dir string, interval int) ([]FileCheck, error) {
 			c.Status, c.Detail = CheckDamaged, fmt.Sprintf("the log lost acknowledged entries %d..%d to damage; its replica abstains from votes until it has fetched them back", last+1, v)
 		case f == damageFileName:
 			c.Status, c.Detail = CheckNote, fmt.Sprintf("damage mark at raft index %d, refilled (the log reaches %d); the next start clears it", v, last)
+		case f == damageTermFileName:
+			c.Detail = fmt.Sprintf("raft term %d of the damage mark's entry", v)
 		default:
 			c.Detail = fmt.Sprintf("offset %d", v)
 		}
