@@ -59,6 +59,9 @@ func adviseMultiline(err error, e *env) string {
 	if errors.As(err, &ue) {
 		return ue.msg + " (see --help)"
 	}
+	if msg, ok := adviseTLS(err, &e.tls); ok {
+		return msg
+	}
 	var ae *apierr.Error
 	isAPI := errors.As(err, &ae)
 	// The broker's messages for bad names and partition counts already

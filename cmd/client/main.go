@@ -48,6 +48,7 @@ type env struct {
 	brokers []string
 	output  string
 	timeout time.Duration
+	tls     tlsFlags // tls.go
 }
 
 // run executes the command line args and returns the exit code. Errors
@@ -85,11 +86,11 @@ variable (comma-separated host:port list), else ` + defaultBrokers + `. One
 reachable broker is enough: the rest are learned from cluster metadata.
 
 Errors are printed as one line on stderr, "strata: <reason>", and the exit
-status is non-zero.`,
+status is non-zero.` + tlsHelp,
 		Example: `  strata topic create events -p 3
   printf 'hello\nworld\n' | strata produce events
   strata consume events -n 2
-  STRATA_BROKERS=10.0.0.1:9290 strata cluster info -o json`,
+  STRATA_BROKERS=10.0.0.1:9290 strata cluster info -o json` + tlsExamples,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,7 +104,7 @@ status is non-zero.`,
 					e.brokers = splitList(v)
 				}
 			}
-			return nil
+			return e.tls.fromEnv(cmd, e.getenv)
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErrorf("%v", err) })
@@ -111,14 +112,16 @@ status is non-zero.`,
 	pf.StringSliceVar(&e.brokers, "brokers", []string{defaultBrokers}, "broker API addresses, comma-separated (env STRATA_BROKERS)")
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&e.timeout, "timeout", 10*time.Second, "time limit for admin calls")
+	e.tls.register(pf)
 	root.AddCommand(newTopicCmd(e), newProduceCmd(e), newConsumeCmd(e), newClusterCmd(e), newBenchCmd(e),
-		newPartitionCmd(e), newBrokerCmd(e), newGroupCmd(e))
+		newPartitionCmd(e), newBrokerCmd(e), newGroupCmd(e), newCertCmd(e))
 	return root
 }
 
 // newClient connects to the brokers of the global flags.
 func (e *env) newClient(opts ...client.Opt) (*client.Client, error) {
-	return client.New(e.brokers, append([]client.Opt{client.RetryTimeout(e.timeout)}, opts...)...)
+	base := append([]client.Opt{client.RetryTimeout(e.timeout)}, e.tls.opts()...)
+	return client.New(e.brokers, append(base, opts...)...)
 }
 
 // adminCtx bounds an admin call by --timeout.
