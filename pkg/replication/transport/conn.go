@@ -401,7 +401,7 @@ func selfConnected(nc net.Conn) bool {
 	return nc.LocalAddr().String() == nc.RemoteAddr().String()
 }
 
-// dial connects to peer, sends the hello and starts the conn's reader.
+// dial connects to peer, runs the handshake and starts the conn's reader.
 func (m *Mux) dial(peer raft.ServerAddress) (*conn, error) {
 	d := net.Dialer{Timeout: m.opts.DialTimeout}
 	nc, err := d.DialContext(m.ctx, "tcp", string(peer))
@@ -422,10 +422,11 @@ func (m *Mux) dial(peer raft.ServerAddress) (*conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	nc.SetWriteDeadline(time.Now().Add(m.opts.DialTimeout))
-	if _, err := nc.Write(appendHello(nil, m.addr)); err != nil {
-		nc.Close()
-		return nil, m.unreachable(peer, fmt.Errorf("hello to %s: %w", peer, err))
+	if nc, err = clientHandshake(nc, string(peer), m.addr, purposeRaft, m.opts.Security, m.opts.DialTimeout); err != nil {
+		if errors.Is(err, ErrAuth) {
+			m.authFailed(string(peer), true, err)
+		}
+		return nil, m.unreachable(peer, err)
 	}
 	c := newConn(m, nc, peer, true)
 	if !m.register(c) {

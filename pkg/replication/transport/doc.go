@@ -19,8 +19,16 @@
 // two channels: no goroutine, no buffer, no timer.
 //
 // What it does not own: raft itself, peer discovery (raft's configuration
-// names peers by their Mux address), security (no TLS or authentication:
-// run it on a trusted network).
+// names peers by their Mux address), the cluster secret and certificates
+// (Options.Security: the caller's).
+//
+// Security: every connection, both ways, starts with a handshake
+// (handshake.go): mutual TLS when Options.Security has TLS configs, then a
+// challenge-response proving the cluster secret with HMAC-SHA256; a peer
+// that fails is closed before a frame is read, counted (AuthFailures) and
+// logged once per host per minute. The same listener also takes gRPC
+// connections for the brokers' internal service (hello purpose 2): they
+// are handed to Listener after the handshake, and DialContext dials them.
 //
 // Usage:
 //
@@ -90,7 +98,10 @@
 //     name again only after its previous Transport is closed.
 //  4. Listen on an address peers can dial, and use exactly mux.Addr() as
 //     this broker's raft.ServerAddress: a connection's hello names the
-//     dialer by that address, which is what Block matches.
+//     dialer by that address, which is what Block matches. With TLS,
+//     the broker's certificate must name that address's host.
 //  5. Keep snapshots and AppendEntries batches under MaxFrameBytes on every
 //     broker alike; a frame over a receiver's limit closes the connection.
+//  6. Give every broker of a cluster the same Options.Security secret
+//     and CA.
 package transport

@@ -16,17 +16,10 @@ import (
 // one breaks brokers of different versions talking to each other, so bump
 // helloVersion instead.
 //
-// A connection starts with a hello from the dialer, once:
-//
-//	+------------+-----------+------------------+--------------------+
-//	| magic "SRFT" (4 bytes) | version u8 (= 2) | addr len u16 | addr |
-//	+------------+-----------+------------------+--------------------+
-//
-// addr is the dialer's own listen address (its raft.ServerAddress), so the
-// acceptor knows which peer the connection belongs to. The acceptor sends
-// nothing back; it closes the connection on a bad hello.
-//
-// Then frames flow both ways. The dialer sends requests and the acceptor
+// A connection starts with the handshake (handshake.go: the hello, which
+// names the dialer by its listen address, and a challenge and proof of the
+// cluster secret both ways). A raft connection (hello purpose 1) then
+// carries frames both ways. The dialer sends requests and the acceptor
 // sends responses; many requests are in flight on one connection at once
 // and responses come back in any order, matched by request id. All integers
 // are big-endian.
@@ -64,10 +57,6 @@ import (
 // value is walked (scanMsgpack) before it is decoded, so its own lengths are
 // checked too and the memory decoding it takes is bounded.
 const (
-	helloMagic   = "SRFT"
-	helloVersion = 2
-	helloMaxAddr = 1024 // a listen address longer than this is not one
-
 	kindRequest   = 1
 	kindResponse  = 2
 	kindNoGroup   = 3 // a response: the group is not registered on the responder
@@ -234,37 +223,6 @@ func parseFrame(body []byte) (*frame, error) {
 	}
 	f.payload = rest
 	return f, nil
-}
-
-// appendHello appends the dialer's hello to dst.
-func appendHello(dst []byte, addr raft.ServerAddress) []byte {
-	dst = append(dst, helloMagic...)
-	dst = append(dst, helloVersion)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(addr)))
-	return append(dst, addr...)
-}
-
-// readHello reads a hello and returns the dialer's listen address.
-func readHello(r io.Reader) (raft.ServerAddress, error) {
-	var h [len(helloMagic) + 1 + 2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return "", err
-	}
-	if string(h[:4]) != helloMagic {
-		return "", fmt.Errorf("%w: bad hello magic %q", errMalformed, h[:4])
-	}
-	if h[4] != helloVersion {
-		return "", fmt.Errorf("%w: hello version %d, want %d", errMalformed, h[4], helloVersion)
-	}
-	n := int(binary.BigEndian.Uint16(h[5:]))
-	if n == 0 || n > helloMaxAddr {
-		return "", fmt.Errorf("%w: hello address of %d bytes", errMalformed, n)
-	}
-	addr := make([]byte, n)
-	if _, err := io.ReadFull(r, addr); err != nil {
-		return "", err
-	}
-	return raft.ServerAddress(addr), nil
 }
 
 // encodePayload appends the msgpack encoding of v to dst.

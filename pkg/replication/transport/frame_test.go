@@ -206,10 +206,12 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestHello(t *testing.T) {
-	b := appendHello(nil, "10.0.0.1:9291")
-	addr, err := readHello(bytes.NewReader(b))
-	if err != nil || addr != "10.0.0.1:9291" {
-		t.Fatalf("readHello = %q, %v", addr, err)
+	h := hello{purpose: purposeGRPC, addr: "10.0.0.1:9291"}
+	h.nonce[0], h.nonce[31] = 7, 9
+	b := appendHello(nil, h)
+	got, err := readHello(bytes.NewReader(b))
+	if err != nil || got != h {
+		t.Fatalf("readHello = %+v, %v; want %+v", got, err, h)
 	}
 	bad := append([]byte{}, b...)
 	bad[0] = 'X'
@@ -217,11 +219,16 @@ func TestHello(t *testing.T) {
 		t.Fatalf("bad magic: %v", err)
 	}
 	bad = append([]byte{}, b...)
-	bad[4] = 1 // before frames carried a CRC
+	bad[4] = 2 // before the handshake
 	if _, err := readHello(bytes.NewReader(bad)); !errors.Is(err, errMalformed) {
 		t.Fatalf("bad version: %v", err)
 	}
-	if _, err := readHello(bytes.NewReader([]byte("SRFT\x01\xff\xff"))); !errors.Is(err, errMalformed) {
+	bad = append([]byte{}, b...)
+	bad[5] = 9
+	if _, err := readHello(bytes.NewReader(bad)); !errors.Is(err, errMalformed) {
+		t.Fatalf("bad purpose: %v", err)
+	}
+	if _, err := readHello(bytes.NewReader([]byte("SRFT\x03\x01\xff\xff"))); !errors.Is(err, errMalformed) {
 		t.Fatalf("huge address: %v", err)
 	}
 }

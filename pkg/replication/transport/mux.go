@@ -76,6 +76,10 @@ type Options struct {
 	// address: its process is gone (peerdown.go).
 	OnPeerDown func(ctx context.Context, peer raft.ServerAddress)
 
+	// Security authenticates every connection, both ways, before a frame
+	// is read (handshake.go). The zero value is the empty key: tests only.
+	Security Security
+
 	// AdvertiseHost replaces an unspecified bound host (0.0.0.0, ::) in
 	// the Mux's address, which raft knows this broker by and which the
 	// hello gives peers: the host peers dial. Default 127.0.0.1. A bound
@@ -159,6 +163,14 @@ type Mux struct {
 		m map[raft.ServerAddress]struct{}
 	}
 
+	// grpc hands accepted gRPC connections to Listener's Accept.
+	grpc *connListener
+
+	// authFailures counts failed handshakes; authLog rate-limits their
+	// warnings (handshake.go).
+	authFailures atomic.Uint64
+	authLog      authLog
+
 	// pulses keeps watched peers heard from (liveness.go).
 	pulses
 
@@ -203,6 +215,7 @@ func Listen(addr string, opts Options) (*Mux, error) {
 		epoch:   time.Now().Add(-clockEpochLead),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.grpc = newConnListener(ln.Addr())
 	m.blocked.Store(&map[raft.ServerAddress]struct{}{})
 	m.mu.groups = make(map[string]*Transport)
 	m.mu.pools = make(map[raft.ServerAddress]*pool)
@@ -364,6 +377,7 @@ func (m *Mux) Close() error {
 	m.cancel()
 	m.closeRounds()
 	err := m.ln.Close()
+	m.grpc.Close()
 	for _, c := range conns {
 		c.close(ErrClosed)
 	}
@@ -410,16 +424,24 @@ func (m *Mux) acceptLoop() {
 	}
 }
 
-// serveConn reads the hello of an accepted connection, then its frames.
+// serveConn runs the handshake of an accepted connection, then hands a
+// gRPC connection to Listener or reads a raft connection's frames.
 func (m *Mux) serveConn(nc net.Conn) {
-	nc.SetReadDeadline(time.Now().Add(m.opts.DialTimeout))
-	peer, err := readHello(nc)
+	remote := nc.RemoteAddr().String()
+	h, nc, err := serverHandshake(nc, m.opts.Security, m.opts.DialTimeout)
 	if err != nil {
-		m.log.Debug("raft transport: bad hello", zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
-		nc.Close()
+		if !errors.Is(err, errSilent) {
+			m.authFailed(remote, false, err)
+		}
 		return
 	}
-	nc.SetReadDeadline(time.Time{})
+	if h.purpose == purposeGRPC {
+		if !m.grpc.put(nc) {
+			nc.Close()
+		}
+		return
+	}
+	peer := h.addr
 	if m.isBlocked(peer) {
 		nc.Close()
 		return
