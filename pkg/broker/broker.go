@@ -75,10 +75,15 @@ type Broker struct {
 	apiLn    net.Listener
 	httpLn   net.Listener
 	ready    atomic.Bool
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	stopOnce sync.Once
-	stopErr  error
+	stopping atomic.Bool
+	health   healthView
+	// bootstrapWaitLogged: when the controller last logged that it waits
+	// for bootstrap peers (controller loop only).
+	bootstrapWaitLogged time.Time
+	cancel              context.CancelFunc
+	wg                  sync.WaitGroup
+	stopOnce            sync.Once
+	stopErr             error
 }
 
 // New checks the config and prepares the data directory. It binds nothing
@@ -222,6 +227,7 @@ func (b *Broker) Start() (err error) {
 	b.goLoop(func() { scrub.run(ctx) })
 	b.coord = consumer.NewCoordinator(b.now)
 	b.goLoop(func() { b.runGroups(ctx) })
+	b.goLoop(func() { b.runHealth(ctx) })
 	return nil
 }
 
@@ -298,6 +304,7 @@ func (b *Broker) Mux() *transport.Mux { return b.mux }
 // logs fsynced) and the metadata replica. The rest of the cluster goes on.
 func (b *Broker) Close() error {
 	b.stopOnce.Do(func() {
+		b.stopping.Store(true)
 		b.ready.Store(false)
 		if b.grpc != nil {
 			done := make(chan struct{})

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,6 +44,7 @@ func (b *Broker) controlOnce(ctx context.Context) {
 		}
 		voters, ok := cluster.BootstrapVoters(cluster.NodeID(b.cfg.NodeID), members, n)
 		if !ok {
+			b.logBootstrapWait(members, n)
 			return
 		}
 		addrs := map[metadata.NodeID]string{}
@@ -109,4 +111,27 @@ func (b *Broker) controlOnce(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// bootstrapWaitEvery spaces the "waiting for peers" lines.
+const bootstrapWaitEvery = 10 * time.Second
+
+// logBootstrapWait says, at most every bootstrapWaitEvery, which brokers
+// this one sees and how many it waits for before the cluster can start
+// (--bootstrap-expect), so an operator sees a missing --join or a
+// mismatched --bootstrap-expect instead of silence.
+func (b *Broker) logBootstrapWait(members []cluster.Member, n int) {
+	now := time.Now()
+	if now.Sub(b.bootstrapWaitLogged) < bootstrapWaitEvery {
+		return
+	}
+	b.bootstrapWaitLogged = now
+	var seen []string
+	for _, m := range members {
+		if m.State == cluster.Alive {
+			seen = append(seen, fmt.Sprintf("%d@%s", m.NodeID, m.GossipAddr))
+		}
+	}
+	b.log.Info("waiting for brokers to start the cluster: --bootstrap-expect brokers (with the same value) must see each other through gossip; check --join on each",
+		zap.Int("expect", n), zap.Int("alive", len(seen)), zap.Strings("seen", seen), zap.Strings("join", b.cfg.Join))
 }

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/apierr"
+	"github.com/stratalog/strata/pkg/record"
 )
 
 // Fetch limits: a fetch never returns more than maxFetchBytes in all, and
@@ -50,6 +51,7 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 		resp, total, failed := b.fetchOnce(ctx, req, granted, &wake)
 		if total >= int(req.MinBytes) || failed || wait == 0 {
 			defer release()
+			b.countFetch(resp)
 			return resp, nil
 		}
 		release()
@@ -60,7 +62,10 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 		for _, ch := range wake {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 		}
-		switch i, _, _ := reflect.Select(cases); i {
+		waitStart := time.Now()
+		i, _, _ := reflect.Select(cases)
+		addWaited(ctx, time.Since(waitStart))
+		switch i {
 		case 0:
 			return nil, apierr.ToStatus(ctx.Err())
 		case 1:
@@ -70,6 +75,7 @@ func (b *Broker) Fetch(ctx context.Context, req *v1.FetchRequest) (*v1.FetchResp
 			}
 			defer release()
 			resp, _, _ = b.fetchOnce(ctx, req, granted, nil)
+			b.countFetch(resp)
 			return resp, nil
 		}
 	}
@@ -108,7 +114,37 @@ func (b *Broker) fetchOnce(ctx context.Context, req *v1.FetchRequest, maxBytes i
 		}
 		r.Batches = data
 		total += len(data)
-		b.metrics.bytesOut.WithLabelValues(fp.Topic).Add(float64(len(data)))
 	}
 	return resp, total, failed
+}
+
+// countFetch counts a fetch's answer per topic: what it returned (not
+// what a long poll read and dropped while waiting for more).
+func (b *Broker) countFetch(resp *v1.FetchResponse) {
+	for _, r := range resp.Partitions {
+		if r.Error != nil && r.Error.Code != v1.ErrorCode_ERROR_CODE_NONE {
+			b.metrics.topicRequests.WithLabelValues("Fetch", r.Topic, errorCodeLabel(r.Error.Code)).Inc()
+			continue
+		}
+		b.metrics.topicRequests.WithLabelValues("Fetch", r.Topic, "OK").Inc()
+		if len(r.Batches) > 0 {
+			b.metrics.bytesOut.WithLabelValues(r.Topic).Add(float64(len(r.Batches)))
+			b.metrics.recordsOut.WithLabelValues(r.Topic).Add(float64(countRecords(r.Batches)))
+		}
+	}
+}
+
+// countRecords counts the records of the batches in data (whole batches:
+// the first may start before the offset asked for).
+func countRecords(data []byte) int {
+	n := 0
+	for len(data) > 0 {
+		h, err := record.ParseHeader(data)
+		if err != nil || h.Size() > len(data) {
+			return n
+		}
+		n += int(h.RecordCount)
+		data = data[h.Size():]
+	}
+	return n
 }

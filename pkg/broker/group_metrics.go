@@ -19,12 +19,14 @@ var (
 	descGroupLag      = prometheus.NewDesc("strata_group_lag", "Records a consumer group has yet to commit on a partition (log end minus committed offset).", []string{"group", "topic", "partition"}, nil)
 	descGroupTotalLag = prometheus.NewDesc("strata_group_total_lag", "A consumer group's lag summed over its partitions.", []string{"group"}, nil)
 	descGroupMembers  = prometheus.NewDesc("strata_group_members", "Members of a consumer group.", []string{"group"}, nil)
+	descGroupEpoch    = prometheus.NewDesc("strata_group_epoch", "A consumer group's epoch: it rises by one at every rebalance (a member joins, leaves or changes its subscription, or a subscribed topic gains partitions), so increase() over it counts rebalances.", []string{"group"}, nil)
 )
 
 func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descGroupLag
 	ch <- descGroupTotalLag
 	ch <- descGroupMembers
+	ch <- descGroupEpoch
 }
 
 func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
@@ -44,6 +46,7 @@ func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descGroupTotalLag, prometheus.GaugeValue, float64(d.TotalLag), name)
 			ch <- prometheus.MustNewConstMetric(descGroupMembers, prometheus.GaugeValue, float64(len(d.Members)), name)
+			ch <- prometheus.MustNewConstMetric(descGroupEpoch, prometheus.GaugeValue, float64(d.Epoch), name)
 		}
 	}
 }

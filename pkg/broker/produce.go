@@ -86,7 +86,9 @@ func (b *Broker) producePartition(ctx context.Context, topic string, pp *v1.Prod
 	res := &v1.ProducePartitionResult{Partition: pp.Partition, BaseOffset: -1, LastOffset: -1}
 	fail := func(err error) *v1.ProducePartitionResult {
 		e := apierr.ToProto(err)
-		b.metrics.badBatches.WithLabelValues(e.Code.String()).Inc()
+		code := errorCodeLabel(e.Code)
+		b.metrics.badBatches.WithLabelValues(code).Inc()
+		b.metrics.topicRequests.WithLabelValues("Produce", topic, code).Inc()
 		res.Error = e
 		return res
 	}
@@ -125,6 +127,7 @@ func (b *Broker) producePartition(ctx context.Context, topic string, pp *v1.Prod
 	}
 	b.metrics.bytesIn.WithLabelValues(topic).Add(float64(len(pp.Batches)))
 	b.metrics.recordsIn.WithLabelValues(topic).Add(float64(records))
+	b.metrics.topicRequests.WithLabelValues("Produce", topic, "OK").Inc()
 	res.BaseOffset, res.LastOffset, res.LogStartOffset = r.Base, r.Last, r.LogStart
 	res.LogAppendTimeMs = -1
 	if stamped {

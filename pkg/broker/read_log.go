@@ -28,7 +28,7 @@ type copyThrottle struct {
 	served prometheus.Counter
 }
 
-func newCopyThrottle(bytesPerSecond int64, reg *prometheus.Registry) *copyThrottle {
+func newCopyThrottle(bytesPerSecond int64, reg prometheus.Registerer) *copyThrottle {
 	t := &copyThrottle{served: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "strata_log_copy_served_bytes_total",
 		Help: "Bytes of partition logs this broker served to replicas copying them for a snapshot install.",
