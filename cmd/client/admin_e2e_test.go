@@ -40,7 +40,7 @@ func TestCLIClusterHealth(t *testing.T) {
 	}
 	r = runCLI(t, addr, "", "cluster", "health", "-o", "json").ok(t)
 	var h healthJSON
-	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || !h.Healthy || h.Topics != 1 || h.Partitions != 2 {
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || !h.Healthy || h.Topics != 1 || h.Partitions != 2 || h.Brokers != 3 || h.Down != 0 {
 		t.Errorf("json report %q: %+v %v", r.stdout, h, err)
 	}
 
@@ -55,12 +55,32 @@ func TestCLIClusterHealth(t *testing.T) {
 	r = eventuallyCLI(t, "health reports under-replication only", addr, func(r result) bool {
 		return r.code != 0 && strings.Contains(r.stdout, "under-replicated") && !strings.Contains(r.stdout, "leaderless")
 	}, "cluster", "health")
-	if !strings.Contains(r.stderr, "not healthy: 2 partitions under-replicated (h/0, h/1)") {
+	if !strings.Contains(r.stderr, "not healthy: 1 broker down, 2 partitions under-replicated (broker 3 left, h/0, h/1)") {
 		t.Errorf("unhealthy report: stdout %q stderr %q", r.stdout, r.stderr)
 	}
 	r = runCLI(t, addr, "", "cluster", "health", "--exit-when-healthy", "--timeout", "1s")
 	if r.code == 0 || !strings.Contains(r.stderr, "not healthy after 1s") || !strings.Contains(r.stderr, "under-replicated") {
 		t.Errorf("exit-when-healthy on an unhealthy cluster: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestCLIClusterHealthCountsBrokers: a broker down makes the cluster
+// unhealthy even when no partition is affected (here: no topic at all).
+func TestCLIClusterHealthCountsBrokers(t *testing.T) {
+	c := brokertest.StartCluster(t, 3)
+	addr := c.Broker(1).APIAddr()
+	r := runCLI(t, addr, "", "cluster", "health", "--exit-when-healthy", "--timeout", "20s").ok(t)
+	if !strings.Contains(r.stdout, "BROKERS") {
+		t.Errorf("report without brokers: %q", r.stdout)
+	}
+	c.Stop(2)
+	r = eventuallyCLI(t, "health counts the stopped broker", addr, func(r result) bool { return r.code != 0 }, "cluster", "health", "-o", "json")
+	var h healthJSON
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || h.Healthy || h.Brokers != 3 || h.Down != 1 || len(h.BrokersNotAlive) != 1 || h.BrokersNotAlive[0].NodeID != 2 {
+		t.Errorf("json report %q: %+v %v", r.stdout, h, err)
+	}
+	if !strings.Contains(r.stderr, "1 broker down (broker 2 ") {
+		t.Errorf("stderr %q", r.stderr)
 	}
 }
 

@@ -19,11 +19,14 @@ func newClusterHealthCmd(e *env) *cobra.Command {
 	var exitWhenHealthy, watch bool
 	cmd := &cobra.Command{
 		Use:   "health",
-		Short: "Check that every partition has a leader and all replicas in sync",
-		Long: `Check the cluster's partitions: it is healthy when every partition of every
-topic has a leader and all of its replicas are in sync. Prints a summary
-(TOPICS, PARTITIONS, LEADERLESS, UNDER-REPLICATED, HEALTHY) and lists the
-unhealthy partitions.
+		Short: "Check that every broker is up and every partition has a leader and all replicas in sync",
+		Long: `Check the cluster: it is healthy when every registered broker is alive and
+every partition of every topic has a leader and all of its replicas in
+sync. Prints a summary (BROKERS, DOWN, SUSPECT, TOPICS, PARTITIONS,
+LEADERLESS, UNDER-REPLICATED, HEALTHY) and lists the brokers that are not
+alive and the unhealthy partitions. A broker is down when gossip says it
+is dead or left, or its raft port refuses connections (its process is
+gone); suspect when it missed gossip probes (paused, cut off, or dying).
 
 The exit status is 0 only if the cluster is healthy. With
 --exit-when-healthy it checks every 500ms until the cluster is healthy,
@@ -117,14 +120,30 @@ report each time it changes, until interrupted (or, with
 	return cmd
 }
 
-// checkHealth describes every topic and counts the partitions without a
-// leader or with replicas out of sync.
+// checkHealth counts the brokers not alive, and describes every topic and
+// counts the partitions without a leader or with replicas out of sync.
 func checkHealth(ctx context.Context, a *client.Admin) (*healthJSON, error) {
+	md, err := a.Metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
 	topics, err := a.ListTopics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	h := &healthJSON{Unhealthy: []unhealthyJSON{}}
+	h := &healthJSON{Unhealthy: []unhealthyJSON{}, BrokersNotAlive: []brokerJSON{}}
+	for _, b := range md.GetBrokers() {
+		h.Brokers++
+		switch b.GetState() {
+		case "alive":
+			continue
+		case "suspect":
+			h.Suspect++
+		default:
+			h.Down++
+		}
+		h.BrokersNotAlive = append(h.BrokersNotAlive, brokerJSON{b.GetNodeId(), b.GetApiAddr(), b.GetHttpAddr(), b.GetState(), b.GetVersion(), b.GetNodeId() == md.GetControllerId()})
+	}
 	for _, ts := range topics {
 		d, err := a.DescribeTopic(ctx, ts.GetName())
 		if errors.Is(err, client.ErrClosed) || ctx.Err() != nil {
@@ -153,7 +172,7 @@ func checkHealth(ctx context.Context, a *client.Admin) (*healthJSON, error) {
 			}
 		}
 	}
-	h.Healthy = h.Leaderless == 0 && h.UnderReplicated == 0
+	h.Healthy = h.Leaderless == 0 && h.UnderReplicated == 0 && h.Down == 0 && h.Suspect == 0 && h.Brokers > 0
 	return h, nil
 }
 
@@ -164,6 +183,15 @@ func sameIDs(a, b []uint32) bool {
 // reason says in a few words what is unhealthy.
 func (h *healthJSON) reason() string {
 	var parts []string
+	if h.Brokers == 0 {
+		parts = append(parts, "no broker is registered yet (the cluster is still forming)")
+	}
+	if h.Down > 0 {
+		parts = append(parts, fmt.Sprintf("%s down", brokers(h.Down)))
+	}
+	if h.Suspect > 0 {
+		parts = append(parts, fmt.Sprintf("%s suspect", brokers(h.Suspect)))
+	}
 	if h.Leaderless > 0 {
 		parts = append(parts, fmt.Sprintf("%s without a leader", partitions(h.Leaderless)))
 	}
@@ -171,6 +199,9 @@ func (h *healthJSON) reason() string {
 		parts = append(parts, fmt.Sprintf("%s under-replicated", partitions(h.UnderReplicated)))
 	}
 	var names []string
+	for _, b := range h.BrokersNotAlive {
+		names = append(names, fmt.Sprintf("broker %d %s", b.NodeID, b.State))
+	}
 	for i, u := range h.Unhealthy {
 		if i == 5 {
 			names = append(names, "...")
@@ -185,6 +216,13 @@ func (h *healthJSON) reason() string {
 	return s
 }
 
+func brokers(n int) string {
+	if n == 1 {
+		return "1 broker"
+	}
+	return fmt.Sprintf("%d brokers", n)
+}
+
 func partitions(n int) string {
 	if n == 1 {
 		return "1 partition"
@@ -196,10 +234,20 @@ func (e *env) printHealth(h *healthJSON) error {
 	if e.output == "json" {
 		return printJSON(e.stdout, h)
 	}
-	t := newTable(e.stdout, "TOPICS", "PARTITIONS", "LEADERLESS", "UNDER-REPLICATED", "HEALTHY")
-	t.row(h.Topics, h.Partitions, h.Leaderless, h.UnderReplicated, yesNo(h.Healthy))
+	t := newTable(e.stdout, "BROKERS", "DOWN", "SUSPECT", "TOPICS", "PARTITIONS", "LEADERLESS", "UNDER-REPLICATED", "HEALTHY")
+	t.row(h.Brokers, h.Down, h.Suspect, h.Topics, h.Partitions, h.Leaderless, h.UnderReplicated, yesNo(h.Healthy))
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if len(h.BrokersNotAlive) > 0 {
+		fmt.Fprintln(e.stdout)
+		t = newTable(e.stdout, "NODE", "API-ADDR", "STATE")
+		for _, b := range h.BrokersNotAlive {
+			t.row(b.NodeID, b.APIAddr, b.State)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
 	}
 	if len(h.Unhealthy) == 0 {
 		return nil
@@ -233,7 +281,12 @@ type unhealthyJSON struct {
 }
 
 type healthJSON struct {
-	Healthy         bool            `json:"healthy"`
+	Healthy bool `json:"healthy"`
+	Brokers int  `json:"brokers"`
+	Down    int  `json:"brokers_down"`
+	Suspect int  `json:"brokers_suspect"`
+	// BrokersNotAlive lists the down and suspect brokers.
+	BrokersNotAlive []brokerJSON    `json:"brokers_not_alive"`
 	Topics          int             `json:"topics"`
 	Partitions      int             `json:"partitions"`
 	Leaderless      int             `json:"leaderless"`

@@ -11,6 +11,22 @@ import (
 // Version is the broker's version, reported in cluster metadata.
 var Version = "dev"
 
+// brokerState is a registered broker's state as clients are told it:
+// gossip's (alive, suspect, dead, left), except that a broker whose raft
+// port refused this broker's connection since it was last heard is dead
+// at once (the raft transport knows a killed process within milliseconds,
+// gossip only after its probes time out: several seconds in which
+// `cluster info` said alive while `topic describe` had it out of sync).
+func (b *Broker) brokerState(id uint32, raftAddr string, m cluster.Member, known bool) string {
+	if !known {
+		return string(cluster.Dead)
+	}
+	if m.State == cluster.Alive && id != b.cfg.NodeID && b.mux != nil && b.mux.Gone(raftAddress(raftAddr)) {
+		return string(cluster.Dead)
+	}
+	return string(m.State)
+}
+
 // Metadata describes the cluster (its brokers with their gossip state, and
 // the controller: the metadata quorum's leader) and the requested topics
 // (all when none are named): each partition's replicas and last known
@@ -29,10 +45,7 @@ func (b *Broker) Metadata(ctx context.Context, req *v1.MetadataRequest) (*v1.Met
 	}
 	for _, br := range b.meta.Brokers() {
 		m, ok := states[br.ID]
-		state := string(m.State)
-		if !ok {
-			state = string(cluster.Dead)
-		}
+		state := b.brokerState(br.ID, br.RaftAddr, m, ok)
 		resp.Brokers = append(resp.Brokers, &v1.BrokerInfo{NodeId: br.ID, ApiAddr: br.APIAddr, HttpAddr: br.HTTPAddr, State: state, Version: m.Version})
 	}
 	names := req.Topics
