@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ func pendingOfSizes(sizes ...int) *partBuf {
 	pb := &partBuf{}
 	for _, s := range sizes {
 		r := &Record{Value: make([]byte, s-20)} // size() adds 20
-		pb.recs = append(pb.recs, pending{r: r})
+		pb.recs = append(pb.recs, pending{r: r, ctx: context.Background()})
 		pb.bytes += r.size()
 	}
 	return pb
@@ -38,7 +39,8 @@ func TestTakeBatch(t *testing.T) {
 		pb.force, pb.lingerDone = true, true
 		var got []int
 		for len(pb.recs) > 0 {
-			got = append(got, len(takeBatch(pb, c.max)))
+			b, _ := takeBatch(pb, c.max)
+			got = append(got, len(b))
 			if pb.lingerDone {
 				t.Errorf("%v/%d: lingerDone not cleared", c.sizes, c.max)
 			}
@@ -54,10 +56,24 @@ func TestTakeBatch(t *testing.T) {
 
 func TestTakeBatchDoesNotAliasRest(t *testing.T) {
 	pb := pendingOfSizes(30, 30, 30)
-	b := takeBatch(pb, 30)
+	b, _ := takeBatch(pb, 30)
 	b = append(b, pending{}) // must not overwrite pb.recs[0]
 	if pb.recs[0].r == nil {
 		t.Fatal("appending to a batch overwrote the pending list")
+	}
+}
+
+// TestTakeBatchSetsCancelledApart: records whose Produce context ended
+// are taken out of the batch, to fail unsent; the others keep their order.
+func TestTakeBatchSetsCancelledApart(t *testing.T) {
+	pb := pendingOfSizes(30, 30, 30, 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pb.recs[1].ctx, pb.recs[3].ctx = ctx, ctx
+	first, third := pb.recs[0].r, pb.recs[2].r
+	b, cancelled := takeBatch(pb, 1000)
+	if len(b) != 2 || b[0].r != first || b[1].r != third || len(cancelled) != 2 || len(pb.recs) != 0 {
+		t.Fatalf("batch %d (%v), cancelled %d, left %d", len(b), b, len(cancelled), len(pb.recs))
 	}
 }
 

@@ -5,6 +5,7 @@ package client
 // errors and metadata are what the client expects.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -205,5 +206,66 @@ func TestBrokerErrors(t *testing.T) {
 	}
 	if err := a.DeleteTopic(ctx, "t"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProducerContextTryProduceAndBuffered: a record whose Produce context
+// ends before it is sent fails with the context's error and is not
+// stored; TryProduce fails at once on a full buffer; BufferedRecords
+// counts what waits.
+func TestProducerContextTryProduceAndBuffered(t *testing.T) {
+	addr := brokertest.Start(t)
+	c := newTestClient(t, addr)
+	ctx := testCtx(t)
+	if _, err := c.Admin().CreateTopic(ctx, "cx", 1, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := c.NewProducer(Linger(time.Hour), MaxBufferedRecords(2))
+	defer p.Close(ctx)
+
+	rctx, cancel := context.WithCancel(ctx)
+	gone := make(chan error, 1)
+	p.Produce(rctx, &Record{Topic: "cx", Value: []byte("cancelled")}, func(_ *Record, err error) { gone <- err })
+	kept := make(chan error, 1)
+	p.Produce(ctx, &Record{Topic: "cx", Value: []byte("kept")}, func(_ *Record, err error) { kept <- err })
+	if n := p.BufferedRecords(); n != 2 {
+		t.Fatalf("BufferedRecords %d, want 2", n)
+	}
+	full := make(chan error, 1)
+	p.TryProduce(ctx, &Record{Topic: "cx", Value: []byte("no room")}, func(_ *Record, err error) { full <- err })
+	if err := <-full; !errors.Is(err, ErrMaxBuffered) {
+		t.Fatalf("TryProduce on a full buffer: %v, want ErrMaxBuffered", err)
+	}
+	cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("record whose context was cancelled before sending: %v, want context.Canceled", err)
+	}
+	if err := <-kept; err != nil {
+		t.Fatalf("the other record: %v", err)
+	}
+	if n := p.BufferedRecords(); n != 0 {
+		t.Fatalf("BufferedRecords after Flush %d, want 0", n)
+	}
+	// A context already done fails the record at once.
+	done := make(chan error, 1)
+	p.Produce(rctx, &Record{Topic: "cx", Value: []byte("late")}, func(_ *Record, err error) { done <- err })
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Produce with a cancelled context: %v", err)
+	}
+	cs, err := c.NewConsumer("cx", StartAt(Earliest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	rec, err := cs.Next(ctx)
+	if err != nil || string(rec.Value) != "kept" || rec.Offset != 0 {
+		t.Fatalf("first stored record: %v %v, want kept at offset 0", rec, err)
+	}
+	lo, err := c.Admin().ListOffsets(ctx, "cx", 0, v1.OffsetSpec_OFFSET_SPEC_LATEST, time.Time{})
+	if err != nil || lo.GetOffset() != 1 {
+		t.Fatalf("high watermark %v (%v), want 1: a cancelled record was stored", lo, err)
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -61,6 +62,7 @@ func (tp topicPartition) String() string { return fmt.Sprintf("%s/%d", tp.topic,
 type pending struct {
 	r        *Record
 	cb       func(*Record, error)
+	ctx      context.Context // Produce's: cancelled before the record is sent, the record fails
 	enqueued time.Time
 }
 
@@ -122,10 +124,16 @@ func (c *Client) NewProducer(opts ...ProducerOpt) *Producer {
 	return p
 }
 
+// ErrMaxBuffered is TryProduce's outcome when MaxBufferedRecords records
+// are buffered already.
+var ErrMaxBuffered = errors.New("client: the producer's buffer is full (MaxBufferedRecords records wait for acknowledgement); retry after some are acknowledged, or use Produce, which waits")
+
 // Produce buffers r for sending and calls cb exactly once with r (its
 // Partition and Offset set on success) and the outcome. It blocks only to
 // load metadata for a new topic or while MaxBufferedRecords are
-// buffered; ctx bounds that wait, not the delivery (see DeliveryTimeout).
+// buffered; ctx bounds that wait. If ctx ends before the record is sent,
+// the record fails with ctx's error; once sent, the delivery is bounded by
+// DeliveryTimeout, not ctx (the broker may already have stored it).
 //
 // Callbacks run on the producer's goroutines, in offset order within a
 // partition. They must not block for long, and must not call Flush, Close
@@ -136,19 +144,47 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	if cb == nil {
 		cb = func(*Record, error) {}
 	}
-	p.produce(ctx, r, cb, nil)
+	p.produce(ctx, r, cb, nil, false)
+}
+
+// TryProduce is Produce without the wait for buffer space: with
+// MaxBufferedRecords records buffered, cb gets ErrMaxBuffered at once
+// (franz-go's TryProduce). It may still block to load a new topic's
+// metadata.
+func (p *Producer) TryProduce(ctx context.Context, r *Record, cb func(*Record, error)) {
+	if cb == nil {
+		cb = func(*Record, error) {}
+	}
+	p.produce(ctx, r, cb, nil, true)
+}
+
+// BufferedRecords is how many records were produced and are not yet
+// acknowledged or failed (their callbacks have not run).
+func (p *Producer) BufferedRecords() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.unacked
 }
 
 // produce is Produce; touched, when not nil, collects the partitions used
-// so ProduceSync can force them out, and is forced before blocking.
-func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, error), touched map[topicPartition]bool) {
+// so ProduceSync can force them out, and is forced before blocking; try
+// fails at once instead of waiting for buffer space.
+func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, error), touched map[topicPartition]bool, try bool) {
 	if p.err != nil {
 		cb(r, p.err)
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		cb(r, err)
 		return
 	}
 	select {
 	case p.slots <- struct{}{}:
 	default:
+		if try {
+			cb(r, ErrMaxBuffered)
+			return
+		}
 		if touched != nil {
 			p.kick(touched)
 		}
@@ -187,7 +223,7 @@ func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, erro
 		pb = &partBuf{tp: tp}
 		p.mu.parts[tp] = pb
 	}
-	pb.recs = append(pb.recs, pending{r: r, cb: cb, enqueued: time.Now()})
+	pb.recs = append(pb.recs, pending{r: r, cb: cb, ctx: ctx, enqueued: time.Now()})
 	pb.bytes += r.size()
 	p.maybeSendLocked(pb)
 	p.mu.Unlock()
@@ -221,7 +257,7 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*Record) ProduceResu
 		p.produce(ctx, r, func(r *Record, err error) {
 			results[i] = ProduceResult{Record: r, Err: err}
 			wg.Done()
-		}, touched)
+		}, touched, false)
 	}
 	p.kick(touched)
 	wg.Wait()
@@ -363,11 +399,16 @@ func (p *Producer) sendLoop(pb *partBuf) {
 			p.finish(recs, ErrClosed)
 			return
 		}
-		batch := takeBatch(pb, p.cfg.batchMaxBytes)
+		batch, cancelled := takeBatch(pb, p.cfg.batchMaxBytes)
 		p.mu.Unlock()
 
-		err := p.send(pb.tp, batch)
-		p.finish(batch, err)
+		for _, pr := range cancelled {
+			p.finish([]pending{pr}, pr.ctx.Err())
+		}
+		if len(batch) > 0 {
+			err := p.send(pb.tp, batch)
+			p.finish(batch, err)
+		}
 
 		p.mu.Lock()
 		if !p.readyLocked(pb) || p.mu.aborted && len(pb.recs) == 0 {
@@ -381,8 +422,10 @@ func (p *Producer) sendLoop(pb *partBuf) {
 }
 
 // takeBatch removes the next batch from pb: records in order up to
-// maxBytes, at least one. Caller holds the producer's lock.
-func takeBatch(pb *partBuf, maxBytes int) []pending {
+// maxBytes, at least one, and, apart, the records among them whose
+// Produce context ended (they fail unsent). Caller holds the producer's
+// lock.
+func takeBatch(pb *partBuf, maxBytes int) (batch, cancelled []pending) {
 	n, bytes := 0, 0
 	for n < len(pb.recs) {
 		s := pb.recs[n].r.size()
@@ -392,14 +435,29 @@ func takeBatch(pb *partBuf, maxBytes int) []pending {
 		bytes += s
 		n++
 	}
-	batch := pb.recs[:n:n]
+	batch = pb.recs[:n:n]
 	pb.recs = pb.recs[n:]
 	pb.bytes -= bytes
 	pb.lingerDone = false
 	if len(pb.recs) == 0 {
 		pb.recs, pb.bytes, pb.force = nil, 0, false
 	}
-	return batch
+	for i, pr := range batch {
+		if pr.ctx.Err() != nil {
+			// Rare: copy the live ones out rather than filter in place,
+			// which would shift records under a caller's slice.
+			live := append([]pending(nil), batch[:i]...)
+			for _, pr := range batch[i:] {
+				if pr.ctx.Err() != nil {
+					cancelled = append(cancelled, pr)
+				} else {
+					live = append(live, pr)
+				}
+			}
+			return live, cancelled
+		}
+	}
+	return batch, nil
 }
 
 // finish runs the callbacks of recs and frees their buffer slots.
