@@ -269,3 +269,88 @@ func TestProducerContextTryProduceAndBuffered(t *testing.T) {
 		t.Fatalf("high watermark %v (%v), want 1: a cancelled record was stored", lo, err)
 	}
 }
+
+// TestConsumerSeekPauseResume: Seek moves a partition's position (and
+// drops what Next had buffered for it); a paused partition is not read
+// until resumed, and nothing of it is skipped.
+func TestConsumerSeekPauseResume(t *testing.T) {
+	addr := brokertest.Start(t)
+	c := newTestClient(t, addr)
+	ctx := testCtx(t)
+	if _, err := c.Admin().CreateTopic(ctx, "sp", 2, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := c.NewProducer(RecordPartitioner(ManualPartitioner()))
+	var recs []*Record
+	for i := range 10 {
+		recs = append(recs, &Record{Topic: "sp", Partition: int32(i % 2), Value: fmt.Appendf(nil, "%d", i)})
+	}
+	if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := c.NewConsumer("sp", StartAt(Earliest()), FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read until partition 0's offset 2 has come by Next.
+	for {
+		r, err := cs.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Partition == 0 && r.Offset == 2 {
+			break
+		}
+	}
+	if err := cs.Seek(ctx, 0, AtOffset(1)); err != nil {
+		t.Fatal(err)
+	}
+	if pos := cs.Positions()[0]; pos != 1 {
+		t.Fatalf("position after Seek %d, want 1", pos)
+	}
+	r := nextOf(ctx, t, cs, 0)
+	if r.Offset != 1 {
+		t.Fatalf("after Seek to 1, partition 0 gave offset %d", r.Offset)
+	}
+	if err := cs.Seek(ctx, 7, Earliest()); err == nil {
+		t.Fatal("Seek to a partition the consumer does not read succeeded")
+	}
+
+	cs.Pause(0)
+	if got := cs.Paused(); len(got) != 1 || got[0] != 0 {
+		t.Fatalf("Paused %v", got)
+	}
+	held := cs.Positions()[0]
+	for range 3 {
+		got, err := cs.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range got {
+			if r.Partition == 0 {
+				t.Fatalf("a paused partition was read: %v", r)
+			}
+		}
+	}
+	cs.Resume(0)
+	if r := nextOf(ctx, t, cs, 0); r.Offset != held {
+		t.Fatalf("after Resume partition 0 gave offset %d, want %d (its position when paused)", r.Offset, held)
+	}
+	if err := cs.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nextOf returns the next record of partition from cs.
+func nextOf(ctx context.Context, t *testing.T, cs *Consumer, partition int32) *Record {
+	t.Helper()
+	for {
+		r, err := cs.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Partition == partition {
+			return r
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,9 +17,9 @@ import (
 // Consumer reads one topic's partitions from their leaders, each from its
 // own position, without a group: positions live in the consumer only.
 //
-// Poll and Next are not safe for concurrent use with each other (one
-// goroutine reads); Positions, HighWatermarks, Lag and Close are safe from
-// any goroutine.
+// Poll, Next, Seek, Pause and Resume are not safe for concurrent use with
+// each other (one goroutine reads and steers); Positions, HighWatermarks,
+// Lag, Paused and Close are safe from any goroutine.
 type Consumer struct {
 	c      *Client
 	topic  string
@@ -33,6 +34,7 @@ type Consumer struct {
 		started bool
 		pos     map[int32]int64 // next offset to read
 		hw      map[int32]int64 // high watermark from the last fetch
+		paused  map[int32]bool  // not fetched until resumed
 	}
 }
 
@@ -54,6 +56,7 @@ func (c *Client) NewConsumer(topic string, opts ...ConsumerOpt) (*Consumer, erro
 	cs.ctx, cs.cancel = context.WithCancel(context.Background())
 	cs.mu.pos = make(map[int32]int64)
 	cs.mu.hw = make(map[int32]int64)
+	cs.mu.paused = make(map[int32]bool)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
@@ -64,12 +67,96 @@ func (c *Client) NewConsumer(topic string, opts ...ConsumerOpt) (*Consumer, erro
 	return cs, nil
 }
 
-// Close stops the consumer; a Poll in progress returns ErrClosed.
-func (cs *Consumer) Close() {
+// Close stops the consumer; a Poll in progress returns ErrClosed. It
+// holds no server-side state, so it always returns nil; the error is for
+// symmetry with every other Close (and a future one that has to flush).
+func (cs *Consumer) Close() error {
 	cs.cancel()
 	cs.c.mu.Lock()
 	delete(cs.c.mu.consumers, cs)
 	cs.c.mu.Unlock()
+	return nil
+}
+
+// Seek moves partition's position to o (an exact offset, Earliest,
+// Latest, a time, FromEnd), looking it up on the partition's leader where
+// o needs it. Records of the partition already polled and not yet
+// returned by Next are dropped. The next Poll reads from there.
+func (cs *Consumer) Seek(ctx context.Context, partition int32, o Offset) error {
+	if err := cs.start(ctx); err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	_, ours := cs.mu.pos[partition]
+	cs.mu.Unlock()
+	if !ours {
+		return fmt.Errorf("client: Seek: this consumer does not read %s/%d", cs.topic, partition)
+	}
+	to, err := cs.resolve(ctx, []int32{partition}, o)
+	if err != nil {
+		return fmt.Errorf("seek %s/%d to %v: %w", cs.topic, partition, o, err)
+	}
+	cs.dropBuffered(map[int32]bool{partition: true})
+	cs.mu.Lock()
+	cs.mu.pos[partition] = to[partition]
+	cs.mu.Unlock()
+	return nil
+}
+
+// Pause stops fetching partitions until Resume; their positions stay.
+// Records of them already polled and not yet returned by Next are
+// dropped, and their position moved back to the first of those, so
+// nothing is skipped.
+func (cs *Consumer) Pause(partitions ...int32) {
+	set := make(map[int32]bool, len(partitions))
+	for _, p := range partitions {
+		set[p] = true
+	}
+	cs.dropBuffered(set)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, p := range partitions {
+		cs.mu.paused[p] = true
+	}
+}
+
+// Resume fetches paused partitions again, from their positions.
+func (cs *Consumer) Resume(partitions ...int32) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, p := range partitions {
+		delete(cs.mu.paused, p)
+	}
+}
+
+// Paused lists the paused partitions, in no order.
+func (cs *Consumer) Paused() []int32 {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return slices.Collect(maps.Keys(cs.mu.paused))
+}
+
+// dropBuffered removes the buffered records of parts and moves each such
+// partition's position back to the first record dropped.
+func (cs *Consumer) dropBuffered(parts map[int32]bool) {
+	first := map[int32]int64{}
+	kept := cs.buf[:0]
+	for _, r := range cs.buf {
+		if !parts[r.Partition] {
+			kept = append(kept, r)
+			continue
+		}
+		if _, ok := first[r.Partition]; !ok {
+			first[r.Partition] = r.Offset
+		}
+	}
+	clear(cs.buf[len(kept):])
+	cs.buf = kept
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for p, o := range first {
+		cs.mu.pos[p] = o
+	}
 }
 
 // Positions returns the next offset to be read in each partition (empty
@@ -231,7 +318,21 @@ func (c *Client) resolveOffset(ctx context.Context, topic string, parts []int32,
 func (cs *Consumer) fetch(ctx context.Context) ([]*Record, error) {
 	cs.mu.Lock()
 	pos := maps.Clone(cs.mu.pos)
+	for p := range cs.mu.paused {
+		delete(pos, p)
+	}
 	cs.mu.Unlock()
+	if len(pos) == 0 {
+		// Everything paused: wait as an empty long poll would.
+		t := time.NewTimer(cs.cfg.maxWait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			return nil, nil
+		}
+	}
 
 	at := make(map[TopicPartition]int64, len(pos))
 	for p, o := range pos {

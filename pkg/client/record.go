@@ -6,6 +6,11 @@ import (
 	"github.com/stratalog/strata/pkg/record"
 )
 
+// Header is a record header: a key and a value, both free-form; keys may
+// repeat. (The same type as pkg/record's, so that no conversion is paid;
+// a client needs no other package to set headers.)
+type Header = record.Header
+
 // Record is one record as the client sees it: where it goes (or came
 // from), what it holds and, once produced or fetched, its offset.
 type Record struct {
@@ -13,7 +18,7 @@ type Record struct {
 	Partition int32 // set by the partitioner when producing (see ManualPartitioner)
 	Key       []byte
 	Value     []byte
-	Headers   []record.Header
+	Headers   []Header
 	Timestamp time.Time // zero = the time it is batched
 	Offset    int64     // set on success by Produce and by fetches
 }
