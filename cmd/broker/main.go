@@ -67,6 +67,9 @@ over the file.`,
 		},
 	}
 	bindFlags(cmd, &cfg, &configFile)
+	cmd.Version = broker.Version // --version (version.go)
+	cmd.Flags().Bool("version", false, "print the broker's version and the Go version it was built with, and exit")
+	cmd.SetVersionTemplate(versionLine())
 	// Fault-injection tests only (debugclock.go): not in --help, the
 	// environment or the config file.
 	cmd.Flags().StringVar(&clockFile, "debug-clock-offset-file", "", "file holding an offset (Go duration) added to the wall clock the broker decides retention, compaction and group expiry by")

@@ -12,13 +12,23 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// usageError is a mistake on the command line.
-type usageError struct{ msg string }
+// usageError is a mistake on the command line. withUsage marks the ones
+// the command tree itself finds (an unknown command or flag, a missing
+// argument): those are followed by the usage line (cli.go).
+type usageError struct {
+	msg       string
+	withUsage bool
+}
 
 func (u *usageError) Error() string { return u.msg }
 
 func usageErrorf(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// syntaxErrorf is a usageError printed with the usage line.
+func syntaxErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...), withUsage: true}
 }
 
 // topicError remembers which topic a failed command was about, so the
@@ -57,6 +67,9 @@ func adviseMultiline(err error, e *env) string {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
+		if ue.withUsage {
+			return ue.msg // printError adds the usage line
+		}
 		return ue.msg + " (see --help)"
 	}
 	if msg, ok := adviseTLS(err, &e.tls); ok {

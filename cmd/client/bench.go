@@ -103,8 +103,8 @@ func (b *benchRun) print(w io.Writer, what string) error {
 	if b.e.output == "json" {
 		return printJSON(w, r)
 	}
-	_, err := fmt.Fprintf(w, "%s %d records in %.2fs: %.0f records/s, %.2f MB/s\n%s latency: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
-		what, r.Records, r.ElapsedSec, r.RecordsPerSec, r.MBPerSec, what, r.P50Ms, r.P99Ms, r.P999Ms)
+	_, err := fmt.Fprintf(w, "%s %s in %.2fs: %.0f records/s, %.2f MB/s\n%s latency: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
+		what, plural(r.Records, "record"), r.ElapsedSec, r.RecordsPerSec, r.MBPerSec, what, r.P50Ms, r.P99Ms, r.P999Ms)
 	return err
 }
 
@@ -255,7 +255,7 @@ func (e *env) ensureTopic(ctx context.Context, c *client.Client, topic string, p
 		return nil
 	}
 	if err == nil {
-		fmt.Fprintf(e.stderr, "created topic %q with %d partitions\n", topic, partitions)
+		fmt.Fprintf(e.stderr, "created topic %q with %s\n", topic, plural(int64(partitions), "partition"))
 	}
 	return err
 }

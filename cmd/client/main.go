@@ -60,8 +60,8 @@ func run(ctx context.Context, e *env, args []string) int {
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		io.WriteString(e.stderr, "strata: "+advise(err, e)+"\n")
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
+		printError(e.stderr, e, cmd, err) // cli.go
 		return 1
 	}
 	return 0
@@ -107,7 +107,7 @@ status is non-zero.` + tlsHelp,
 			return e.tls.fromEnv(cmd, e.getenv)
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErrorf("%v", err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return syntaxErrorf("%v", err) })
 	pf := root.PersistentFlags()
 	pf.StringSliceVar(&e.brokers, "brokers", []string{defaultBrokers}, "broker API addresses, comma-separated (env STRATA_BROKERS)")
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
@@ -115,6 +115,7 @@ status is non-zero.` + tlsHelp,
 	e.tls.register(pf)
 	root.AddCommand(newTopicCmd(e), newProduceCmd(e), newConsumeCmd(e), newClusterCmd(e), newBenchCmd(e),
 		newPartitionCmd(e), newBrokerCmd(e), newGroupCmd(e), newCertCmd(e))
+	finishRoot(root, e) // version.go
 	return root
 }
 

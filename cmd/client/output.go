@@ -50,3 +50,12 @@ func joinIDs(ids []uint32) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// plural writes n with its noun, singular for exactly one: "1 record",
+// "2 records".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -160,13 +160,13 @@ func (e *env) produce(cmd *cobra.Command, topic string, f *produceFlags) error {
 	defer mu.Unlock()
 	switch {
 	case firstErr != nil:
-		return onTopic(topic, fmt.Errorf("produced %d records to %s, then: %w", acked, topic, firstErr))
+		return onTopic(topic, fmt.Errorf("produced %s to %s, then: %w", plural(int64(acked), "record"), topic, firstErr))
 	case readErr != nil:
-		return fmt.Errorf("produced %d records to %s, then stopped: %w", acked, topic, readErr)
+		return fmt.Errorf("produced %s to %s, then stopped: %w", plural(int64(acked), "record"), topic, readErr)
 	case closeErr != nil:
-		return fmt.Errorf("produced %d records to %s, then: %w", acked, topic, closeErr)
+		return fmt.Errorf("produced %s to %s, then: %w", plural(int64(acked), "record"), topic, closeErr)
 	}
-	fmt.Fprintf(e.stderr, "produced %d records to %s\n", acked, topic)
+	fmt.Fprintf(e.stderr, "produced %s to %s\n", plural(int64(acked), "record"), topic)
 	return nil
 }
 

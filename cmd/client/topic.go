@@ -58,8 +58,8 @@ value.`,
 				if e.output == "json" {
 					return printJSON(e.stdout, topicJSON(d))
 				}
-				_, err = fmt.Fprintf(e.stdout, "created topic %q with %d partitions, replication factor %d\n",
-					d.GetName(), len(d.GetPartitions()), d.GetReplicationFactor())
+				_, err = fmt.Fprintf(e.stdout, "created topic %q with %s, replication factor %d\n",
+					d.GetName(), plural(int64(len(d.GetPartitions())), "partition"), d.GetReplicationFactor())
 				return err
 			})
 		},
