@@ -99,6 +99,7 @@ func run(ctx context.Context, cfg broker.Config) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopWithGoRun() // after NotifyContext: its SIGTERM is a clean stop
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := b.Close(); err != nil {
