@@ -54,8 +54,13 @@ func Config(t testing.TB, id uint32) broker.Config {
 	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.LogLevel = "warn"
 	cfg.RaftHeartbeatTimeout = HeartbeatTimeout
+	cfg.ClusterSecret = ClusterSecret
 	return cfg
 }
+
+// ClusterSecret is test brokers' --cluster-secret: brokers of one test
+// cluster prove it to each other.
+const ClusterSecret = "brokertest-cluster-secret-0123456789abcdef"
 
 // StartBroker is Start returning the broker itself.
 func StartBroker(t testing.TB, opts ...func(*broker.Config)) *broker.Broker {

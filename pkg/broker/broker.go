@@ -34,7 +34,8 @@ import (
 //	clients ──▶│ gRPC API ─▶ handlers ─▶ replicas (partition.*)  │
 //	           │                 │           └─ replication.Group ─┐
 //	           │                 └─▶ metadata.RaftStore ───────────┤ transport.Mux ◀──▶ other brokers
-//	           │ controller: cluster.Membership (gossip) ─▶ quorum  │  (one listener, --raft-addr)
+//	           │ controller: cluster.Membership (gossip) ─▶ quorum  │  (the inter-broker listener, --raft-addr:
+//	           │ internal gRPC service (interbroker.go) ◀───────────┤   raft frames + internal gRPC, authenticated)
 //	           └─────────────────────────────────────────────────┘
 type Broker struct {
 	v1.UnimplementedStrataServer
@@ -53,16 +54,21 @@ type Broker struct {
 	logCopy *copyThrottle
 
 	// Started by Start, stopped by Close.
-	mux      *transport.Mux
-	stable   *replication.StableStores
-	meta     *metadata.RaftStore
-	members  *cluster.Membership
-	replicas replicas
-	peers    peers
-	leaders  leaderNews
-	elect    elector
-	cleaner  *cleaner
-	coord    *consumer.Coordinator // consumer groups of the offsets partitions led here
+	mux *transport.Mux
+	// secret, gossipKey and security authenticate brokers to each
+	// other (interbroker.go).
+	secret    []byte
+	gossipKey []byte
+	security  transport.Security
+	stable    *replication.StableStores
+	meta      *metadata.RaftStore
+	members   *cluster.Membership
+	replicas  replicas
+	peers     peers
+	leaders   leaderNews
+	elect     elector
+	cleaner   *cleaner
+	coord     *consumer.Coordinator // consumer groups of the offsets partitions led here
 
 	// adminMu serialises topic creation, deletion and config changes made
 	// through this broker.
@@ -71,6 +77,7 @@ type Broker struct {
 	moving sync.Map
 
 	grpc     *grpc.Server
+	internal *grpc.Server // the internal service, on the inter-broker listener (interbroker.go)
 	http     *http.Server
 	apiLn    net.Listener
 	httpLn   net.Listener
@@ -123,6 +130,9 @@ func New(cfg Config, log *zap.Logger) (*Broker, error) {
 	b.elect.init()
 	b.metrics.register(b)
 	b.recover = newRecoverer(b.log, b.metrics.reg)
+	if err := b.initInterbroker(); err != nil {
+		return nil, err
+	}
 	// The public API answers only once the broker knows the cluster's
 	// metadata; broker-to-broker calls are always served.
 	b.metrics.notReady = func(method string) bool {
@@ -152,9 +162,10 @@ func (b *Broker) Start() (err error) {
 		AdvertiseHost:     b.cfg.AdvertiseHost,
 		HeartbeatInterval: b.tick(),
 		OnPeerDown:        b.onPeerDown,
+		Security:          b.security,
 	}
 	if b.mux, err = transport.Listen(b.cfg.RaftAddr, muxOpts); err != nil {
-		return fmt.Errorf("listen on --raft-addr %s: %w", b.cfg.RaftAddr, err)
+		return fmt.Errorf("listen on --raft-addr %s (the inter-broker listener): %w", b.cfg.RaftAddr, err)
 	}
 	if b.apiLn, err = net.Listen("tcp", b.cfg.APIAddr); err != nil {
 		return fmt.Errorf("listen on --api-addr %s: %w", b.cfg.APIAddr, err)
@@ -181,6 +192,7 @@ func (b *Broker) Start() (err error) {
 		GossipAddr: b.cfg.GossipAddr,
 		Seeds:      b.cfg.Join,
 		Local:      isLoopback(b.cfg.GossipAddr),
+		Key:        b.gossipKey,
 		Logger:     b.log,
 		Clock:      b.now,
 		Meta: cluster.Meta{
@@ -207,7 +219,7 @@ func (b *Broker) Start() (err error) {
 		grpc.ChainStreamInterceptor(b.recover.stream, boundsStream),
 	)
 	v1.RegisterStrataServer(b.grpc, b)
-	v1.RegisterStrataInternalServer(b.grpc, b)
+	b.serveInternal()
 	b.http = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -318,6 +330,7 @@ func (b *Broker) Close() error {
 		} else if b.apiLn != nil {
 			b.apiLn.Close()
 		}
+		b.stopInternal()
 		if b.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
 			_ = b.http.Shutdown(ctx)

@@ -22,6 +22,18 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, brokertest.LeakOptions()...) }
 
+// internalConn is a connection to b's inter-broker listener for its
+// internal service, closed with the test.
+func internalConn(tb testing.TB, b *broker.Broker) *grpc.ClientConn {
+	tb.Helper()
+	cc, err := broker.DialInternal(b.RaftAddr(), broker.Config{ClusterSecret: brokertest.ClusterSecret})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cc.Close() })
+	return cc
+}
+
 // grpcConn is a connection to a broker's API, closed with the test.
 func grpcConn(tb testing.TB, addr string) *grpc.ClientConn {
 	tb.Helper()

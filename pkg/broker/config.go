@@ -245,7 +245,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	return nil
+	return c.validateInterbroker() // interbroker.go
 }
 
 // minLogCopyRate is the lowest --log-copy-rate: a 1 MiB chunk every 16 s,

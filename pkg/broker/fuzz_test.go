@@ -61,6 +61,8 @@ func FuzzHandlers(f *testing.F) {
 	f.Cleanup(func() { b.Close() })
 	brokertest.WaitReady(f, b)
 	cc := grpcConn(f, b.APIAddr())
+	// The broker-to-broker service is on the inter-broker listener only.
+	icc := internalConn(f, b)
 	c := v1.NewStrataClient(cc)
 	setup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -79,7 +81,11 @@ func FuzzHandlers(f *testing.F) {
 		g.fill(req, 0)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		err := m.call(ctx, cc, req.Interface())
+		conn := cc
+		if m.internal {
+			conn = icc
+		}
+		err := m.call(ctx, conn, req.Interface())
 		if status.Code(err) == codes.Internal {
 			t.Fatalf("%s answered INTERNAL to %v: %v", m.name, req.Interface(), err)
 		}
@@ -92,9 +98,10 @@ func FuzzHandlers(f *testing.F) {
 }
 
 type fuzzMethod struct {
-	name string
-	in   protoreflect.MessageType
-	call func(ctx context.Context, cc *grpc.ClientConn, req proto.Message) error
+	name     string
+	internal bool // StrataInternal: served on the inter-broker listener
+	in       protoreflect.MessageType
+	call     func(ctx context.Context, cc *grpc.ClientConn, req proto.Message) error
 }
 
 // fuzzMethods lists every method of both services, in a fixed order.
@@ -113,7 +120,7 @@ func fuzzMethods(tb testing.TB) []fuzzMethod {
 				tb.Fatal(err)
 			}
 			full := fmt.Sprintf("/%s/%s", sd.FullName(), md.Name())
-			m := fuzzMethod{name: full, in: in}
+			m := fuzzMethod{name: full, in: in, internal: svc == "StrataInternal"}
 			if md.IsStreamingServer() {
 				m.call = func(ctx context.Context, cc *grpc.ClientConn, req proto.Message) error {
 					st, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, full)

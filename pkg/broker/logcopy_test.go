@@ -126,7 +126,7 @@ func TestMoveCopiesALargeLogAndResumes(t *testing.T) {
 	// A third of the way: the copying replica hears its leader, describe
 	// shows the copy; then its broker restarts.
 	copying := func() *v1.ReplicaState {
-		resp, err := dialInternal(t, c.Broker(target).APIAddr()).ReplicaStatus(ctx(t), &v1.ReplicaStatusRequest{})
+		resp, err := dialInternal(t, c.Broker(target)).ReplicaStatus(ctx(t), &v1.ReplicaStatusRequest{})
 		if err != nil || len(resp.Replicas) == 0 {
 			return nil
 		}

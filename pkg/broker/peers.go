@@ -15,29 +15,45 @@ import (
 	"github.com/stratalog/strata/pkg/metadata"
 )
 
-// peers holds one gRPC connection per other broker, dialled on first use
-// (gRPC reconnects by itself) and closed with the broker.
+// peers holds the gRPC connections to other brokers, dialled on first
+// use (gRPC reconnects by itself) and closed with the broker: conns to
+// their client API (calls forwarded on a client's behalf), inter to their
+// internal service on the inter-broker listener.
 type peers struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	inter map[string]*grpc.ClientConn
 }
 
 func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
+	return p.get(&p.conns, addr, addr, dialPeer)
+}
+
+// internalConn returns the connection to the internal service of the
+// broker whose inter-broker listener is addr, dialled with dial (the
+// Mux's: TCP, TLS if on, the handshake).
+func (p *peers) internalConn(addr string, dial func(context.Context, string) (net.Conn, error)) (*grpc.ClientConn, error) {
+	// passthrough: the dialer gets addr as registered, whose host TLS
+	// checks the peer's certificate against, not a resolved IP.
+	return p.get(&p.inter, addr, "passthrough:///"+addr, dial)
+}
+
+func (p *peers) get(m *map[string]*grpc.ClientConn, key, target string, dial func(context.Context, string) (net.Conn, error)) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.conns[addr]; ok {
+	if c, ok := (*m)[key]; ok {
 		return c, nil
 	}
-	if p.conns == nil {
-		p.conns = map[string]*grpc.ClientConn{}
+	if *m == nil {
+		*m = map[string]*grpc.ClientConn{}
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(dialPeer),
+	c, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dial),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
 		return nil, err
 	}
-	p.conns[addr] = c
+	(*m)[key] = c
 	return c, nil
 }
 
@@ -64,7 +80,10 @@ func (p *peers) closeAll() {
 	for _, c := range p.conns {
 		c.Close()
 	}
-	p.conns = nil
+	for _, c := range p.inter {
+		c.Close()
+	}
+	p.conns, p.inter = nil, nil
 }
 
 // brokerAPI returns the API address of a registered broker.
@@ -73,15 +92,16 @@ func (b *Broker) brokerAPI(id metadata.NodeID) (string, bool) {
 	return br.APIAddr, ok
 }
 
-// internalClient returns a client for another broker's internal service.
+// internalClient returns a client for another broker's internal service,
+// through its inter-broker listener (interbroker.go).
 func (b *Broker) internalClient(id metadata.NodeID) (v1.StrataInternalClient, error) {
-	addr, ok := b.brokerAPI(id)
+	br, ok := b.meta.Broker(id)
 	if !ok {
 		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "broker %d is not registered yet", id)
 	}
-	c, err := b.peers.conn(addr)
+	c, err := b.peers.internalConn(br.RaftAddr, b.mux.DialContext)
 	if err != nil {
-		return nil, fmt.Errorf("dial broker %d at %s: %w", id, addr, err)
+		return nil, fmt.Errorf("dial broker %d at %s: %w", id, br.RaftAddr, err)
 	}
 	return v1.NewStrataInternalClient(c), nil
 }

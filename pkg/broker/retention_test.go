@@ -122,7 +122,7 @@ func replicaStates(t *testing.T, c *brokertest.Cluster, ids ...uint32) map[uint3
 	t.Helper()
 	out := map[uint32]*v1.ReplicaState{}
 	for _, id := range ids {
-		cc := dialInternal(t, c.Broker(id).APIAddr())
+		cc := dialInternal(t, c.Broker(id))
 		resp, err := cc.ReplicaStatus(ctx(t), &v1.ReplicaStatusRequest{})
 		if err != nil {
 			t.Fatal(err)
@@ -134,8 +134,10 @@ func replicaStates(t *testing.T, c *brokertest.Cluster, ids ...uint32) map[uint3
 	return out
 }
 
-func dialInternal(t *testing.T, addr string) v1.StrataInternalClient {
-	return v1.NewStrataInternalClient(grpcConn(t, addr))
+// dialInternal is a client of b's internal service, on its inter-broker
+// listener, proving the test clusters' secret.
+func dialInternal(t *testing.T, b *broker.Broker) v1.StrataInternalClient {
+	return v1.NewStrataInternalClient(internalConn(t, b))
 }
 
 // segmentFiles counts the .log files of the topic's partition 0 on a broker.

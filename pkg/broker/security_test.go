@@ -24,15 +24,14 @@ import (
 // path-traversal names and internal topics, over gRPC against a real
 // broker.
 
-// TestForgedMetadataChangesRefused sends ApplyMetadata, as any client that
-// reaches the API port can, with changes no broker would propose: the
+// TestForgedMetadataChangesRefused sends ApplyMetadata, as a peer that
+// passed the inter-broker handshake could, with changes no broker would propose: the
 // state machine refuses each, nothing is created outside the data dir and
 // the broker keeps serving.
 func TestForgedMetadataChangesRefused(t *testing.T) {
 	root := t.TempDir()
 	b := brokertest.StartBroker(t, func(c *broker.Config) { c.DataDir = filepath.Join(root, "data") })
-	cc := grpcConn(t, b.APIAddr())
-	c, ic := v1.NewStrataClient(cc), v1.NewStrataInternalClient(cc)
+	c, ic := v1.NewStrataClient(grpcConn(t, b.APIAddr())), v1.NewStrataInternalClient(internalConn(t, b))
 	if _, err := c.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: "orders", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}

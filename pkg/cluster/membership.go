@@ -21,7 +21,11 @@ type Config struct {
 	Meta       Meta     // gossiped to the others
 	// Local selects memberlist's loopback tuning (fast failure detection);
 	// otherwise its LAN tuning.
-	Local        bool
+	Local bool
+	// Key, if set (16, 24 or 32 bytes), encrypts and authenticates every
+	// gossip message with memberlist's keyring (AES-GCM): a broker with
+	// another key or none cannot join, nor read what the others say.
+	Key          []byte
 	JoinInterval time.Duration // retry period while no seed answers, then of reconnecting to failed brokers; default 1s
 	Logger       *zap.Logger
 	// Clock is this broker's wall clock, sampled by the others (clock.go);
@@ -90,6 +94,10 @@ func Join(cfg Config) (*Membership, error) {
 	mc.AdvertisePort = port
 	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
 		mc.AdvertiseAddr = host
+	}
+	if len(cfg.Key) > 0 {
+		mc.SecretKey = cfg.Key
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	mc.Delegate = &delegate{meta: meta, m: m}
 	mc.Events = &events{m: m}
