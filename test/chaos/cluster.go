@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/pkg/client"
+	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
 
 // Cluster is a cluster of real strata-broker processes on loopback, each
@@ -206,7 +207,8 @@ func (c *Cluster) Start(nd *Node) error {
 	fmt.Fprintf(lf, "=== chaos: starting %s at %s\n", nd, time.Now().Format(time.RFC3339Nano))
 	args := []string{"--node-id", fmt.Sprint(nd.ID), "--data-dir", nd.Dir,
 		"--api-addr", nd.API, "--http-addr", nd.HTTP, "--raft-addr", nd.Raft, "--gossip-addr", nd.Gossip,
-		"--join", strings.Join(gossips, ","), "--fsync", "always", "--log-level", c.logLevel}
+		"--join", strings.Join(gossips, ","), "--fsync", "always", "--log-level", c.logLevel,
+		"--cluster-secret", chaostest.ClusterSecret}
 	if int(nd.ID) <= c.expect {
 		args = append(args, "--bootstrap-expect", fmt.Sprint(c.expect))
 	}

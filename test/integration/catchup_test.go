@@ -9,8 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/stratalog/strata/api/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"github.com/stratalog/strata/pkg/broker"
 )
 
 // TestFollowerCatchesUpAfterPause pauses one follower of an RF-3 partition
@@ -204,11 +203,12 @@ func followerEnd(ctx context.Context, t *testing.T, status v1.StrataInternalClie
 	return 0
 }
 
-// replicaStatusClient is the node's internal API (served on its API
-// address), for the replica's own view of its log.
+// replicaStatusClient is the node's internal API (served on its
+// inter-broker listener, to those with the cluster secret), for the
+// replica's own view of its log.
 func replicaStatusClient(t *testing.T, nd *node) v1.StrataInternalClient {
 	t.Helper()
-	cc, err := grpc.NewClient(nd.api, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := broker.DialInternal(nd.raft, broker.Config{ClusterSecret: clusterSecret})
 	if err != nil {
 		t.Fatal(err)
 	}

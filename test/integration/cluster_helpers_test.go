@@ -30,6 +30,9 @@ type node struct {
 	proc                    *brokerProc // nil while down
 }
 
+// clusterSecret is every test cluster's --cluster-secret.
+const clusterSecret = "integration-test-cluster-secret-0123456789"
+
 // testCluster is a cluster of real strata-broker processes on loopback.
 type testCluster struct {
 	t        *testing.T
@@ -128,7 +131,7 @@ func (c *testCluster) start(nd *node) {
 		"--node-id", fmt.Sprint(nd.id),
 		"--api-addr", nd.api, "--http-addr", nd.http, "--raft-addr", nd.raft, "--gossip-addr", nd.gossip,
 		"--bootstrap-expect", fmt.Sprint(len(c.nodes)), "--join", strings.Join(gossips, ","),
-		"--fsync", "always", "--log-level", c.logLevel)
+		"--fsync", "always", "--log-level", c.logLevel, "--cluster-secret", clusterSecret)
 	if nd.proc.APIAddr != nd.api {
 		c.t.Fatalf("node %d listens on %s, asked for %s", nd.id, nd.proc.APIAddr, nd.api)
 	}

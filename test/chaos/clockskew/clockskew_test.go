@@ -118,7 +118,7 @@ func startCluster(t *testing.T, bin string, n int, mono time.Duration, extra ...
 		nd := &node{api: a.api, clock: clock, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i+1))}
 		args := append([]string{"--node-id", fmt.Sprint(i + 1), "--data-dir", filepath.Join(dir, fmt.Sprintf("node%d", i+1)),
 			"--api-addr", a.api, "--http-addr", a.http, "--raft-addr", a.raft, "--gossip-addr", a.gossip,
-			"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(joins, ","),
+			"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(joins, ","), "--cluster-secret", chaostest.ClusterSecret,
 			"--fsync", "always", "--log-level", "info", "--debug-clock-offset-file", clock.Path()}, extra...)
 		name := bin
 		if i == 0 {

@@ -57,7 +57,7 @@ func TestFullLeaderDisk(t *testing.T) {
 		logPath := filepath.Join(base, fmt.Sprintf("node%d.log", i+1))
 		b := startBroker(t, bin, dir, logPath, "--node-id", fmt.Sprint(i+1),
 			"--api-addr", a.api, "--http-addr", a.http, "--raft-addr", a.raft, "--gossip-addr", a.gossip,
-			"--bootstrap-expect", "3", "--join", strings.Join(joins, ","))
+			"--bootstrap-expect", "3", "--join", strings.Join(joins, ","), "--cluster-secret", chaostest.ClusterSecret)
 		brokers = append(brokers, b)
 		defer func() {
 			if t.Failed() {

@@ -48,7 +48,7 @@ func startBrokers(t *testing.T, ctx context.Context, nt *Net, bin string) []stri
 			"--node-id", fmt.Sprint(i+1), "--data-dir", filepath.Join(dir, fmt.Sprintf("node%d", i+1)),
 			"--api-addr", net.JoinHostPort(ip, apiPort), "--http-addr", net.JoinHostPort(ip, httpPort),
 			"--raft-addr", net.JoinHostPort(ip, raftPort), "--gossip-addr", net.JoinHostPort(ip, gossipPort),
-			"--bootstrap-expect", fmt.Sprint(nt.N()), "--join", strings.Join(joins, ","),
+			"--bootstrap-expect", fmt.Sprint(nt.N()), "--join", strings.Join(joins, ","), "--cluster-secret", chaostest.ClusterSecret,
 			"--fsync", "always", "--log-level", "info")
 		cmd.Stderr = lf
 		out, err := cmd.StdoutPipe()

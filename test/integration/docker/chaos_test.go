@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,9 +13,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/broker"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/pkg/record"
 	"github.com/stratalog/strata/pkg/segment"
@@ -221,12 +222,14 @@ func TestChaos(t *testing.T) {
 // waitConverged waits until, for every partition, the three replicas report
 // one leader and the same log end offset and high watermark, and returns
 // those offsets by partition. It asks each broker directly (the internal
-// ReplicaStatus call) at its container address.
+// ReplicaStatus call) at its container's inter-broker address.
 func waitConverged(t *testing.T, ctx context.Context, c *cluster, limit time.Duration) map[int32]int64 {
 	t.Helper()
 	status := map[int]v1.StrataInternalClient{}
-	for id, addr := range c.api {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	for id := range c.api {
+		// The internal service is on the inter-broker listener (9292),
+		// for brokers that prove the compose file's cluster secret.
+		cc, err := broker.DialInternal(net.JoinHostPort(c.ip(id), "9292"), broker.Config{ClusterSecret: composeClusterSecret})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -106,6 +106,9 @@ func repoRoot(t *testing.T) string {
 	return ""
 }
 
+// composeClusterSecret is docker-compose.yml's STRATA_CLUSTER_SECRET.
+const composeClusterSecret = "strata-compose-dev-secret-not-for-production"
+
 // publishedPort matches a fixed host port published on loopback in
 // docker-compose.yml: "127.0.0.1:9390:9290".
 var publishedPort = regexp.MustCompile(`"127\.0\.0\.1:\d+:(\d+)"`)
@@ -135,6 +138,9 @@ func startCluster(t *testing.T) *cluster {
 	src, err := os.ReadFile(filepath.Join(c.root, "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "STRATA_CLUSTER_SECRET: "+composeClusterSecret) {
+		t.Fatalf("docker-compose.yml does not set STRATA_CLUSTER_SECRET: %s, which the test dials the inter-broker listeners with", composeClusterSecret)
 	}
 	if n := len(publishedPort.FindAll(src, -1)); n != 2*nodes {
 		t.Fatalf("docker-compose.yml publishes %d loopback ports, the test expects %d (API and HTTP per broker)", n, 2*nodes)

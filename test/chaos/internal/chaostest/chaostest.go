@@ -14,6 +14,10 @@ import (
 	"time"
 )
 
+// ClusterSecret is the --cluster-secret of every broker the fault tests
+// start: brokers of a cluster prove it to each other.
+const ClusterSecret = "chaos-test-cluster-secret-0123456789abcdef"
+
 // BuildBroker builds cmd/broker into the test's temporary directory.
 func BuildBroker(t *testing.T) string {
 	t.Helper()
