@@ -72,6 +72,9 @@ func adviseMultiline(err error, e *env) string {
 		}
 		return ue.msg + " (see --help)"
 	}
+	if msg, ok := adviseProduced(err, e); ok { // produce.go
+		return msg
+	}
 	if msg, ok := adviseTLS(err, &e.tls); ok {
 		return msg
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,6 +25,8 @@ type consumeFlags struct {
 	num        int
 	idle       time.Duration
 	format     string
+	exitAtEnd  bool
+	encoding   string
 }
 
 func newConsumeCmd(e *env) *cobra.Command {
@@ -32,7 +37,10 @@ func newConsumeCmd(e *env) *cobra.Command {
 		Long: `Read records from every partition of TOPIC (or those given with
 --partition) and print each with --format, or as one JSON object per line
 with -o json. By default it follows the topic until interrupted (Ctrl-C);
---num stops after N records, --timeout after that long without a new one.
+--num stops after N records, --timeout after that long without a new one
+(its own meaning here: an idle limit), and --exit-at-end (-e, as kcat -e
+and rpk -o :end) once every partition is read up to the end offset it had
+when the command started (exit 0; records produced since are not read).
 
 --offset says where each partition starts:
   start        the first stored record (default)
@@ -59,14 +67,26 @@ default) or latest (end), and also where a position that is no longer
 stored goes. --partition and --reset do not apply. Ctrl-C, --num and
 --timeout leave the group cleanly, after committing.
 
---format is kcat's: %t topic, %p partition, %o offset, %T timestamp (Unix
-ms), %k key, %v value, %K key length, %S value length, %h headers
-(k=v,k=v), %% a percent sign; \n, \t and \r are newline, tab and return.`,
+--format takes kcat's verbs: %t topic, %p partition, %o offset, %T
+timestamp (Unix ms), %k key, %s value, %K key length, %S value length, %h
+headers (k=v,k=v), %% a percent sign; and rpk's where they do not clash:
+%v value, %V value length, %d timestamp, %H number of headers (%T is
+kcat's timestamp, not rpk's topic length). \n, \t and \r are newline, tab
+and return. Keys and values are written as their bytes.
+
+-o json writes one object per record. JSON strings hold text only, so
+--encoding says how keys, values and header values appear there: text
+(default) writes them as strings when they are valid UTF-8, and in base64
+otherwise, marked per record with "key_encoding": "base64" or
+"value_encoding": "base64" (a header gets "value_encoding"); base64 or hex
+encode every key and value, each marked. Nothing is replaced or lost.`,
 		Example: `  strata consume events
   strata consume events -n 10 --offset -10
   strata consume events --offset end --format '%p/%o %k=%v\n'
   strata consume events --partition 0,2 --offset @2026-01-02T15:04:05Z --timeout 5s
   strata consume events --offset 1200 --reset none
+  strata consume events -e -o json --encoding base64 > events.jsonl
+  strata consume events -f '%t/%p/%o %T %k=%s (%S bytes)\n' -e
   strata consume events -o json | jq .value
   strata consume events --group billing
   strata consume events --group billing --offset latest --timeout 30s`,
@@ -81,7 +101,9 @@ ms), %k key, %v value, %K key length, %S value length, %h headers
 	fl.Int32SliceVar(&f.partitions, "partition", nil, "partitions to read, repeatable or comma-separated (default all)")
 	fl.IntVarP(&f.num, "num", "n", 0, "stop after N records (0 = no limit)")
 	fl.DurationVar(&f.idle, "timeout", 0, "stop after this long without a new record (0 = follow until interrupted)")
-	fl.StringVarP(&f.format, "format", "f", defaultFormat, "kcat-style format of each record")
+	fl.StringVarP(&f.format, "format", "f", defaultFormat, "format of each record: kcat's verbs, and rpk's %v %V %d %H (see below)")
+	fl.BoolVarP(&f.exitAtEnd, "exit-at-end", "e", false, "stop at the end offsets found at start, exit 0")
+	fl.StringVar(&f.encoding, "encoding", "text", "keys and values in -o json: text (base64 when not UTF-8, marked), base64 or hex")
 	fl.StringVarP(&f.group, "group", "g", "", "consume as a member of this consumer group (see below)")
 	return cmd
 }
@@ -98,7 +120,15 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	if f.num < 0 || f.idle < 0 {
 		return usageErrorf("--num and --timeout must not be negative")
 	}
+	switch f.encoding {
+	case "text", "base64", "hex":
+	default:
+		return usageErrorf("--encoding %q: want text, base64 or hex", f.encoding)
+	}
 	if f.group != "" {
+		if f.exitAtEnd {
+			return usageErrorf("--exit-at-end does not apply with --group: a member's partitions change as members come and go; use --timeout to stop when idle")
+		}
 		return e.consumeGroup(ctx, topic, f, start, format)
 	}
 	reset, err := parseReset(f.reset)
@@ -123,8 +153,60 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		return usageErrorf("%v", err)
 	}
 	defer cs.Close()
-	err = e.printRecords(ctx, cs.Poll, f, format, nil)
+	var end *endOffsets
+	if f.exitAtEnd {
+		if end, err = e.findEnds(ctx, c, topic, f.partitions); err != nil {
+			return onTopic(topic, err)
+		}
+		end.positions = cs.Positions
+	}
+	err = e.printRecords(ctx, cs.Poll, f, format, nil, end)
 	return onTopic(topic, err)
+}
+
+// endOffsets are where --exit-at-end stops: each partition's end offset
+// when the command started.
+type endOffsets struct {
+	ends      map[int32]int64
+	positions func() map[int32]int64 // the consumer's next offsets
+}
+
+// findEnds reads the end offset of each of parts of topic (every
+// partition when parts is empty).
+func (e *env) findEnds(ctx context.Context, c *client.Client, topic string, parts []int32) (*endOffsets, error) {
+	actx, cancel := e.adminCtx(ctx)
+	defer cancel()
+	if len(parts) == 0 {
+		d, err := c.Admin().DescribeTopic(actx, topic)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range d.GetPartitions() {
+			parts = append(parts, p.GetPartition())
+		}
+	}
+	ends, err := c.Admin().ResolveOffset(actx, topic, parts, client.Latest())
+	if err != nil {
+		return nil, err
+	}
+	return &endOffsets{ends: ends}, nil
+}
+
+// reached says whether every partition has been read to its end.
+func (o *endOffsets) reached() bool {
+	pos := o.positions()
+	for p, end := range o.ends {
+		if at, ok := pos[p]; !ok || at < end {
+			return false
+		}
+	}
+	return true
+}
+
+// past says whether r was produced after the command started.
+func (o *endOffsets) past(r *client.Record) bool {
+	end, ok := o.ends[r.Partition]
+	return !ok || r.Offset >= end
 }
 
 // printReset reports a reset on stderr, naming the flag that chose it.
@@ -138,7 +220,7 @@ func (e *env) printReset(flag string) func(topic string, p int32, from, to int64
 // without one, or ctx ends (a clean stop: it returns nil). unprinted, if
 // not nil, gets the records of the last poll that --num cut off.
 func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*client.Record, error), f *consumeFlags,
-	format recordFormat, unprinted func([]*client.Record)) error {
+	format recordFormat, unprinted func([]*client.Record), end *endOffsets) error {
 	out := bufio.NewWriter(e.stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
@@ -146,6 +228,9 @@ func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*c
 	seen := 0
 	last := time.Now()
 	for f.num == 0 || seen < f.num {
+		if end != nil && end.reached() {
+			return nil
+		}
 		pollCtx := ctx
 		var cancel context.CancelFunc = func() {}
 		if f.idle > 0 {
@@ -161,6 +246,9 @@ func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*c
 		case err != nil:
 			return err
 		}
+		if end != nil {
+			recs = slices.DeleteFunc(recs, end.past)
+		}
 		if f.num > 0 && len(recs) > f.num-seen {
 			if unprinted != nil {
 				unprinted(recs[f.num-seen:])
@@ -169,7 +257,7 @@ func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*c
 		}
 		for _, r := range recs {
 			if e.output == "json" {
-				if err := enc.Encode(toRecordJSON(r)); err != nil {
+				if err := enc.Encode(toRecordJSON(r, f.encoding)); err != nil {
 					return err
 				}
 			} else {
@@ -206,26 +294,37 @@ func parseReset(s string) (client.Offset, error) {
 	return client.Offset{}, usageErrorf("--reset %q: want earliest, latest or none", s)
 }
 
-func toRecordJSON(r *client.Record) recordJSON {
+func toRecordJSON(r *client.Record, encoding string) recordJSON {
 	j := recordJSON{
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UnixMilli(),
-		Key: bytesJSON(r.Key), Value: bytesJSON(r.Value), Headers: []headerJSON{},
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UnixMilli(), Headers: []headerJSON{},
 	}
+	j.Key, j.KeyEncoding = encodeBytes(r.Key, encoding)
+	j.Value, j.ValueEncoding = encodeBytes(r.Value, encoding)
 	for _, h := range r.Headers {
-		j.Headers = append(j.Headers, headerJSON{h.Key, string(h.Value)})
+		v, enc := encodeBytes(h.Value, encoding)
+		if v == nil {
+			v = new(string)
+		}
+		j.Headers = append(j.Headers, headerJSON{Key: h.Key, Value: *v, ValueEncoding: enc})
 	}
 	return j
 }
 
-// bytesJSON shows bytes as a string; nil stays null. Invalid UTF-8 is
-// replaced (JSON strings cannot hold arbitrary bytes).
-func bytesJSON(b []byte) *string {
+// encodeBytes writes b for JSON with --encoding: as a string when the
+// encoding is text and b is valid UTF-8 (enc is then ""), else in base64
+// or hex, named by enc. nil stays null.
+func encodeBytes(b []byte, encoding string) (s *string, enc string) {
 	if b == nil {
-		return nil
+		return nil, ""
 	}
-	s := string(b)
-	if !utf8.ValidString(s) {
-		s = string([]rune(s))
+	var out string
+	switch {
+	case encoding == "hex":
+		out, enc = hex.EncodeToString(b), "hex"
+	case encoding == "base64" || !utf8.Valid(b):
+		out, enc = base64.StdEncoding.EncodeToString(b), "base64"
+	default:
+		out = string(b)
 	}
-	return &s
+	return &out, enc
 }

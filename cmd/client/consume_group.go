@@ -53,7 +53,7 @@ func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags, s
 		for tp, o := range back {
 			gc.Seek(tp.Topic, tp.Partition, o) // owned: the poll just returned its records
 		}
-	})
+	}, nil)
 	// Leave even when interrupted: commit what was printed, then tell the
 	// coordinator, within --timeout.
 	closeCtx, cancel := e.adminCtx(context.WithoutCancel(ctx))

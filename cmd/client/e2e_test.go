@@ -127,7 +127,7 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	runCLI(t, addr, "", "topic", "delete", "ev").ok(t)
 	r = runCLI(t, addr, "x\n", "produce", "ev")
-	if r.code == 0 || r.stderr != "strata: topic \"ev\" does not exist (create it with: strata topic create ev)\n" {
+	if r.code == 0 || r.stderr != "strata: topic \"ev\" does not exist (create it with: strata topic create ev); nothing was stored to ev (1 record sent, not acknowledged)\n" {
 		t.Errorf("produce to deleted topic: %d %q", r.code, r.stderr)
 	}
 }

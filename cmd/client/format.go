@@ -7,12 +7,14 @@ import (
 	"github.com/stratalog/strata/pkg/client"
 )
 
-// recordFormat is a compiled kcat-style --format string: literal text and
-// %-verbs, rendered per record.
+// recordFormat is a compiled --format string: literal text and %-verbs,
+// rendered per record. kcat's verbs, and rpk's where they do not clash
+// (rpk's %T is the topic's length; here it is kcat's timestamp):
 //
 //	%t topic      %p partition   %o offset       %T timestamp (Unix ms)
-//	%k key        %v value       %K key length   %S value length
+//	%k key        %s value       %K key length   %S value length
 //	%h headers as k=v,k=v        %% a percent sign
+//	rpk: %v value, %V value length, %d timestamp, %H number of headers
 //	\n newline    \t tab         \r return       \\ backslash
 //
 // A null key or value prints as nothing, and its length as -1, as in kcat.
@@ -45,11 +47,12 @@ func parseFormat(s string) (recordFormat, error) {
 			switch v := s[i]; v {
 			case '%':
 				lit = append(lit, '%')
-			case 't', 'p', 'o', 'T', 'k', 'v', 'K', 'S', 'h':
+			case 't', 'p', 'o', 'T', 'k', 's', 'K', 'S', 'h', // kcat's
+				'v', 'V', 'd', 'H': // rpk's that do not clash
 				flush()
 				out = append(out, formatPart{verb: v})
 			default:
-				return nil, usageErrorf("--format %q: unknown verb %%%c (known: %%t %%p %%o %%T %%k %%v %%K %%S %%h %%%%)", s, v)
+				return nil, usageErrorf("--format %q: unknown verb %%%c (known: %%t %%p %%o %%T %%k %%s %%K %%S %%h as kcat, %%v %%V %%d %%H as rpk, %%%%)", s, v)
 			}
 		case '\\':
 			if i+1 == len(s) {
@@ -89,16 +92,18 @@ func (f recordFormat) render(dst []byte, r *client.Record) []byte {
 			dst = strconv.AppendInt(dst, int64(r.Partition), 10)
 		case 'o':
 			dst = strconv.AppendInt(dst, r.Offset, 10)
-		case 'T':
+		case 'T', 'd':
 			dst = strconv.AppendInt(dst, r.Timestamp.UnixMilli(), 10)
 		case 'k':
 			dst = append(dst, r.Key...)
-		case 'v':
+		case 's', 'v':
 			dst = append(dst, r.Value...)
 		case 'K':
 			dst = appendLen(dst, r.Key)
-		case 'S':
+		case 'S', 'V':
 			dst = appendLen(dst, r.Value)
+		case 'H':
+			dst = strconv.AppendInt(dst, int64(len(r.Headers)), 10)
 		case 'h':
 			for i, h := range r.Headers {
 				if i > 0 {

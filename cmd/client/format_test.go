@@ -25,6 +25,9 @@ func TestFormatRender(t *testing.T) {
 		{defaultFormat, r, "hello\n"},
 		{`%t %p %o %k %v %T %h\n`, r, "events 2 47 k1 hello 1700000000123 a=1,b=2\n"},
 		{`%K/%S`, r, "2/5"},
+		{`%t %p %o %k %s %T %h %K %S\n`, r, "events 2 47 k1 hello 1700000000123 a=1,b=2 2 5\n"}, // kcat's
+		{`%v %V %d %H`, r, "hello 5 1700000000123 2"},                                           // rpk's
+		{`%s|%V|%H`, null, "|-1|0"},
 		{`[%k][%v] %K %S`, null, "[][] -1 -1"},
 		{`100%% %v\t|\r\\`, r, "100% hello\t|\r\\"},
 		{`\x`, r, `\x`}, // unknown escapes stay as typed

@@ -89,3 +89,61 @@ func TestParseKeyValuesAndHeaders(t *testing.T) {
 		t.Error("parseHeaders accepted a header without =")
 	}
 }
+
+func TestReadDelimited(t *testing.T) {
+	for _, c := range []struct {
+		in, delim string
+		max       int
+		want      string // records joined by |, then the final error
+	}{
+		{"a\x00b\x00", "\x00", 10, "a|b|EOF"},
+		{"a\x00b", "\x00", 10, "a|b|EOF"}, // the last record without its delimiter
+		{"x\ny||z||", "||", 10, "x\ny|z|EOF"},
+		{"a|b||c", "||", 10, "a|b|c|EOF"}, // half a delimiter is data
+		{"||||", "||", 10, "||EOF"},       // empty records
+		{"abcd||", "||", 4, "abcd|EOF"},
+		{"abcde||", "||", 4, "ERR"},
+		{"abcde", "||", 4, "ERR"},
+		{strings.Repeat("x", 200000) + "\x00ok", "\x00", 1 << 20, "200000|ok|EOF"},
+	} {
+		r := bufio.NewReaderSize(strings.NewReader(c.in), 16)
+		var got []string
+		for {
+			b, err := readDelimited(r, []byte(c.delim), c.max)
+			if err == io.EOF {
+				got = append(got, "EOF")
+				break
+			}
+			if err != nil {
+				if !errors.Is(err, errLineTooLong) {
+					t.Errorf("%q: %v", c.in, err)
+				}
+				got = append(got, "ERR")
+				break
+			}
+			if len(b) > 100 {
+				got = append(got, fmt.Sprint(len(b)))
+			} else {
+				got = append(got, string(b))
+			}
+		}
+		if s := strings.Join(got, "|"); s != c.want {
+			t.Errorf("readDelimited(%.20q, %q, max %d): %q, want %q", c.in, c.delim, c.max, s, c.want)
+		}
+	}
+}
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{
+		`\n`: "\n", `\0`: "\x00", `\t|\r`: "\t|\r", `\\`: `\`, `\x1e`: "\x1e", `::`: "::", `\q`: `\q`, `a\`: `a\`, ``: ``,
+	} {
+		if got, err := unescape(in); err != nil || got != want {
+			t.Errorf("unescape(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`\x`, `\x1`, `\xzz`} {
+		if _, err := unescape(bad); err == nil {
+			t.Errorf("unescape(%q) accepted", bad)
+		}
+	}
+}

@@ -106,21 +106,28 @@ type clusterJSON struct {
 	Brokers      []brokerJSON `json:"brokers"`
 }
 
+// headerJSON is a record header; value_encoding is absent for text, else
+// "base64" or "hex" (consume --encoding).
 type headerJSON struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	Key           string `json:"key"`
+	Value         string `json:"value"`
+	ValueEncoding string `json:"value_encoding,omitempty"`
 }
 
 // recordJSON is one consumed record; key is null for a null key, value
-// null for a tombstone. Timestamp is Unix milliseconds.
+// null for a tombstone. Timestamp is Unix milliseconds. key_encoding and
+// value_encoding are absent when the key or value is written as text,
+// else "base64" or "hex": bytes that are not UTF-8 are never replaced.
 type recordJSON struct {
-	Topic     string       `json:"topic"`
-	Partition int32        `json:"partition"`
-	Offset    int64        `json:"offset"`
-	Timestamp int64        `json:"timestamp"`
-	Key       *string      `json:"key"`
-	Value     *string      `json:"value"`
-	Headers   []headerJSON `json:"headers"`
+	Topic         string       `json:"topic"`
+	Partition     int32        `json:"partition"`
+	Offset        int64        `json:"offset"`
+	Timestamp     int64        `json:"timestamp"`
+	Key           *string      `json:"key"`
+	KeyEncoding   string       `json:"key_encoding,omitempty"`
+	Value         *string      `json:"value"`
+	ValueEncoding string       `json:"value_encoding,omitempty"`
+	Headers       []headerJSON `json:"headers"`
 }
 
 type benchJSON struct {

@@ -99,6 +99,9 @@ status is non-zero.` + tlsHelp,
 			default:
 				return usageErrorf("--output %q: want table or json", e.output)
 			}
+			if err := e.checkTimeout(cmd); err != nil {
+				return err
+			}
 			if !cmd.Flags().Changed("brokers") {
 				if v := e.getenv("STRATA_BROKERS"); v != "" {
 					e.brokers = splitList(v)
@@ -111,7 +114,7 @@ status is non-zero.` + tlsHelp,
 	pf := root.PersistentFlags()
 	pf.StringSliceVar(&e.brokers, "brokers", []string{defaultBrokers}, "broker API addresses, comma-separated (env STRATA_BROKERS)")
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
-	pf.DurationVar(&e.timeout, "timeout", 10*time.Second, "time limit for admin calls")
+	pf.DurationVar(&e.timeout, "timeout", 10*time.Second, timeoutHelp)
 	e.tls.register(pf)
 	root.AddCommand(newTopicCmd(e), newProduceCmd(e), newConsumeCmd(e), newClusterCmd(e), newBenchCmd(e),
 		newPartitionCmd(e), newBrokerCmd(e), newGroupCmd(e), newCertCmd(e))
@@ -121,13 +124,13 @@ status is non-zero.` + tlsHelp,
 
 // newClient connects to the brokers of the global flags.
 func (e *env) newClient(opts ...client.Opt) (*client.Client, error) {
-	base := append([]client.Opt{client.RetryTimeout(e.timeout)}, e.tls.opts()...)
+	base := append([]client.Opt{client.RetryTimeout(e.retryTimeout())}, e.tls.opts()...)
 	return client.New(e.brokers, append(base, opts...)...)
 }
 
 // adminCtx bounds an admin call by --timeout.
 func (e *env) adminCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, e.timeout)
+	return e.limitCtx(ctx) // timeout.go: 0 = no limit
 }
 
 // admin runs fn with the admin API of a new client and ctx bounded by

@@ -56,12 +56,34 @@ func TestRecordJSONShape(t *testing.T) {
 	r := &client.Record{Topic: "ev", Partition: 1, Offset: 7, Key: []byte("k"), Value: []byte("v"),
 		Headers: []record.Header{{Key: "h", Value: []byte("x")}}, Timestamp: time.UnixMilli(1700000000000)}
 	want := `{"topic":"ev","partition":1,"offset":7,"timestamp":1700000000000,"key":"k","value":"v","headers":[{"key":"h","value":"x"}]}`
-	if got := compact(t, toRecordJSON(r)); got != want {
+	if got := compact(t, toRecordJSON(r, "text")); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	tomb := &client.Record{Topic: "ev", Timestamp: time.UnixMilli(0)}
-	if got := compact(t, toRecordJSON(tomb)); got != `{"topic":"ev","partition":0,"offset":0,"timestamp":0,"key":null,"value":null,"headers":[]}` {
+	if got := compact(t, toRecordJSON(tomb, "text")); got != `{"topic":"ev","partition":0,"offset":0,"timestamp":0,"key":null,"value":null,"headers":[]}` {
 		t.Errorf("null key and tombstone: %s", got)
+	}
+	for _, enc := range []string{"base64", "hex"} {
+		if got := compact(t, toRecordJSON(tomb, enc)); !strings.Contains(got, `"key":null,"value":null`) {
+			t.Errorf("--encoding %s, tombstone: %s", enc, got)
+		}
+	}
+}
+
+// Bytes that are not UTF-8 are never replaced: with --encoding text they
+// turn to base64, marked; base64 and hex encode everything, marked.
+func TestRecordJSONEncodings(t *testing.T) {
+	r := &client.Record{Topic: "ev", Key: []byte("k"), Value: []byte{0xff, 0x00, 'a'},
+		Headers: []record.Header{{Key: "h", Value: []byte{0xc3}}, {Key: "ok", Value: []byte("é")}}, Timestamp: time.UnixMilli(0)}
+	for _, c := range []struct{ enc, want string }{
+		{"text", `"key":"k","value":"/wBh","value_encoding":"base64","headers":[{"key":"h","value":"ww==","value_encoding":"base64"},{"key":"ok","value":"é"}]`},
+		{"base64", `"key":"aw==","key_encoding":"base64","value":"/wBh","value_encoding":"base64","headers":[{"key":"h","value":"ww==","value_encoding":"base64"},{"key":"ok","value":"w6k=","value_encoding":"base64"}]`},
+		{"hex", `"key":"6b","key_encoding":"hex","value":"ff0061","value_encoding":"hex","headers":[{"key":"h","value":"c3","value_encoding":"hex"},{"key":"ok","value":"c3a9","value_encoding":"hex"}]`},
+	} {
+		got := compact(t, toRecordJSON(r, c.enc))
+		if !strings.Contains(got, c.want) || strings.Contains(got, "\\ufffd") {
+			t.Errorf("--encoding %s:\n got %s\nwant …%s}", c.enc, got, c.want)
+		}
 	}
 }
 

@@ -151,7 +151,7 @@ func (e *env) longAdmin(cmd *cobra.Command, fn func(context.Context, *client.Adm
 	ctx := cmd.Context()
 	if cmd.Flags().Changed("timeout") {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+		ctx, cancel = e.limitCtx(ctx) // 0: no limit
 		defer cancel()
 	}
 	return fn(ctx, c.Admin())
