@@ -21,8 +21,10 @@ func newBenchCmd(e *env) *cobra.Command {
 		Short: "Measure produce and consume throughput and latency",
 		Long: `Benchmarks against a running cluster, reported like "nats bench":
 records/s, MB/s (10^6 bytes of keys and values) and latency percentiles
-from an HdrHistogram. A progress line is redrawn every 200ms when stdout
-is a terminal. Each run is bounded by --records and by --duration.`,
+from an HdrHistogram, over the number of records the report gives. A
+progress line is redrawn every 200ms when stdout is a terminal. Each run
+is bounded by --records and by --duration; bench consume also stops when
+no record arrives for --idle.`,
 		Example: `  strata bench produce --topic bench --records 1000000 --record-size 1024 --producers 4
   strata bench consume --topic bench --records 1000000 -o json`,
 	}
@@ -40,6 +42,7 @@ type benchRun struct {
 	hist    *hdrhistogram.Histogram // microseconds
 	records int64
 	bytes   int64
+	end     time.Time // when the measured part ended; zero while running
 }
 
 // startBench starts the bookkeeping of a run of total records and its
@@ -82,10 +85,25 @@ func (b *benchRun) progress(ctx context.Context) {
 	}
 }
 
+// finish ends the measured part of the run at t (the last record, when
+// the run then waited for more in vain).
+func (b *benchRun) finish(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.end = t
+}
+
 func (b *benchRun) report() benchJSON {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	el := time.Since(b.start).Seconds()
+	end := b.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	el := end.Sub(b.start).Seconds()
+	if el <= 0 || b.records == 0 {
+		el = max(el, 1e-9) // no rate without records: 0, not NaN (JSON has no NaN)
+	}
 	ms := func(q float64) float64 { return float64(b.hist.ValueAtQuantile(q)) / 1000 }
 	return benchJSON{
 		Records:       b.records,
@@ -207,7 +225,8 @@ func (e *env) benchProduce(ctx context.Context, f *benchProduceFlags) error {
 		if int64(i) < f.records%int64(f.producers) {
 			n++
 		}
-		p := c.NewProducer(client.Compression(codec), client.RequiredAcks(acks), client.BatchMaxBytes(f.batchBytes), client.Linger(f.linger))
+		p := c.NewProducer(client.Compression(codec), client.RequiredAcks(acks), client.BatchMaxBytes(f.batchBytes), client.Linger(f.linger),
+			client.DeliveryTimeout(e.retryTimeout()))
 		wg.Go(func() {
 			for range n {
 				if runCtx.Err() != nil {

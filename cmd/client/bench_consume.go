@@ -15,6 +15,7 @@ type benchConsumeFlags struct {
 	records  int64
 	offset   string
 	duration time.Duration
+	idle     time.Duration
 }
 
 func newBenchConsumeCmd(e *env) *cobra.Command {
@@ -22,12 +23,16 @@ func newBenchConsumeCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "consume",
 		Short: "Consume --records records and report throughput and latency",
-		Long: `Read --records records of --topic from every partition, starting at
---offset (default start), and report records/s and MB/s. Latency here is
-per fetch: the time of each poll that returned records, weighted by the
+		Long: `Read exactly --records records of --topic from every partition, starting
+at --offset (default start), and report records/s and MB/s. Latency here
+is per fetch: the time of each poll that returned records, weighted by the
 records it returned. Fill the topic first, for example with "strata bench
-produce". The run stops at --records or after --duration; stopping at
---duration with fewer records is reported, not an error.`,
+produce".
+
+The run stops at --records, after --duration, or when no record has
+arrived for --idle (default 5s: the topic holds fewer records than asked).
+Stopping early is a warning on stderr, not an error: the report covers the
+records read ("consumed 7 records"), and its time ends at the last one.`,
 		Example: `  strata bench consume --topic bench --records 1000000
   strata bench consume --topic bench --records 100000 --offset -100000 -o json`,
 		Args: cobra.NoArgs,
@@ -38,13 +43,14 @@ produce". The run stops at --records or after --duration; stopping at
 	fl.Int64Var(&f.records, "records", 100000, "records to consume")
 	fl.StringVar(&f.offset, "offset", "start", "where to start: start, end, N, -N, @time")
 	fl.DurationVar(&f.duration, "duration", 10*time.Minute, "stop after this long even if --records are not done")
+	fl.DurationVar(&f.idle, "idle", 5*time.Second, "stop when no record arrives for this long")
 	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
 
 func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
-	if f.records < 1 || f.duration <= 0 {
-		return usageErrorf("--records and --duration must be positive")
+	if f.records < 1 || f.duration <= 0 || f.idle <= 0 {
+		return usageErrorf("--records, --duration and --idle must be positive")
 	}
 	start, err := client.ParseOffset(f.offset)
 	if err != nil {
@@ -67,28 +73,43 @@ func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
 	defer stopProgress()
 
 	var got int64
+	last := time.Now() // the last record, or the start
+	stopped := ""
 	for got < f.records {
 		t0 := time.Now()
-		recs, err := cs.Poll(runCtx)
-		if err != nil {
-			if runCtx.Err() != nil && ctx.Err() == nil {
-				break // --duration reached
-			}
+		pollCtx, cancelPoll := context.WithDeadline(runCtx, last.Add(f.idle))
+		recs, err := cs.Poll(pollCtx)
+		cancelPoll()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && runCtx.Err() != nil:
+			stopped = fmt.Sprintf("stopped by --duration %s", f.duration)
+		case err != nil && pollCtx.Err() != nil, err == nil && len(recs) == 0 && time.Since(last) >= f.idle:
+			stopped = fmt.Sprintf("no record for %s (--idle); the topic holds fewer records than asked from --offset %s", f.idle, f.offset)
+		case err != nil:
 			return onTopic(f.topic, err)
+		}
+		if stopped != "" {
+			break
 		}
 		if len(recs) == 0 {
 			continue
 		}
+		// Exactly --records: the last poll may return more.
+		recs = recs[:min(int64(len(recs)), f.records-got)]
 		var bytes int64
 		for _, r := range recs {
 			bytes += int64(len(r.Key) + len(r.Value))
 		}
 		got += int64(len(recs))
-		run.observe(int64(len(recs)), bytes, time.Since(t0))
+		last = time.Now()
+		run.observe(int64(len(recs)), bytes, last.Sub(t0))
 	}
 	stopProgress()
 	if got < f.records {
-		fmt.Fprintf(e.stderr, "stopped by --duration after %d of %d records\n", got, f.records)
+		run.finish(last)
+		fmt.Fprintf(e.stderr, "strata: warning: %s: consumed %d of %s\n", stopped, got, plural(f.records, "record"))
 	}
 	return run.print(e.stdout, "consumed")
 }
