@@ -3365,13 +3365,20 @@ func (x *MetadataRequest) GetTopics() []string {
 }
 
 type MetadataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	ControllerId  uint32                 `protobuf:"varint,2,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"` // node id of the metadata leader
-	Brokers       []*BrokerInfo          `protobuf:"bytes,3,rep,name=brokers,proto3" json:"brokers,omitempty"`
-	Topics        []*TopicMetadata       `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId    string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	ControllerId uint32                 `protobuf:"varint,2,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"` // node id of the metadata leader
+	Brokers      []*BrokerInfo          `protobuf:"bytes,3,rep,name=brokers,proto3" json:"brokers,omitempty"`
+	Topics       []*TopicMetadata       `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
+	// The listener the request came in on (e.g. "CLIENT", "EXTERNAL"):
+	// brokers' api_addr are that listener's advertised addresses, as in
+	// Kafka. Brokers without a listener of that name are left out of
+	// brokers and listed here; a partition they lead is unreachable
+	// through this listener until they get one.
+	Listener               string   `protobuf:"bytes,5,opt,name=listener,proto3" json:"listener,omitempty"`
+	BrokersWithoutListener []uint32 `protobuf:"varint,6,rep,packed,name=brokers_without_listener,json=brokersWithoutListener,proto3" json:"brokers_without_listener,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *MetadataResponse) Reset() {
@@ -3432,10 +3439,24 @@ func (x *MetadataResponse) GetTopics() []*TopicMetadata {
 	return nil
 }
 
+func (x *MetadataResponse) GetListener() string {
+	if x != nil {
+		return x.Listener
+	}
+	return ""
+}
+
+func (x *MetadataResponse) GetBrokersWithoutListener() []uint32 {
+	if x != nil {
+		return x.BrokersWithoutListener
+	}
+	return nil
+}
+
 type BrokerInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	ApiAddr       string                 `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	ApiAddr       string                 `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"` // advertised address of MetadataResponse.listener
 	HttpAddr      string                 `protobuf:"bytes,3,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"` // "alive", "suspect", "dead", "left"
 	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
@@ -3675,7 +3696,7 @@ func (x *FindCoordinatorRequest) GetGroup() string {
 type FindCoordinatorResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	NodeId           uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	ApiAddr          string                 `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	ApiAddr          string                 `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`                             // on the listener the request came in on; empty if the coordinator has none
 	OffsetsPartition int32                  `protobuf:"varint,3,opt,name=offsets_partition,json=offsetsPartition,proto3" json:"offsets_partition,omitempty"` // the __consumer_offsets partition holding the group
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -6512,13 +6533,15 @@ const file_strata_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\x12\x14\n" +
 	"\x05found\x18\x06 \x01(\bR\x05found\")\n" +
 	"\x0fMetadataRequest\x12\x16\n" +
-	"\x06topics\x18\x01 \x03(\tR\x06topics\"\xb9\x01\n" +
+	"\x06topics\x18\x01 \x03(\tR\x06topics\"\x8f\x02\n" +
 	"\x10MetadataResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12#\n" +
 	"\rcontroller_id\x18\x02 \x01(\rR\fcontrollerId\x12/\n" +
 	"\abrokers\x18\x03 \x03(\v2\x15.strata.v1.BrokerInfoR\abrokers\x120\n" +
-	"\x06topics\x18\x04 \x03(\v2\x18.strata.v1.TopicMetadataR\x06topics\"\x8d\x01\n" +
+	"\x06topics\x18\x04 \x03(\v2\x18.strata.v1.TopicMetadataR\x06topics\x12\x1a\n" +
+	"\blistener\x18\x05 \x01(\tR\blistener\x128\n" +
+	"\x18brokers_without_listener\x18\x06 \x03(\rR\x16brokersWithoutListener\"\x8d\x01\n" +
 	"\n" +
 	"BrokerInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x19\n" +

@@ -115,3 +115,29 @@ func TestEveryFlagHasAYAMLKey(t *testing.T) {
 		}
 	})
 }
+
+// Listener flags come from flags, STRATA_* variables and YAML like every
+// other, and a bad one names its flag.
+func TestListenerFlags(t *testing.T) {
+	t.Setenv("STRATA_ADVERTISED_LISTENERS", "EXTERNAL://127.0.0.1:19290")
+	cfg, err := parse(t, "--listeners", "CLIENT://0.0.0.0:9290,EXTERNAL://0.0.0.0:19290", "--listener-security-protocol-map", "CLIENT:PLAINTEXT,EXTERNAL:PLAINTEXT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Listeners) != 2 || len(cfg.AdvertisedListeners) != 1 || len(cfg.ListenerSecurityProtocolMap) != 2 {
+		t.Fatalf("listeners %v, advertised %v, map %v", cfg.Listeners, cfg.AdvertisedListeners, cfg.ListenerSecurityProtocolMap)
+	}
+	file := filepath.Join(t.TempDir(), "broker.yaml")
+	yaml := "listeners: [\"CLIENT://127.0.0.1:9290\", \"SSL://127.0.0.1:9390\"]\nhttp-tls: true\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Unsetenv("STRATA_ADVERTISED_LISTENERS")
+	_, err = parse(t, "--config", file)
+	if err == nil || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Fatalf("SSL listener without --tls-cert: got %v, want an error naming --tls-cert", err)
+	}
+	if _, err := parse(t, "--listeners", "CLIENT://127.0.0.1:9290", "--api-addr", "127.0.0.1:7000"); err == nil || !strings.Contains(err.Error(), "--api-addr") {
+		t.Fatalf("--api-addr and --listeners disagreeing: got %v", err)
+	}
+}

@@ -95,7 +95,14 @@ func run(ctx context.Context, cfg broker.Config) error {
 		b.Close()
 		return err
 	}
-	fmt.Printf("strata-broker %s listening: api=%s http=http://%s data-dir=%s\n", broker.Version, b.APIAddr(), b.HTTPAddr(), cfg.DataDir)
+	scheme := "http"
+	if cfg.HTTPTLS {
+		scheme = "https"
+	}
+	fmt.Printf("strata-broker %s listening: api=%s http=%s://%s data-dir=%s\n", broker.Version, b.APIAddr(), scheme, b.HTTPAddr(), cfg.DataDir)
+	for _, l := range b.Listeners() {
+		fmt.Printf("  listener %s\n", l)
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

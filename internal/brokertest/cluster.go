@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func startCluster(t testing.TB, n int, tee zapcore.Core, opts []func(*broker.Con
 		b := run(t, cfg, tee)
 		// Pin the bound ports, so that a restart keeps the addresses that
 		// Raft configurations and gossip name.
-		cfg.APIAddr, cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = b.APIAddr(), b.HTTPAddr(), b.RaftAddr(), b.GossipAddr()
+		pin(&cfg, b)
 		c.Brokers = append(c.Brokers, b)
 		c.Configs = append(c.Configs, cfg)
 	}
@@ -137,7 +138,7 @@ func (c *Cluster) Add() *broker.Broker {
 		o(&cfg)
 	}
 	b := run(c.t, cfg, c.tee)
-	cfg.APIAddr, cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = b.APIAddr(), b.HTTPAddr(), b.RaftAddr(), b.GossipAddr()
+	pin(&cfg, b)
 	WaitReady(c.t, b)
 	c.Brokers = append(c.Brokers, b)
 	c.Configs = append(c.Configs, cfg)
@@ -154,4 +155,20 @@ func (c *Cluster) APIAddrs() []string {
 		}
 	}
 	return out
+}
+
+// pin sets cfg's addresses to those b bound, so that a restart keeps the
+// addresses that Raft configurations and gossip name.
+func pin(cfg *broker.Config, b *broker.Broker) {
+	cfg.APIAddr, cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr = b.APIAddr(), b.HTTPAddr(), b.RaftAddr(), b.GossipAddr()
+	if len(cfg.Listeners) == 0 {
+		return
+	}
+	cfg.APIAddr = ""
+	ls := make([]string, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		name, _, _ := strings.Cut(l, "://")
+		ls[i] = name + "://" + b.ListenerAddr(strings.ToUpper(name))
+	}
+	cfg.Listeners = ls
 }

@@ -76,10 +76,9 @@ type Broker struct {
 	// moving holds the groups of partition moves running on this broker.
 	moving sync.Map
 
-	grpc     *grpc.Server
 	internal *grpc.Server // the internal service, on the inter-broker listener (interbroker.go)
+	api      []*apiServer // client listeners, the CLIENT (or first) one first
 	http     *http.Server
-	apiLn    net.Listener
 	httpLn   net.Listener
 	ready    atomic.Bool
 	stopping atomic.Bool
@@ -167,8 +166,8 @@ func (b *Broker) Start() (err error) {
 	if b.mux, err = transport.Listen(b.cfg.RaftAddr, muxOpts); err != nil {
 		return fmt.Errorf("listen on --raft-addr %s (the inter-broker listener): %w", b.cfg.RaftAddr, err)
 	}
-	if b.apiLn, err = net.Listen("tcp", b.cfg.APIAddr); err != nil {
-		return fmt.Errorf("listen on --api-addr %s: %w", b.cfg.APIAddr, err)
+	if err = b.listenAPI(); err != nil {
+		return err
 	}
 	if b.httpLn, err = net.Listen("tcp", b.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen on --http-addr %s: %w", b.cfg.HTTPAddr, err)
@@ -196,36 +195,29 @@ func (b *Broker) Start() (err error) {
 		Logger:     b.log,
 		Clock:      b.now,
 		Meta: cluster.Meta{
-			NodeID:   cluster.NodeID(b.cfg.NodeID),
-			APIAddr:  b.cfg.advertise(b.apiLn.Addr().String()),
-			RaftAddr: b.cfg.advertise(string(b.mux.Addr())),
-			HTTPAddr: b.cfg.advertise(b.httpLn.Addr().String()),
-			Version:  Version,
+			NodeID:    cluster.NodeID(b.cfg.NodeID),
+			APIAddr:   b.api[0].l.Advertised,
+			RaftAddr:  b.cfg.advertise(string(b.mux.Addr())),
+			HTTPAddr:  b.cfg.advertise(b.httpLn.Addr().String()),
+			Version:   Version,
+			Listeners: b.advertisedListeners(),
 		},
 	}); err != nil {
 		return err
 	}
 
-	b.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(b.cfg.MaxRequestBytes),
-		grpc.MaxSendMsgSize(b.cfg.MaxRequestBytes),
-		// gRPC reads a request whole as soon as its stream opens, before
-		// any handler can refuse it; the stream limit is what keeps a
-		// connection's unanswered requests out of memory (inflight.go).
-		grpc.MaxConcurrentStreams(b.cfg.MaxStreamsPerConnection),
-		// Recovery first, so that it covers every interceptor after it.
-		// Every request's fields are bounded (bounds.go).
-		grpc.ChainUnaryInterceptor(b.recover.unary, b.metrics.interceptor, boundsUnary),
-		grpc.ChainStreamInterceptor(b.recover.stream, boundsStream),
-	)
-	v1.RegisterStrataServer(b.grpc, b)
+	if err = b.serveAPI(); err != nil {
+		return err
+	}
 	b.serveInternal()
 	b.http = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if err = b.httpTLS(); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	b.leaders.init()
-	b.goLoop(func() { b.serveGRPC() })
 	b.goLoop(func() { b.serveHTTP() })
 	b.goLoop(func() { b.runController(ctx) })
 	b.goLoop(func() { b.runReplicas(ctx) })
@@ -262,10 +254,24 @@ func (b *Broker) goLoop(f func()) {
 	go func() { defer b.wg.Done(); f() }()
 }
 
-func (b *Broker) serveGRPC() {
-	if err := b.grpc.Serve(b.apiLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		b.log.Error("api listener stopped", zap.Error(err))
-	}
+// newGRPCServer makes the gRPC server of one client listener.
+func (b *Broker) newGRPCServer(l *listener, opts ...grpc.ServerOption) *grpc.Server {
+	srv := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(b.cfg.MaxRequestBytes),
+		grpc.MaxSendMsgSize(b.cfg.MaxRequestBytes),
+		// gRPC reads a request whole as soon as its stream opens, before
+		// any handler can refuse it; the stream limit is what keeps a
+		// connection's unanswered requests out of memory (inflight.go).
+		grpc.MaxConcurrentStreams(b.cfg.MaxStreamsPerConnection),
+		// The listener first, so that every interceptor after it knows
+		// which one a request came in on (listener.go); then recovery,
+		// so that it covers every interceptor after it. Every request's
+		// fields are bounded (bounds.go).
+		grpc.ChainUnaryInterceptor(b.listenerUnary(l), b.recover.unary, b.metrics.interceptor, boundsUnary),
+		grpc.ChainStreamInterceptor(listenerStream(l), b.recover.stream, boundsStream),
+	}, opts...)...)
+	v1.RegisterStrataServer(srv, b)
+	return srv
 }
 
 func (b *Broker) serveHTTP() {
@@ -293,8 +299,9 @@ func (b *Broker) tuneMeta(c *raft.Config) {
 	c.CommitTimeout = min(metaCommitTimeout, t.CommitTimeout)
 }
 
-// APIAddr is the bound API address (useful with port 0).
-func (b *Broker) APIAddr() string { return b.apiLn.Addr().String() }
+// APIAddr is the bound address of the CLIENT listener, or of the first
+// listener if none is named CLIENT (useful with port 0).
+func (b *Broker) APIAddr() string { return b.api[0].ln.Addr().String() }
 
 // HTTPAddr is the bound HTTP address.
 func (b *Broker) HTTPAddr() string { return b.httpLn.Addr().String() }
@@ -318,18 +325,7 @@ func (b *Broker) Close() error {
 	b.stopOnce.Do(func() {
 		b.stopping.Store(true)
 		b.ready.Store(false)
-		if b.grpc != nil {
-			done := make(chan struct{})
-			go func() { b.grpc.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(b.cfg.ShutdownTimeout):
-				b.grpc.Stop()
-				<-done
-			}
-		} else if b.apiLn != nil {
-			b.apiLn.Close()
-		}
+		b.stopAPI()
 		b.stopInternal()
 		if b.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)

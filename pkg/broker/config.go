@@ -13,10 +13,21 @@ import (
 // variable STRATA_<FLAG> with dashes as underscores, and a key in the YAML
 // config file.
 type Config struct {
-	NodeID     uint32 `yaml:"node-id"`     // --node-id
-	DataDir    string `yaml:"data-dir"`    // --data-dir
-	APIAddr    string `yaml:"api-addr"`    // --api-addr
-	HTTPAddr   string `yaml:"http-addr"`   // --http-addr
+	NodeID  uint32 `yaml:"node-id"`  // --node-id
+	DataDir string `yaml:"data-dir"` // --data-dir
+	// APIAddr is shorthand for Listeners: [CLIENT://APIAddr].
+	APIAddr  string `yaml:"api-addr"`  // --api-addr
+	HTTPAddr string `yaml:"http-addr"` // --http-addr
+	// Listeners are the client listeners, NAME://host:port each, as
+	// Kafka's listeners; AdvertisedListeners what clients that come in on
+	// each are told to dial (default: the bound address, with
+	// --advertise-host for 0.0.0.0); ListenerSecurityProtocolMap gives
+	// each its protocol as NAME:PROTOCOL (listener.go).
+	Listeners                   []string `yaml:"listeners"`                      // --listeners
+	AdvertisedListeners         []string `yaml:"advertised-listeners"`           // --advertised-listeners
+	ListenerSecurityProtocolMap []string `yaml:"listener-security-protocol-map"` // --listener-security-protocol-map
+	// HTTPTLS serves the HTTP listener over TLS with --tls-cert/--tls-key.
+	HTTPTLS    bool   `yaml:"http-tls"`    // --http-tls
 	RaftAddr   string `yaml:"raft-addr"`   // --raft-addr: Raft traffic of every group on this broker
 	GossipAddr string `yaml:"gossip-addr"` // --gossip-addr: memberlist (TCP and UDP)
 	// AdvertiseHost replaces an unspecified bind host (0.0.0.0) in the
@@ -176,7 +187,13 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("--data-dir must not be empty")
 	}
-	for flag, addr := range map[string]string{"--api-addr": c.APIAddr, "--http-addr": c.HTTPAddr, "--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr} {
+	if _, err := c.listeners(); err != nil {
+		return err
+	}
+	if c.HTTPTLS && (c.TLSCert == "" || c.TLSKey == "") {
+		return fmt.Errorf("--http-tls needs --tls-cert and --tls-key (make them with `strata cert create-broker`)")
+	}
+	for flag, addr := range map[string]string{"--http-addr": c.HTTPAddr, "--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s %q: want host:port (%v)", flag, addr, err)
 		}

@@ -79,8 +79,8 @@ func (b *Broker) controlOnce(ctx context.Context) {
 		if m.State != cluster.Alive {
 			continue
 		}
-		want := metadata.Broker{ID: uint32(m.NodeID), APIAddr: m.APIAddr, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr}
-		if registered[want.ID] != want {
+		want := metadata.Broker{ID: uint32(m.NodeID), APIAddr: m.APIAddr, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Listeners: m.Listeners}
+		if !registered[want.ID].Equal(want) {
 			if err := b.meta.Apply(ctx, metadata.RegisterBroker{Broker: want}); err != nil {
 				b.log.Warn("registering a broker", zap.Uint32("node", want.ID), zap.Error(err))
 				return

@@ -221,7 +221,7 @@ func (b *Broker) FindCoordinator(ctx context.Context, req *v1.FindCoordinatorReq
 	if leader == 0 {
 		return nil, apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR, "offsets partition %d has no leader yet; retry", p))
 	}
-	addr, _ := b.brokerAPI(leader)
+	addr, _ := b.listenerAddrOf(ctx, leader)
 	return &v1.FindCoordinatorResponse{NodeId: leader, ApiAddr: addr, OffsetsPartition: p}, nil
 }
 

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 
+	"go.uber.org/zap"
+
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/cluster"
@@ -35,10 +37,12 @@ func (b *Broker) brokerState(id uint32, raftAddr string, m cluster.Member, known
 // copy of the metadata, which may trail the leader by a moment, and for
 // the partitions it holds a replica of, from their raft groups, which know
 // a new leader as soon as it is elected; a client sent to a broker that no
-// longer leads gets NOT_LEADER and asks again.
+// longer leads gets NOT_LEADER and asks again. Brokers' addresses are
+// those of the listener the request came in on (MetadataResponse.listener).
 func (b *Broker) Metadata(ctx context.Context, req *v1.MetadataRequest) (*v1.MetadataResponse, error) {
 	controller, _ := b.meta.Leader()
-	resp := &v1.MetadataResponse{ClusterId: b.meta.ClusterID(), ControllerId: controller}
+	listener := b.clientListener(ctx)
+	resp := &v1.MetadataResponse{ClusterId: b.meta.ClusterID(), ControllerId: controller, Listener: listener}
 	states := map[uint32]cluster.Member{}
 	for _, m := range b.members.Members() {
 		states[uint32(m.NodeID)] = m
@@ -46,7 +50,15 @@ func (b *Broker) Metadata(ctx context.Context, req *v1.MetadataRequest) (*v1.Met
 	for _, br := range b.meta.Brokers() {
 		m, ok := states[br.ID]
 		state := b.brokerState(br.ID, br.RaftAddr, m, ok)
-		resp.Brokers = append(resp.Brokers, &v1.BrokerInfo{NodeId: br.ID, ApiAddr: br.APIAddr, HttpAddr: br.HTTPAddr, State: state, Version: m.Version})
+		// Each broker's address on the listener the client came in on
+		// (Kafka's rule); a broker without one is left out and named.
+		addr, ok := br.ListenerAddr(listener)
+		if !ok {
+			resp.BrokersWithoutListener = append(resp.BrokersWithoutListener, br.ID)
+			b.log.Debug("metadata: broker has no listener of this name", zap.Uint32("broker", br.ID), zap.String("listener", listener))
+			continue
+		}
+		resp.Brokers = append(resp.Brokers, &v1.BrokerInfo{NodeId: br.ID, ApiAddr: addr, HttpAddr: br.HTTPAddr, State: state, Version: m.Version})
 	}
 	names := req.Topics
 	if len(names) == 0 {

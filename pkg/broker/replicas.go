@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,8 +126,10 @@ func (b *Broker) updateReady() {
 	leader, _ := b.meta.Leader()
 	// Registered with the addresses of this run: after a restart on other
 	// ports, the old record would send clients elsewhere.
-	addr, _ := b.brokerAPI(b.cfg.NodeID)
-	b.ready.Store(leader != 0 && b.meta.ClusterID() != "" && addr == b.cfg.advertise(b.apiLn.Addr().String()))
+	me, ok := b.meta.Broker(b.cfg.NodeID)
+	b.ready.Store(leader != 0 && b.meta.ClusterID() != "" && ok && me.APIAddr == b.api[0].l.Advertised &&
+		// (a controller older than named listeners registers none)
+		(len(me.Listeners) == 0 || maps.Equal(me.Listeners, b.advertisedListeners())))
 }
 
 func (b *Broker) reconcileReplicas() {

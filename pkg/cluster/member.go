@@ -28,6 +28,10 @@ type Meta struct {
 	RaftAddr string `json:"raft"`
 	HTTPAddr string `json:"http"`
 	Version  string `json:"v,omitempty"`
+	// Listeners maps each client listener's name to its advertised
+	// address (APIAddr is one of them). Empty from brokers older than
+	// named listeners: their one listener is CLIENT at APIAddr.
+	Listeners map[string]string `json:"l,omitempty"`
 }
 
 // State is a member's liveness as gossip sees it.
@@ -54,7 +58,7 @@ func encodeMeta(m Meta) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > 512 {
-		return nil, fmt.Errorf("cluster: node metadata is %d bytes, memberlist allows 512 (shorten the addresses)", len(b))
+		return nil, fmt.Errorf("cluster: node metadata is %d bytes, memberlist allows 512: shorten the listener names and hosts in --listeners and --advertised-listeners (or --advertise-host), or use fewer listeners", len(b))
 	}
 	return b, nil
 }

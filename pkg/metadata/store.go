@@ -65,10 +65,35 @@ func (Reassign) isChange()         {}
 
 // Broker is a broker as the metadata records it.
 type Broker struct {
-	ID       NodeID `json:"id"`
+	ID NodeID `json:"id"`
+	// APIAddr is the advertised address of its CLIENT listener (else its
+	// first); brokers call each other there.
 	APIAddr  string `json:"api_addr"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
+	// Listeners maps each client listener's name to its advertised
+	// address. Records from before named listeners have none: their only
+	// listener is CLIENT, at APIAddr (ListenerAddr).
+	Listeners map[string]string `json:"listeners,omitempty"`
+}
+
+// DefaultListener is the name of a broker's listener when it has only
+// --api-addr, and of an old record's only listener.
+const DefaultListener = "CLIENT"
+
+// ListenerAddr returns the advertised address of the broker's listener
+// name, and whether it has one.
+func (b Broker) ListenerAddr(name string) (string, bool) {
+	if len(b.Listeners) == 0 {
+		return b.APIAddr, name == DefaultListener && b.APIAddr != ""
+	}
+	addr, ok := b.Listeners[name]
+	return addr, ok
+}
+
+// Equal reports whether two records say the same.
+func (b Broker) Equal(o Broker) bool {
+	return b.ID == o.ID && b.APIAddr == o.APIAddr && b.RaftAddr == o.RaftAddr && b.HTTPAddr == o.HTTPAddr && maps.Equal(b.Listeners, o.Listeners)
 }
 
 // state is the metadata itself; apply is deterministic.

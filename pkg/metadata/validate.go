@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,6 +108,38 @@ func validateAddr(what, addr string, optional bool) error {
 	return nil
 }
 
+// MaxListeners bounds a broker's named client listeners.
+const MaxListeners = 16
+
+// listenerName is a listener's name as brokers normalise it (upper case;
+// pkg/broker/listener.go).
+var listenerName = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,31}$`)
+
+// validateListeners checks a broker's listener map: a bounded number of
+// well-formed names, each with a host:port, one of which is APIAddr.
+func validateListeners(b Broker) error {
+	if len(b.Listeners) == 0 {
+		return nil
+	}
+	if len(b.Listeners) > MaxListeners {
+		return invalidChange("broker %d has %d listeners, at most %d", b.ID, len(b.Listeners), MaxListeners)
+	}
+	api := false
+	for name, addr := range b.Listeners {
+		if !listenerName.MatchString(name) {
+			return invalidChange("listener name %q: want a capital letter then up to 31 capitals, digits or _", name)
+		}
+		if err := validateAddr("listener "+name+" address", addr, false); err != nil {
+			return err
+		}
+		api = api || addr == b.APIAddr
+	}
+	if !api {
+		return invalidChange("API address %q is none of broker %d's listeners' addresses", b.APIAddr, b.ID)
+	}
+	return nil
+}
+
 func validateConfigSet(set map[string]string) error {
 	if len(set) > MaxConfigEntries {
 		return invalidConfig("%d config keys, at most %d", len(set), MaxConfigEntries)
@@ -191,6 +224,9 @@ func (s *state) validate(c Change) error {
 			return err
 		}
 		if err := validateAddr("Raft address", c.Broker.RaftAddr, false); err != nil {
+			return err
+		}
+		if err := validateListeners(c.Broker); err != nil {
 			return err
 		}
 		return validateAddr("HTTP address", c.Broker.HTTPAddr, true)
