@@ -5,11 +5,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/brokertest"
 	"github.com/stratalog/strata/pkg/broker"
+	"github.com/stratalog/strata/pkg/tlsconfig"
 )
 
 // healthcheck runs `strata-broker healthcheck args...` through the root
@@ -85,5 +89,43 @@ func TestHealthcheck(t *testing.T) {
 func TestHealthcheckDefaultURL(t *testing.T) {
 	if got, want := defaultHealthURL, "http://"+broker.DefaultConfig().HTTPAddr+"/readyz"; got != want {
 		t.Fatalf("default --url %s, want %s", got, want)
+	}
+}
+
+// TestHealthcheckHTTPTLS: the probe works against a broker with
+// --http-tls given the CA (a loopback URL checks the chain, not the name),
+// and says what to pass without it.
+func TestHealthcheckHTTPTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := tlsconfig.NewCA("healthcheck CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, cert, key := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "broker.crt"), filepath.Join(dir, "broker.key")
+	if err := os.WriteFile(caFile, tlsconfig.CertPEM(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue("strata1", []string{"strata1"}, time.Hour) // names no loopback host
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsconfig.WriteFiles(leaf.Cert, leaf.Key, cert, key, false); err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.StartBroker(t, func(c *broker.Config) {
+		c.HTTPTLS, c.TLSCert, c.TLSKey = true, cert, key
+	})
+	url := "https://" + b.HTTPAddr() + "/readyz"
+	if err := healthcheck(t, "--url", url, "--tls-ca", caFile); err != nil {
+		t.Fatalf("healthcheck with --tls-ca: %v", err)
+	}
+	if err := healthcheck(t, "--url", url); err == nil || !strings.Contains(err.Error(), "--tls-ca") {
+		t.Fatalf("healthcheck without the CA: got %v, want advice to pass --tls-ca", err)
+	}
+	if err := healthcheck(t, "--url", url, "--tls-ca", caFile, "--tls-server-name", "strata2"); err == nil {
+		t.Fatal("healthcheck accepted a certificate for another name")
+	}
+	if err := healthcheck(t, "--url", "http://"+b.HTTPAddr()+"/readyz"); err == nil {
+		t.Fatal("plain HTTP probe of a TLS listener succeeded")
 	}
 }

@@ -105,6 +105,10 @@ func adviseMultiline(err error, e *env) string {
 		return fmt.Sprintf("%v (raise the limit with: strata topic alter-config %s --set max.message.bytes=N)", err, topic)
 	case isAPI && errors.Is(err, apierr.ErrOffsetOutOfRange) && !strings.Contains(err.Error(), "valid offsets"):
 		return fmt.Sprintf("%v (valid offsets are %d to %d)", err, ae.LogStartOffset, ae.HighWatermark)
+	case errors.As(err, new(*client.AdvertisedUnreachableError)):
+		// An address the brokers gave, not one from --brokers: the
+		// error says which broker, where it came from and what to fix.
+		return err.Error()
 	case errors.Is(err, apierr.ErrUnavailable) && strings.Contains(err.Error(), "unreachable"):
 		return fmt.Sprintf("cannot reach a broker at %s (is it running? set --brokers or STRATA_BROKERS)", strings.Join(e.brokers, ","))
 	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader),

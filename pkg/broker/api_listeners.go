@@ -282,5 +282,8 @@ func (b *Broker) httpTLS() error {
 		return fmt.Errorf("--http-tls: %w", err)
 	}
 	b.httpLn = tls.NewListener(b.httpLn, cfg)
+	// Failed handshakes (a plain HTTP request, an untrusted client) go
+	// to the broker's log rather than stderr.
+	b.http.ErrorLog = zap.NewStdLog(b.log.Named("http"))
 	return nil
 }

@@ -211,6 +211,10 @@ func (m *metaCache) leader(ctx context.Context, topic string, partition int32) (
 		return cl, h.addr, err
 	}
 	addr, ok := s.brokers[id]
+	if id != 0 && !ok && slices.Contains(s.resp.GetBrokersWithoutListener(), id) {
+		return nil, "", fmt.Errorf("%s/%d: its leader, broker %d, has no listener %s (the one this client came in on; give every broker the same --listeners names): %w",
+			topic, partition, id, s.resp.GetListener(), ErrNoLeader)
+	}
 	if id == 0 || !ok {
 		return nil, "", fmt.Errorf("%s/%d: %w", topic, partition, ErrNoLeader)
 	}

@@ -35,8 +35,10 @@ func redirected(err error) bool {
 // via returned for parts of topic: if it is a NOT_LEADER naming the new
 // leader of a single partition, the hint is recorded and the error marked
 // redirected. A whole-call error for several partitions says nothing
-// certain about each, so its hint is not used.
+// certain about each, so its hint is not used. A leader that cannot be
+// reached at its advertised address gets an AdvertisedUnreachableError.
 func (c *Client) leaderErr(topic string, parts []int32, via string, err error) error {
+	err = c.meta.advertisedErr(via, err)
 	if err == nil || len(parts) != 1 || !c.meta.redirect(topic, parts[0], via, err) {
 		return err
 	}

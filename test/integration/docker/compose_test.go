@@ -36,6 +36,10 @@ type cluster struct {
 	// drops a container's published ports when it is disconnected from its
 	// network and does not restore them when it is connected again.
 	api map[int]string // node id -> <container ip>:9290
+	// external is each broker's EXTERNAL listener as the host reaches it
+	// and the broker advertises it: 127.0.0.1:<a free port> in place of
+	// the file's 19290, 19390, 19490.
+	external map[int]string
 }
 
 // run runs a command with a time limit and returns its combined output; the
@@ -110,8 +114,12 @@ func repoRoot(t *testing.T) string {
 const composeClusterSecret = "strata-compose-dev-secret-not-for-production"
 
 // publishedPort matches a fixed host port published on loopback in
-// docker-compose.yml: "127.0.0.1:9390:9290".
+// docker-compose.yml: "127.0.0.1:9391:9291".
 var publishedPort = regexp.MustCompile(`"127\.0\.0\.1:\d+:(\d+)"`)
+
+// externalPort matches the host port of a published EXTERNAL listener
+// (container port 19290), which the broker also advertises.
+var externalPort = regexp.MustCompile(`"127\.0\.0\.1:(\d+):19290"`)
 
 // startCluster builds the binaries and the image and starts the three
 // brokers, waiting (bounded) until all are healthy. Everything is removed
@@ -119,7 +127,7 @@ var publishedPort = regexp.MustCompile(`"127\.0\.0\.1:\d+:(\d+)"`)
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	ctx := context.Background()
-	c := &cluster{t: t, compose: requireDocker(t), root: repoRoot(t), container: map[int]string{}, api: map[int]string{}}
+	c := &cluster{t: t, compose: requireDocker(t), root: repoRoot(t), container: map[int]string{}, api: map[int]string{}, external: map[int]string{}}
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	c.project = "strata-it-" + hex.EncodeToString(rnd[:])
@@ -134,7 +142,9 @@ func startCluster(t *testing.T) *cluster {
 	}
 	t.Logf("built the static binaries in %s", time.Since(start).Round(time.Millisecond))
 
-	// The repository's compose file, with every host port ephemeral.
+	// The repository's compose file, with every host port ephemeral but
+	// the EXTERNAL listeners': those are advertised, so each gets a free
+	// port, the same in its published port and its advertised address.
 	src, err := os.ReadFile(filepath.Join(c.root, "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -143,10 +153,25 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatalf("docker-compose.yml does not set STRATA_CLUSTER_SECRET: %s, which the test dials the inter-broker listeners with", composeClusterSecret)
 	}
 	if n := len(publishedPort.FindAll(src, -1)); n != 2*nodes {
-		t.Fatalf("docker-compose.yml publishes %d loopback ports, the test expects %d (API and HTTP per broker)", n, 2*nodes)
+		t.Fatalf("docker-compose.yml publishes %d loopback ports, the test expects %d (EXTERNAL listener and HTTP per broker)", n, 2*nodes)
 	}
+	ext := externalPort.FindAllSubmatch(src, -1)
+	if len(ext) != nodes {
+		t.Fatalf("docker-compose.yml publishes %d EXTERNAL listeners (container port 19290), the test expects %d", len(ext), nodes)
+	}
+	for i, m := range ext {
+		addr := "127.0.0.1:" + freePort(t)
+		src = bytes.ReplaceAll(src, []byte("127.0.0.1:"+string(m[1])), []byte(addr))
+		c.external[i+1] = addr
+	}
+	src = publishedPort.ReplaceAllFunc(src, func(m []byte) []byte {
+		if externalPort.Match(m) {
+			return m
+		}
+		return publishedPort.ReplaceAll(m, []byte(`"127.0.0.1::$1"`))
+	})
 	c.file = filepath.Join(t.TempDir(), "docker-compose.yml")
-	if err := os.WriteFile(c.file, publishedPort.ReplaceAll(src, []byte(`"127.0.0.1::$1"`)), 0o644); err != nil {
+	if err := os.WriteFile(c.file, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -338,3 +363,15 @@ type fixed struct{}
 
 func (fixed) ResolveNow(resolver.ResolveNowOptions) {}
 func (fixed) Close()                                {}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}

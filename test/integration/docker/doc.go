@@ -7,10 +7,14 @@
 // brings up a copy of docker-compose.yml under a random project name
 // (strata-it-<random>) with the host ports made ephemeral, so it neither
 // collides with a cluster started by `make cluster-up` nor with another run.
-// Its Go client runs on the host; brokers advertise their service names
-// (strata1:9290 ...), which the client's resolver maps to the containers'
-// addresses on the project network (not to the published ports, which
-// Docker drops when a container is disconnected). Everything is removed with `docker-compose down -v --rmi local`
+// Its Go client runs on the host; on the CLIENT listeners brokers
+// advertise their service names (strata1:9290 ...), which the chaos test's
+// resolver maps to the containers' addresses on the project network (not
+// to the published ports, which Docker drops when a container is
+// disconnected). TestExternalListener uses the EXTERNAL listeners instead,
+// published on loopback and advertised as such (each at a free host port
+// the test puts in place of 19290, 19390, 19490): the client library and
+// the CLI produce and consume from the host with no resolver tricks. Everything is removed with `docker-compose down -v --rmi local`
 // when the test ends, pass or fail.
 //
 // It is skipped only when no Docker daemon answers, or when the host cannot
