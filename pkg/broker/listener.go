@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/stratalog/strata/pkg/tlsconfig"
 )
 
 // Security protocols of a client listener, as Kafka names them
@@ -171,6 +173,9 @@ func (c Config) listeners() ([]listener, error) {
 		}
 		seen[name] = true
 		out[i].Protocol = proto
+	}
+	if _, err := tlsconfig.ParseClientAuth(c.TLSClientAuth); err != nil {
+		return nil, fmt.Errorf("--tls-client-auth: %v", err)
 	}
 	for _, l := range out {
 		if l.TLS() && (c.TLSCert == "" || c.TLSKey == "") {

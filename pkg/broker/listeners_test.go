@@ -346,6 +346,7 @@ func TestBadListenerConfig(t *testing.T) {
 			c.Listeners = []string{"CLIENT://127.0.0.1:9000"}
 		}, "--api-addr"},
 		{"http-tls without files", func(c *broker.Config) { c.HTTPTLS = true }, "--http-tls"},
+		{"bad client auth", func(c *broker.Config) { c.TLSClientAuth = "maybe" }, "--tls-client-auth"},
 	}
 	for _, tc := range cases {
 		cfg := broker.DefaultConfig()
