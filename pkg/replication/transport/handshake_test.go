@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/stratalog/strata/pkg/tlsconfig"
 )
@@ -163,7 +167,7 @@ func TestGRPCConnectionsGoToListener(t *testing.T) {
 
 // tlsFiles issues a certificate for hosts from ca and writes it, with the
 // CA's, under dir.
-func tlsFiles(t *testing.T, ca *tlsconfig.CA, name string, hosts []string) tlsconfig.Files {
+func tlsFiles(t testing.TB, ca *tlsconfig.CA, name string, hosts []string) tlsconfig.Files {
 	t.Helper()
 	dir := t.TempDir()
 	leaf, err := ca.Issue(name, hosts, time.Hour)
@@ -180,7 +184,7 @@ func tlsFiles(t *testing.T, ca *tlsconfig.CA, name string, hosts []string) tlsco
 	return f
 }
 
-func tlsOpts(t *testing.T, f tlsconfig.Files) Options {
+func tlsOpts(t testing.TB, f tlsconfig.Files) Options {
 	t.Helper()
 	srv, err := f.Server(tlsconfig.RequireClientCert)
 	if err != nil {
@@ -228,4 +232,70 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("RequestVote with a certificate that does not name the host: %v, want ErrAuth", err)
 	}
 	waitFor(t, 10*time.Second, "the nameless certificate counted", func() bool { return b.AuthFailures() > before })
+}
+
+// Failed handshakes are all counted but logged once per host per minute:
+// a peer retrying with the wrong secret does not flood the log.
+func TestAuthFailureLogIsRateLimited(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	opts := secretOpts("ours")
+	opts.Logger = zap.New(core)
+	m := listenT(t, opts)
+	for i := range 5 {
+		m.authFailed(fmt.Sprintf("10.0.0.7:%d", 40000+i), false, ErrAuth)
+	}
+	m.authFailed("10.0.0.8:40000", false, ErrAuth)
+	if n := logs.FilterMessageSnippet("failed authentication").Len(); n != 2 {
+		t.Fatalf("%d warnings for 6 failures from 2 hosts, want 2: %v", n, logs.All())
+	}
+	if m.AuthFailures() != 6 {
+		t.Fatalf("counted %d failures, want 6", m.AuthFailures())
+	}
+}
+
+// BenchmarkHandshake: the cost of a new authenticated connection on
+// loopback (dial, TLS if on, the challenge-response), which a broker pays
+// once per pooled connection, not per RPC.
+func BenchmarkHandshake(b *testing.B) {
+	ca, err := tlsconfig.NewCA("cluster", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts func() Options
+	}{
+		{"secret", func() Options { return secretOpts("s3cret-s3cret-s3cret") }},
+		{"mtls", func() Options { return tlsOpts(b, tlsFiles(b, ca, "a", []string{"127.0.0.1"})) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv, err := Listen("127.0.0.1:0", tc.opts())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			go func() {
+				for {
+					nc, err := srv.Listener().Accept()
+					if err != nil {
+						return
+					}
+					nc.Close()
+				}
+			}()
+			cli, err := Listen("127.0.0.1:0", tc.opts())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cli.Close()
+			b.ResetTimer()
+			for range b.N {
+				nc, err := cli.DialContext(context.Background(), string(srv.Addr()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				nc.Close()
+			}
+		})
+	}
 }
