@@ -36,6 +36,10 @@ func syntaxErrorf(format string, args ...any) error {
 type topicError struct {
 	topic string
 	err   error
+	// existing: the command works on a topic that should exist (describe,
+	// delete, ...): a missing one is a typo more likely than a topic to
+	// create, so the advice lists the topics.
+	existing bool
 }
 
 func (t *topicError) Error() string { return t.err.Error() }
@@ -45,7 +49,15 @@ func onTopic(topic string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &topicError{topic, err}
+	return &topicError{topic: topic, err: err}
+}
+
+// onExistingTopic is onTopic for commands on a topic that should exist.
+func onExistingTopic(topic string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &topicError{topic: topic, err: err, existing: true}
 }
 
 // advise turns an error into the one line strata prints: the API's reason
@@ -87,6 +99,8 @@ func adviseMultiline(err error, e *env) string {
 		return strings.Replace(err.Error(), context.Canceled.Error(), "interrupted", 1)
 	case errors.Is(err, context.DeadlineExceeded) && !isAPI:
 		return fmt.Sprintf("timed out after %s (raise --timeout, or check the brokers at %s)", e.timeout, strings.Join(e.brokers, ","))
+	case errors.Is(err, apierr.ErrUnknownTopic) && te != nil && te.existing:
+		return fmt.Sprintf("topic %q does not exist (list the topics with: strata topic list)", topic)
 	case errors.Is(err, apierr.ErrUnknownTopic):
 		return fmt.Sprintf("topic %q does not exist (create it with: strata topic create %s)", topic, topic)
 	case errors.Is(err, apierr.ErrTopicExists):

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -162,4 +163,31 @@ func printError(w io.Writer, e *env, cmd *cobra.Command, err error) {
 		}
 	}
 	fmt.Fprintf(w, "usage: %s (see: %s --help)\n", use, cmd.CommandPath())
+}
+
+var flagErrRE = regexp.MustCompile(`^invalid argument "(.*)" for "(?:-., )?(--[^"]+)" flag: (.*)$`)
+
+// flagError rewords pflag's parse errors, which name Go's parsers
+// ("strconv.ParseInt: parsing "x": invalid syntax"), into the flag and
+// what it wants.
+func flagError(err error) error {
+	m := flagErrRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return syntaxErrorf("%v", err)
+	}
+	value, flag, cause := m[1], m[2], m[3]
+	want := cause
+	switch {
+	case strings.Contains(cause, "strconv.Parse") && strings.Contains(cause, "value out of range"):
+		want = "out of range"
+	case strings.Contains(cause, "strconv.ParseInt"), strings.Contains(cause, "strconv.ParseUint"):
+		want = "want a whole number"
+	case strings.Contains(cause, "strconv.ParseFloat"):
+		want = "want a number"
+	case strings.Contains(cause, "strconv.ParseBool"):
+		want = "want true or false"
+	case strings.HasPrefix(cause, "time: "):
+		want = "want a duration such as 500ms, 10s or 1m30s"
+	}
+	return syntaxErrorf("%s %q: %s", flag, value, want)
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -126,6 +127,9 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		return usageErrorf("--encoding %q: want text, base64 or hex", f.encoding)
 	}
 	if f.group != "" {
+		if err := checkGroupName(f.group); err != nil {
+			return err
+		}
 		if f.exitAtEnd {
 			return usageErrorf("--exit-at-end does not apply with --group: a member's partitions change as members come and go; use --timeout to stop when idle")
 		}
@@ -327,4 +331,19 @@ func encodeBytes(b []byte, encoding string) (s *string, enc string) {
 		out = string(b)
 	}
 	return &out, enc
+}
+
+// checkGroupName refuses, before a group is made, names that would not
+// read back: "strata group" prints groups in space-separated columns and
+// takes them as one argument.
+func checkGroupName(g string) error {
+	if len(g) > 249 {
+		return usageErrorf("--group: %d characters is too long (at most 249)", len(g))
+	}
+	for _, r := range g {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("._-:", r) {
+			return usageErrorf("--group %q: %q is not allowed; use letters, digits, '.', '_', '-' and ':'", g, r)
+		}
+	}
+	return nil
 }

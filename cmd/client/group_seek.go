@@ -92,7 +92,7 @@ func (e *env) seek(ctx context.Context, a *client.Admin, group string, to client
 	if f.topic != "" {
 		td, err := a.DescribeTopic(ctx, f.topic)
 		if err != nil {
-			return onTopic(f.topic, err)
+			return onExistingTopic(f.topic, err)
 		}
 		for _, p := range td.GetPartitions() {
 			parts = append(parts, client.TopicPartition{Topic: f.topic, Partition: p.GetPartition()})
@@ -122,7 +122,7 @@ func (e *env) seek(ctx context.Context, a *client.Admin, group string, to client
 	for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
 		pos, err := a.ResolveOffset(ctx, topic, byTopic[topic], to)
 		if err != nil {
-			return onTopic(topic, err)
+			return onExistingTopic(topic, err)
 		}
 		for p, o := range pos {
 			plan[client.TopicPartition{Topic: topic, Partition: p}] = o

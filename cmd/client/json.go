@@ -66,21 +66,35 @@ func partitionToJSON(p *v1.PartitionDescription) partitionJSON {
 	return out
 }
 
+// topicDescJSON is a described topic: configs holds every key's value,
+// config_sources where each comes from, "topic" (set on the topic) or
+// "default" (the broker default), as the table's SOURCE column.
 type topicDescJSON struct {
-	Name       string            `json:"name"`
-	Partitions []partitionJSON   `json:"partitions"`
-	Configs    map[string]string `json:"configs"`
+	Name              string            `json:"name"`
+	ReplicationFactor int32             `json:"replication_factor"`
+	Partitions        []partitionJSON   `json:"partitions"`
+	Configs           map[string]string `json:"configs"`
+	ConfigSources     map[string]string `json:"config_sources"`
 }
 
 func topicJSON(d *v1.TopicDescription) topicDescJSON {
-	out := topicDescJSON{Name: d.GetName(), Partitions: []partitionJSON{}, Configs: map[string]string{}}
+	out := topicDescJSON{Name: d.GetName(), ReplicationFactor: d.GetReplicationFactor(), Partitions: []partitionJSON{},
+		Configs: map[string]string{}, ConfigSources: map[string]string{}}
 	for _, p := range d.GetPartitions() {
 		out.Partitions = append(out.Partitions, partitionToJSON(p))
 	}
 	for _, c := range d.GetConfigs() {
 		out.Configs[c.GetKey()] = c.GetValue()
+		out.ConfigSources[c.GetKey()] = configSource(c)
 	}
 	return out
+}
+
+func configSource(c *v1.TopicConfigEntry) string {
+	if c.GetIsDefault() {
+		return "default"
+	}
+	return "topic"
 }
 
 func nonNil(ids []uint32) []uint32 {

@@ -33,10 +33,11 @@ func TestTopicJSONShape(t *testing.T) {
 		Partitions: []*v1.PartitionDescription{{Partition: 0, Leader: 1, Replicas: []uint32{1}, InSyncReplicas: []uint32{1},
 			HighWatermark: 5, LogStartOffset: 2, LogEndOffset: 6, SizeBytes: 99,
 			Lagging: []*v1.ReplicaLag{{NodeId: 2, Answered: true, OffsetsBehind: 5, BytesBehind: 5000, Copying: true, CopiedBytes: 100, CopyTotalBytes: 6000}}}},
-		Configs: []*v1.TopicConfigEntry{{Key: "retention.ms", Value: "1000"}},
+		Configs: []*v1.TopicConfigEntry{{Key: "retention.ms", Value: "1000"}, {Key: "max.message.bytes", Value: "1048576", IsDefault: true}},
 	}
-	want := `{"name":"ev","partitions":[{"partition":0,"leader":1,"replicas":[1],"in_sync_replicas":[1],"high_watermark":5,"log_start_offset":2,"log_end_offset":6,` +
-		`"lagging":[{"node_id":2,"answered":true,"offsets_behind":5,"bytes_behind":5000,"copying":true,"copied_bytes":100,"copy_total_bytes":6000}]}],"configs":{"retention.ms":"1000"}}`
+	want := `{"name":"ev","replication_factor":1,"partitions":[{"partition":0,"leader":1,"replicas":[1],"in_sync_replicas":[1],"high_watermark":5,"log_start_offset":2,"log_end_offset":6,` +
+		`"lagging":[{"node_id":2,"answered":true,"offsets_behind":5,"bytes_behind":5000,"copying":true,"copied_bytes":100,"copy_total_bytes":6000}]}],` +
+		`"configs":{"max.message.bytes":"1048576","retention.ms":"1000"},"config_sources":{"max.message.bytes":"default","retention.ms":"topic"}}`
 	if got := compact(t, topicJSON(d)); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
@@ -47,7 +48,7 @@ func TestTopicJSONShape(t *testing.T) {
 	}
 	// Empty lists are [] and {}, never null.
 	if got := compact(t, topicJSON(&v1.TopicDescription{Name: "x", Partitions: []*v1.PartitionDescription{{}}})); got !=
-		`{"name":"x","partitions":[{"partition":0,"leader":0,"replicas":[],"in_sync_replicas":[],"high_watermark":0,"log_start_offset":0,"log_end_offset":0,"lagging":[]}],"configs":{}}` {
+		`{"name":"x","replication_factor":0,"partitions":[{"partition":0,"leader":0,"replicas":[],"in_sync_replicas":[],"high_watermark":0,"log_start_offset":0,"log_end_offset":0,"lagging":[]}],"configs":{},"config_sources":{}}` {
 		t.Errorf("empty: %s", got)
 	}
 }

@@ -59,7 +59,7 @@ change last, reorder the replicas with "strata partition move".`,
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
 				leader, err := a.TransferLeader(ctx, topic, p, to)
 				if err != nil {
-					return onTopic(topic, err)
+					return onExistingTopic(topic, err)
 				}
 				if e.output == "json" {
 					return printJSON(e.stdout, leaderJSON{Topic: topic, Partition: p, Leader: leader})
@@ -108,7 +108,7 @@ same command again to finish it.`,
 				err := a.MovePartition(ctx, topic, p, ids, pr.show)
 				pr.end()
 				if err != nil {
-					return onTopic(topic, err)
+					return onExistingTopic(topic, err)
 				}
 				return e.printPartition(ctx, a, topic, p)
 			})
@@ -123,7 +123,7 @@ same command again to finish it.`,
 func (e *env) printPartition(ctx context.Context, a *client.Admin, topic string, p int32) error {
 	d, err := a.DescribeTopic(ctx, topic)
 	if err != nil {
-		return onTopic(topic, err)
+		return onExistingTopic(topic, err)
 	}
 	if int(p) >= len(d.GetPartitions()) {
 		return fmt.Errorf("%s/%d: no such partition after the move", topic, p)

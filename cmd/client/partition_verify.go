@@ -42,7 +42,7 @@ as long as reading it from disk.`,
 				if parts == nil {
 					d, err := a.DescribeTopic(ctx, topic)
 					if err != nil {
-						return onTopic(topic, err)
+						return onExistingTopic(topic, err)
 					}
 					for _, p := range d.Partitions {
 						parts = append(parts, p.Partition)
@@ -52,7 +52,7 @@ as long as reading it from disk.`,
 				for _, p := range parts {
 					r, err := a.VerifyPartition(ctx, topic, p)
 					if err != nil {
-						return onTopic(topic, err)
+						return onExistingTopic(topic, err)
 					}
 					results = append(results, r)
 				}

@@ -71,19 +71,26 @@ value.`,
 }
 
 func newTopicListCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var internal bool
+	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List topics",
-		Long:    `List every topic with its partition count and replication factor.`,
+		Long: `List every topic with its partition count and replication factor.
+Internal topics (names starting with "__", such as __consumer_offsets,
+where consumer groups keep their offsets) are left out unless --internal
+is given.`,
 		Example: `  strata topic list
-  strata topic list -o json`,
+  strata topic list --internal -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
 				topics, err := a.ListTopics(ctx)
 				if err != nil {
 					return err
+				}
+				if !internal {
+					topics = slices.DeleteFunc(topics, func(t *v1.TopicSummary) bool { return isInternalTopic(t.GetName()) })
 				}
 				slices.SortFunc(topics, func(x, y *v1.TopicSummary) int { return strings.Compare(x.GetName(), y.GetName()) })
 				if e.output == "json" {
@@ -101,7 +108,13 @@ func newTopicListCmd(e *env) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&internal, "internal", false, `also list internal topics (names starting with "__")`)
+	return cmd
 }
+
+// isInternalTopic: the broker's own topics are named "__..." (users
+// cannot create such names).
+func isInternalTopic(name string) bool { return strings.HasPrefix(name, "__") }
 
 func newTopicDescribeCmd(e *env) *cobra.Command {
 	return &cobra.Command{
@@ -122,7 +135,7 @@ with SOURCE "default" when the value comes from the broker default.`,
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
 				d, err := a.DescribeTopic(ctx, args[0])
 				if err != nil {
-					return onTopic(args[0], err)
+					return onExistingTopic(args[0], err)
 				}
 				return e.printTopic(d)
 			})
@@ -141,7 +154,7 @@ func newTopicDeleteCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
 				if err := a.DeleteTopic(ctx, args[0]); err != nil {
-					return onTopic(args[0], err)
+					return onExistingTopic(args[0], err)
 				}
 				if e.output == "json" {
 					return printJSON(e.stdout, map[string]string{"deleted": args[0]})
@@ -175,7 +188,7 @@ or none. The topic's configs after the change are printed.`,
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
 				d, err := a.AlterTopicConfig(ctx, args[0], kv, del)
 				if err != nil {
-					return onTopic(args[0], err)
+					return onExistingTopic(args[0], err)
 				}
 				if e.output == "json" {
 					return printJSON(e.stdout, topicJSON(d))
@@ -252,11 +265,7 @@ func (e *env) printLagging(ps []*v1.PartitionDescription) error {
 func (e *env) printConfigs(d *v1.TopicDescription) error {
 	t := newTable(e.stdout, "KEY", "VALUE", "SOURCE")
 	for _, c := range sortedConfigs(d) {
-		src := "topic"
-		if c.GetIsDefault() {
-			src = "default"
-		}
-		t.row(c.GetKey(), c.GetValue(), src)
+		t.row(c.GetKey(), c.GetValue(), configSource(c))
 	}
 	return t.flush()
 }

@@ -54,7 +54,7 @@ position was deleted are reset by their reset policy ("strata consume
 				if all {
 					d, err := a.DescribeTopic(ctx, topic)
 					if err != nil {
-						return onTopic(topic, err)
+						return onExistingTopic(topic, err)
 					}
 					parts = parts[:0]
 					for _, p := range d.GetPartitions() {
@@ -73,7 +73,7 @@ position was deleted are reset by their reset policy ("strata consume
 					// DeleteRecords refuses only immutable topics (strata.proto).
 					return fmt.Errorf("topic %q is immutable: its records are kept forever and cannot be deleted", topic)
 				}
-				return onTopic(topic, err)
+				return onExistingTopic(topic, err)
 			})
 		},
 	}
