@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +92,24 @@ func TestMetaLimit(t *testing.T) {
 	}
 	if _, err := decodeMeta([]byte(`{"api":"x"}`)); err == nil {
 		t.Fatal("metadata without id accepted")
+	}
+	// Listeners: six with ordinary names fit; too many say which flags
+	// to shorten.
+	m := Meta{NodeID: 1, APIAddr: "broker-1.example.com:9290", RaftAddr: "broker-1.example.com:9292", HTTPAddr: "broker-1.example.com:9291", Version: "v1.2.3", Listeners: map[string]string{}}
+	for i := range 6 {
+		m.Listeners[fmt.Sprintf("LISTENER_%d", i)] = fmt.Sprintf("broker-1.example.com:%d", 19290+i)
+	}
+	b, err := encodeMeta(m)
+	if err != nil {
+		t.Fatalf("six listeners: %v", err)
+	}
+	if back, err := decodeMeta(b); err != nil || len(back.Listeners) != 6 {
+		t.Fatalf("decoded %+v, %v: want the six listeners back", back, err)
+	}
+	for i := 6; i < 12; i++ {
+		m.Listeners[fmt.Sprintf("LISTENER_%d", i)] = fmt.Sprintf("broker-1.example.com:%d", 19290+i)
+	}
+	if _, err := encodeMeta(m); err == nil || !strings.Contains(err.Error(), "--advertised-listeners") {
+		t.Fatalf("twelve listeners: got %v, want an error naming --advertised-listeners", err)
 	}
 }

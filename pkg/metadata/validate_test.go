@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -90,6 +91,10 @@ func TestApplyRefusesInvalidChanges(t *testing.T) {
 		{"broker 0", RegisterBroker{Broker{ID: 0, APIAddr: "h:1", RaftAddr: "h:2"}}, apierr.ErrInvalidRequest},
 		{"broker without port", RegisterBroker{Broker{ID: 4, APIAddr: "h", RaftAddr: "h:2"}}, apierr.ErrInvalidRequest},
 		{"broker huge addr", RegisterBroker{Broker{ID: 4, APIAddr: strings.Repeat("h", 300) + ":1", RaftAddr: "h:2"}}, apierr.ErrInvalidRequest},
+		{"listener bad name", RegisterBroker{Broker{ID: 4, APIAddr: "h:1", RaftAddr: "h:2", Listeners: map[string]string{"../x": "h:1"}}}, apierr.ErrInvalidRequest},
+		{"listener bad addr", RegisterBroker{Broker{ID: 4, APIAddr: "h:1", RaftAddr: "h:2", Listeners: map[string]string{"CLIENT": "h:1", "EXTERNAL": "h"}}}, apierr.ErrInvalidRequest},
+		{"listener api addr not among them", RegisterBroker{Broker{ID: 4, APIAddr: "h:1", RaftAddr: "h:2", Listeners: map[string]string{"EXTERNAL": "h:3"}}}, apierr.ErrInvalidRequest},
+		{"too many listeners", RegisterBroker{Broker{ID: 4, APIAddr: "h:1", RaftAddr: "h:2", Listeners: manyListeners(MaxListeners + 1)}}, apierr.ErrInvalidRequest},
 		{"leader unknown broker", SetLeader{Topic: "orders", TopicID: "0123abcd", Partition: 0, Leader: 9, Term: 3}, apierr.ErrInvalidRequest},
 		{"reassign empty", Reassign{Topic: "orders", Partition: 0, Replicas: nil}, apierr.ErrInvalidReplication},
 		{"reassign unknown broker", Reassign{Topic: "orders", Partition: 0, Replicas: []NodeID{7}}, apierr.ErrInvalidReplication},
@@ -208,5 +213,39 @@ func TestTimestampConfig(t *testing.T) {
 		if _, err := ParseTopicConfig(bad, nil); !errors.Is(err, apierr.ErrInvalidConfig) {
 			t.Errorf("%v: got %v", bad, err)
 		}
+	}
+}
+
+func manyListeners(n int) map[string]string {
+	m := map[string]string{"CLIENT": "h:1"}
+	for i := 1; i < n; i++ {
+		m[fmt.Sprintf("L%d", i)] = fmt.Sprintf("h:%d", 100+i)
+	}
+	return m
+}
+
+// A record with listeners, and one from before them, both apply; the old
+// one's only listener is CLIENT at its API address.
+func TestRegisterBrokerListeners(t *testing.T) {
+	s := validState(t)
+	b := Broker{ID: 4, APIAddr: "h4:9290", RaftAddr: "h4:9292", Listeners: map[string]string{"CLIENT": "h4:9290", "EXTERNAL": "127.0.0.1:19490"}}
+	if err := s.apply(RegisterBroker{b}); err != nil {
+		t.Fatal(err)
+	}
+	if addr, ok := s.Brokers[4].ListenerAddr("EXTERNAL"); !ok || addr != "127.0.0.1:19490" {
+		t.Fatalf("EXTERNAL of broker 4: %q %v", addr, ok)
+	}
+	if _, ok := s.Brokers[4].ListenerAddr("OTHER"); ok {
+		t.Fatal("broker 4 has no OTHER listener")
+	}
+	old := s.Brokers[2]
+	if addr, ok := old.ListenerAddr("CLIENT"); !ok || addr != old.APIAddr {
+		t.Fatalf("old record's CLIENT: %q %v, want %s", addr, ok, old.APIAddr)
+	}
+	if _, ok := old.ListenerAddr("EXTERNAL"); ok {
+		t.Fatal("an old record has only CLIENT")
+	}
+	if !b.Equal(s.Brokers[4]) || b.Equal(old) {
+		t.Fatal("Equal")
 	}
 }
