@@ -23,7 +23,11 @@ func newClusterCmd(e *env) *cobra.Command {
 		Long: `Show the cluster id, the controller (the broker leading cluster metadata)
 and each broker's node id, API address and state: alive, suspect (missed
 heartbeats), dead or left. The controller's row is marked in the
-CONTROLLER column ("controller": true in JSON).`,
+CONTROLLER column ("controller": true in JSON).
+
+Addresses are those of the listener this command came in on (LISTENER),
+as every client is told; brokers without a listener of that name are not
+listed but named after the table.`,
 		Example: `  strata cluster info
   strata cluster info -o json`,
 		Args: cobra.NoArgs,
@@ -34,13 +38,18 @@ CONTROLLER column ("controller": true in JSON).`,
 					return err
 				}
 				if e.output == "json" {
-					out := clusterJSON{ClusterID: md.GetClusterId(), ControllerID: md.GetControllerId(), Brokers: []brokerJSON{}}
+					out := clusterJSON{ClusterID: md.GetClusterId(), ControllerID: md.GetControllerId(), Brokers: []brokerJSON{},
+						Listener: md.GetListener(), BrokersWithoutListener: md.GetBrokersWithoutListener()}
 					for _, b := range md.GetBrokers() {
 						out.Brokers = append(out.Brokers, brokerJSON{b.GetNodeId(), b.GetApiAddr(), b.GetHttpAddr(), b.GetState(), b.GetVersion(), b.GetNodeId() == md.GetControllerId()})
 					}
 					return printJSON(e.stdout, out)
 				}
-				fmt.Fprintf(e.stdout, "CLUSTER-ID: %s\nCONTROLLER: %d\n\n", md.GetClusterId(), md.GetControllerId())
+				fmt.Fprintf(e.stdout, "CLUSTER-ID: %s\nCONTROLLER: %d\n", md.GetClusterId(), md.GetControllerId())
+				if md.GetListener() != "" {
+					fmt.Fprintf(e.stdout, "LISTENER:   %s\n", md.GetListener())
+				}
+				fmt.Fprintln(e.stdout)
 				t := newTable(e.stdout, "NODE", "API-ADDR", "HTTP-ADDR", "STATE", "VERSION", "CONTROLLER")
 				for _, b := range md.GetBrokers() {
 					ctl := ""
@@ -49,7 +58,13 @@ CONTROLLER column ("controller": true in JSON).`,
 					}
 					t.row(b.GetNodeId(), b.GetApiAddr(), b.GetHttpAddr(), b.GetState(), b.GetVersion(), ctl)
 				}
-				return t.flush()
+				if err := t.flush(); err != nil {
+					return err
+				}
+				if ids := md.GetBrokersWithoutListener(); len(ids) > 0 {
+					fmt.Fprintf(e.stdout, "\nNot listed: brokers %v have no %s listener; clients that came in on it cannot reach them (give every broker the same --listeners names).\n", ids, md.GetListener())
+				}
+				return nil
 			})
 		},
 	})

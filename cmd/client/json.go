@@ -118,6 +118,10 @@ type clusterJSON struct {
 	ClusterID    string       `json:"cluster_id"`
 	ControllerID uint32       `json:"controller_id"`
 	Brokers      []brokerJSON `json:"brokers"`
+	// Listener: the listener the addresses are for (the one the command
+	// came in on); brokers without it are not in Brokers.
+	Listener               string   `json:"listener,omitempty"`
+	BrokersWithoutListener []uint32 `json:"brokers_without_listener,omitempty"`
 }
 
 // headerJSON is a record header; value_encoding is absent for text, else
