@@ -41,7 +41,8 @@ with -o json. By default it follows the topic until interrupted (Ctrl-C);
 --num stops after N records, --timeout after that long without a new one
 (its own meaning here: an idle limit), and --exit-at-end (-e, as kcat -e
 and rpk -o :end) once every partition is read up to the end offset it had
-when the command started (exit 0; records produced since are not read).
+when the command started (exit 0; records produced since are not read;
+with --group, the partitions assigned to this member).
 
 --offset says where each partition starts:
   start        the first stored record (default)
@@ -130,9 +131,6 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		if err := checkGroupName(f.group); err != nil {
 			return err
 		}
-		if f.exitAtEnd {
-			return usageErrorf("--exit-at-end does not apply with --group: a member's partitions change as members come and go; use --timeout to stop when idle")
-		}
 		return e.consumeGroup(ctx, topic, f, start, format)
 	}
 	reset, err := parseReset(f.reset)
@@ -162,7 +160,13 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		if end, err = e.findEnds(ctx, c, topic, f.partitions); err != nil {
 			return onTopic(topic, err)
 		}
-		end.positions = cs.Positions
+		end.positions = func() map[int32]int64 {
+			pos := cs.Positions()
+			if len(pos) == 0 {
+				return nil // not started: no partition has been read
+			}
+			return pos
+		}
 	}
 	err = e.printRecords(ctx, cs.Poll, f, format, nil, end)
 	return onTopic(topic, err)
@@ -171,8 +175,10 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 // endOffsets are where --exit-at-end stops: each partition's end offset
 // when the command started.
 type endOffsets struct {
-	ends      map[int32]int64
-	positions func() map[int32]int64 // the consumer's next offsets
+	ends map[int32]int64
+	// positions are the consumer's next offsets of the partitions it
+	// reads (a group member: those it owns); nil until it has some.
+	positions func() map[int32]int64
 }
 
 // findEnds reads the end offset of each of parts of topic (every
@@ -196,11 +202,14 @@ func (e *env) findEnds(ctx context.Context, c *client.Client, topic string, part
 	return &endOffsets{ends: ends}, nil
 }
 
-// reached says whether every partition has been read to its end.
+// reached says whether every partition read has been read to its end.
 func (o *endOffsets) reached() bool {
 	pos := o.positions()
-	for p, end := range o.ends {
-		if at, ok := pos[p]; !ok || at < end {
+	if pos == nil {
+		return false
+	}
+	for p, at := range pos {
+		if end, ok := o.ends[p]; ok && at < end {
 			return false
 		}
 	}
@@ -251,7 +260,21 @@ func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*c
 			return err
 		}
 		if end != nil {
-			recs = slices.DeleteFunc(recs, end.past)
+			// Records produced since the start are not printed; a group
+			// member moves back to them (unprinted) so they are not
+			// committed as read.
+			var past []*client.Record
+			for _, r := range recs {
+				if end.past(r) {
+					past = append(past, r)
+				}
+			}
+			if len(past) > 0 {
+				recs = slices.DeleteFunc(recs, end.past)
+				if unprinted != nil {
+					unprinted(past)
+				}
+			}
 		}
 		if f.num > 0 && len(recs) > f.num-seen {
 			if unprinted != nil {

@@ -36,11 +36,30 @@ func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags, s
 	if err != nil {
 		return onTopic(topic, err)
 	}
+	var end *endOffsets
+	if f.exitAtEnd {
+		if end, err = e.findEnds(ctx, c, topic, nil); err != nil {
+			return onTopic(topic, err)
+		}
+	}
 	gc, err := c.NewGroupConsumer(f.group,
 		client.Topics(topic),
 		client.FetchOpts(client.ResetPolicy(start), client.OnReset(e.printReset("--offset "+f.offset))))
 	if err != nil {
 		return usageErrorf("%v", err)
+	}
+	if end != nil {
+		end.positions = func() map[int32]int64 {
+			pos := gc.Positions()
+			if len(pos) == 0 {
+				return nil // nothing assigned yet
+			}
+			out := make(map[int32]int64, len(pos))
+			for tp, o := range pos {
+				out[tp.Partition] = o
+			}
+			return out
+		}
 	}
 	err = e.printRecords(ctx, gc.Poll, f, format, func(rest []*client.Record) {
 		back := make(map[client.TopicPartition]int64)
@@ -53,7 +72,7 @@ func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags, s
 		for tp, o := range back {
 			gc.Seek(tp.Topic, tp.Partition, o) // owned: the poll just returned its records
 		}
-	}, nil)
+	}, end)
 	// Leave even when interrupted: commit what was printed, then tell the
 	// coordinator, within --timeout.
 	closeCtx, cancel := e.adminCtx(context.WithoutCancel(ctx))

@@ -106,7 +106,6 @@ func TestCLIProduceInputAndAcks(t *testing.T) {
 		{[]string{"produce", "in", "--value-file", file + ".nope"}, "strata: --value-file: open " + file + ".nope: no such file or directory (see --help)"},
 		{[]string{"produce", "in", "--timeout", "-1s"}, "strata: --timeout -1s is negative: give a duration such as 30s, or 0 for no limit (see --help)"},
 		{[]string{"consume", "in", "--encoding", "utf16"}, `strata: --encoding "utf16": want text, base64 or hex (see --help)`},
-		{[]string{"consume", "in", "-e", "--group", "g"}, "strata: --exit-at-end does not apply with --group"},
 	} {
 		r := runCLI(t, addr, "x\n", c.args...)
 		if r.code != 1 || !strings.HasPrefix(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
@@ -187,5 +186,31 @@ func TestCLIProduceBrokerLost(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(m[1]); n <= 100 || n > 150 {
 		t.Errorf("sent %d records", n)
+	}
+}
+
+// consume -e --group: prints what was there at start, commits it, and
+// leaves what came after for the next run.
+func TestCLIConsumeGroupExitAtEnd(t *testing.T) {
+	addr := brokertest.Start(t)
+	runCLI(t, addr, "", "topic", "create", "ge", "-p", "2").ok(t)
+	runCLI(t, addr, "a\nb\n", "produce", "ge", "--partition", "0").ok(t)
+	runCLI(t, addr, "c\n", "produce", "ge", "--partition", "1").ok(t)
+	r := runCLI(t, addr, "", "consume", "ge", "--group", "gx", "-e", "-f", `%p:%s\n`).ok(t)
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 3 || !strings.Contains(r.stdout, "0:a\n0:b\n") {
+		t.Errorf("first run: %q", r.stdout)
+	}
+	r = runCLI(t, addr, "", "consume", "ge", "--group", "gx", "-e").ok(t)
+	if r.stdout != "" {
+		t.Errorf("second run, nothing new: %q", r.stdout)
+	}
+	runCLI(t, addr, "d\n", "produce", "ge", "--partition", "1").ok(t)
+	r = runCLI(t, addr, "", "consume", "ge", "--group", "gx", "-e").ok(t)
+	if r.stdout != "d\n" {
+		t.Errorf("third run: %q", r.stdout)
+	}
+	d := describeGroupJSON(t, addr, "gx")
+	if d.TotalLag != 0 {
+		t.Errorf("lag after -e: %+v", d)
 	}
 }
