@@ -179,6 +179,9 @@ func (e *env) benchProduce(ctx context.Context, f *benchProduceFlags) error {
 	if f.records < 1 || f.recordSize < 0 || f.producers < 1 || f.duration <= 0 || f.keys < 0 {
 		return usageErrorf("--records, --producers and --duration must be positive, --record-size and --keys not negative")
 	}
+	if f.batchBytes < 1 || f.linger < 0 || f.partitions < 1 {
+		return usageErrorf("--batch-bytes and --partitions must be positive, --linger not negative")
+	}
 	var seq atomic.Int64
 	key := func() []byte {
 		if f.keys == 0 {

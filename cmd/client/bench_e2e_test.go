@@ -34,8 +34,18 @@ func TestCLIBenchConsumeCounts(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "consumed 0 records in ") || !strings.Contains(r.stderr, "consumed 0 of 5 records") {
 		t.Errorf("nothing to read: %q %q", r.stdout, r.stderr)
 	}
-	r = runCLI(t, addr, "", "bench", "consume", "--topic", "bc", "--idle", "0s")
-	if r.code != 1 || r.stderr != "strata: --records, --duration and --idle must be positive (see --help)\n" {
-		t.Errorf("--idle 0: %d %q", r.code, r.stderr)
+	for _, c := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"bench", "consume", "--topic", "bc", "--idle", "0s"}, "strata: --records, --duration and --idle must be positive (see --help)\n"},
+		{[]string{"bench", "produce", "--topic", "bc", "--linger", "-1s"}, "strata: --batch-bytes and --partitions must be positive, --linger not negative (see --help)\n"},
+		{[]string{"bench", "produce", "--topic", "bc", "--batch-bytes", "0"}, "strata: --batch-bytes and --partitions must be positive, --linger not negative (see --help)\n"},
+		{[]string{"consume", "bc", "--partition", "-1"}, "strata: --partition -1 is negative: partitions are numbered from 0 (see --help)\n"},
+	} {
+		r := runCLI(t, addr, "", c.args...)
+		if r.code != 1 || r.stderr != c.stderr {
+			t.Errorf("%q: exit %d, stderr %q, want %q", c.args, r.code, r.stderr, c.stderr)
+		}
 	}
 }

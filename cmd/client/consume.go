@@ -122,6 +122,11 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	if f.num < 0 || f.idle < 0 {
 		return usageErrorf("--num and --timeout must not be negative")
 	}
+	for _, p := range f.partitions {
+		if p < 0 {
+			return usageErrorf("--partition %d is negative: partitions are numbered from 0", p)
+		}
+	}
 	switch f.encoding {
 	case "text", "base64", "hex":
 	default:
