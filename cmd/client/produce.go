@@ -80,7 +80,7 @@ long, and the summary says how many were stored.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.key, "key", "", "key for every record")
 	fl.StringVarP(&f.keySep, "key-separator", "K", "", "split each record at the first SEP into key and value (kcat -K)")
-	fl.StringVarP(&f.delimiter, "delimiter", "D", `\n`, "record delimiter in the input (kcat -D); '' = all of stdin is one record")
+	fl.StringVarP(&f.delimiter, "delimiter", "D", "", "record delimiter in the input (kcat -D; default a newline, \\n or \\r\\n); '' = all of stdin is one record")
 	fl.StringVar(&f.valueFile, "value-file", "", "send the whole file as one record (stdin is not read)")
 	fl.StringArrayVar(&f.headers, "header", nil, "header key=value for every record (repeatable)")
 	fl.Int32Var(&f.partition, "partition", -1, "send every record to this partition (default: by key, or spread)")
@@ -118,9 +118,11 @@ func (e *env) produce(cmd *cobra.Command, topic string, f *produceFlags) error {
 	if f.maxLineBytes < 1 {
 		return usageErrorf("--max-line-bytes must be positive")
 	}
-	delim, err := unescape(f.delimiter)
-	if err != nil {
-		return usageErrorf("--delimiter %q: %v", f.delimiter, err)
+	delim := "\n"
+	if cmd.Flags().Changed("delimiter") {
+		if delim, err = unescape(f.delimiter); err != nil {
+			return usageErrorf("--delimiter %q: %v", f.delimiter, err)
+		}
 	}
 	keySep, err := unescape(f.keySep)
 	if err != nil {
