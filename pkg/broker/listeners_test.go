@@ -367,3 +367,39 @@ func TestBadListenerConfig(t *testing.T) {
 		t.Errorf("--api-addr naming the CLIENT listener: %v", err)
 	}
 }
+
+// TestTLSListenerReloadsCertificate: a new certificate written over the
+// broker's files is presented to new connections without a restart.
+func TestTLSListenerReloadsCertificate(t *testing.T) {
+	cs := newCerts(t)
+	b := brokertest.StartBroker(t, func(c *broker.Config) {
+		c.APIAddr = ""
+		c.Listeners = []string{"SSL://127.0.0.1:0"}
+		c.TLSCert, c.TLSKey, c.TLSCA = cs.cert, cs.key, cs.caFile
+	})
+	served := func() string {
+		conn, err := tls.Dial("tcp", b.APIAddr(), &tls.Config{RootCAs: cs.pool(), ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if cn := served(); cn != "broker" {
+		t.Fatalf("served %q, want the first certificate (broker)", cn)
+	}
+	leaf, err := cs.ca.Issue("broker-renewed", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsconfig.WriteFiles(leaf.Cert, leaf.Key, cs.cert, cs.key, true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for served() != "broker-renewed" {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate was not served within 10s")
+		}
+		time.Sleep(50 * time.Millisecond) // the files are checked at most once a second; nothing to wait on
+	}
+}
