@@ -123,6 +123,12 @@ func adviseMultiline(err error, e *env) string {
 		// An address the brokers gave, not one from --brokers: the
 		// error says which broker, where it came from and what to fix.
 		return err.Error()
+	case errors.As(err, new(*client.UnreachableError)):
+		// Names the address and the cause (refused, unknown host, not a
+		// Strata API, timed out) with what to check.
+		var ue *client.UnreachableError
+		errors.As(err, &ue)
+		return ue.Error() + "; set --brokers or STRATA_BROKERS"
 	case errors.Is(err, apierr.ErrUnavailable) && strings.Contains(err.Error(), "unreachable"):
 		return fmt.Sprintf("cannot reach a broker at %s (is it running? set --brokers or STRATA_BROKERS)", strings.Join(e.brokers, ","))
 	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader),

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -142,7 +143,9 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	if err != nil {
 		return err
 	}
-	c, err := e.newClient()
+	// A consume waits out outages itself (printRecords): each poll's
+	// retries end after a few seconds so that it can say so soon.
+	c, err := e.newClient(client.RetryTimeout(consumeRetry))
 	if err != nil {
 		return err
 	}
@@ -245,6 +248,8 @@ func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*c
 	var buf []byte
 	seen := 0
 	last := time.Now()
+	connected := false // a poll succeeded: later outages are waited out
+	var lost time.Time // when the brokers were lost (zero: not lost)
 	for f.num == 0 || seen < f.num {
 		if end != nil && end.reached() {
 			return nil
@@ -261,8 +266,28 @@ func (e *env) printRecords(ctx context.Context, poll func(context.Context) ([]*c
 			return nil // interrupted: a clean stop
 		case err != nil && f.idle > 0 && errors.Is(err, context.DeadlineExceeded):
 			return nil // idle for --timeout
+		case err != nil && connected && lostBrokers(err):
+			// The brokers were reached before: they are restarting or
+			// cut off. Say so once, keep trying, say when they are back.
+			if lost.IsZero() {
+				lost = time.Now()
+				fmt.Fprintf(e.stderr, "strata: lost the brokers (%v); still trying, Ctrl-C to stop\n", oneLine(err.Error()))
+			}
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
 		case err != nil:
 			return err
+		}
+		connected = true
+		if !lost.IsZero() {
+			fmt.Fprintf(e.stderr, "strata: reached the brokers again after %s; consuming\n", time.Since(lost).Round(100*time.Millisecond))
+			lost = time.Time{}
 		}
 		if end != nil {
 			// Records produced since the start are not printed; a group
@@ -374,4 +399,16 @@ func checkGroupName(g string) error {
 		}
 	}
 	return nil
+}
+
+// consumeRetry bounds one poll's retries: a consume that lost its brokers
+// says so after this long, then keeps trying.
+const consumeRetry = 3 * time.Second
+
+// lostBrokers reports whether err is a consume's brokers being gone for
+// now (down, restarting, cut off, electing a leader), which a consume that
+// had reached them waits out.
+func lostBrokers(err error) bool {
+	return errors.Is(err, apierr.ErrUnavailable) || errors.Is(err, apierr.ErrNotLeader) || errors.Is(err, client.ErrNoLeader) ||
+		errors.As(err, new(*client.UnreachableError)) || errors.As(err, new(*client.AdvertisedUnreachableError))
 }

@@ -158,10 +158,29 @@ func TestCLIUsageErrors(t *testing.T) {
 	}
 }
 
+// TestCLIUnreachableBroker: each way --brokers can be wrong is told apart,
+// names the address, and fails at once (not after the retry timeout).
 func TestCLIUnreachableBroker(t *testing.T) {
-	r := runCLI(t, "127.0.0.1:1", "", "topic", "list", "--timeout", "300ms")
-	if r.code == 0 || r.stderr != "strata: cannot reach a broker at 127.0.0.1:1 (is it running? set --brokers or STRATA_BROKERS)\n" {
-		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	httpAddr := brokertest.StartBroker(t).HTTPAddr()
+	for _, c := range []struct {
+		brokers, want string
+	}{
+		{"127.0.0.1:1", "strata: cannot reach a broker at 127.0.0.1:1: connection refused: is a broker running there?"},
+		{"nosuchhost.invalid:9290", "strata: cannot reach a broker at nosuchhost.invalid:9290: no such host"},
+		{httpAddr, "strata: cannot reach a broker at " + httpAddr + ": not a Strata API"},
+		{"127.0.0.1", `strata: client: broker address "127.0.0.1" has no port`},
+		{"http://127.0.0.1:9290", `strata: client: broker address "http://127.0.0.1:9290" is a URL: give host:port (127.0.0.1:9290)`},
+	} {
+		for _, args := range [][]string{{"topic", "list"}, {"consume", "t"}, {"produce", "t"}} {
+			start := time.Now()
+			r := runCLI(t, c.brokers, "x\n", args...)
+			if r.code == 0 || !strings.HasPrefix(r.stderr, c.want) || !oneErrorLine(r.stderr) {
+				t.Errorf("--brokers %s %v: exit %d, stderr %q; want one line starting %q", c.brokers, args, r.code, r.stderr, c.want)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("--brokers %s %v: took %v; the cause is final, it should fail at once", c.brokers, args, took)
+			}
+		}
 	}
 }
 

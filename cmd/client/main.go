@@ -124,7 +124,9 @@ status is non-zero.` + tlsHelp,
 
 // newClient connects to the brokers of the global flags.
 func (e *env) newClient(opts ...client.Opt) (*client.Client, error) {
-	base := append([]client.Opt{client.RetryTimeout(e.retryTimeout())}, e.tls.opts()...)
+	// FailFast: a user who typed a wrong address or forgot to start the
+	// broker hears so at once, not after the retry timeout.
+	base := append([]client.Opt{client.RetryTimeout(e.retryTimeout()), client.FailFast()}, e.tls.opts()...)
 	return client.New(e.brokers, append(base, opts...)...)
 }
 

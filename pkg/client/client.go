@@ -55,6 +55,9 @@ func New(brokers []string, opts ...Opt) (*Client, error) {
 	var seeds []string
 	for _, b := range brokers {
 		if b != "" {
+			if err := checkAddr(b); err != nil {
+				return nil, err
+			}
 			seeds = append(seeds, b)
 		}
 	}
@@ -184,6 +187,18 @@ func (c *Client) failing(addr string) bool {
 	return ok && cc.GetState() == connectivity.TransientFailure
 }
 
+// failFastOn reports whether, with FailFast, a call must give up now: err
+// is a final UnreachableError, every broker address has been tried
+// (attempt counts from 0 over the seeds), and no broker has answered yet.
+func (c *Client) failFastOn(err error, attempt int) bool {
+	var ue *UnreachableError
+	if !c.cfg.failFast || !errors.As(err, &ue) || !ue.final() || attempt+1 < len(c.seeds) {
+		return false
+	}
+	s, _ := c.meta.current()
+	return s == nil
+}
+
 // retriable reports whether a retry, after a metadata refresh, may help.
 func retriable(err error) bool {
 	return apierr.Retriable(err) || errors.Is(err, ErrNoLeader)
@@ -215,6 +230,9 @@ func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx cont
 			return fmt.Errorf("%w (gave up retrying: %w)", last, ctx.Err())
 		}
 		if err == nil || !retriable(err) {
+			return err
+		}
+		if c.failFastOn(err, attempt) {
 			return err
 		}
 		last = err
@@ -260,11 +278,11 @@ func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx cont
 // client's RetryTimeout, and turns gRPC errors into *apierr.Error.
 func (c *Client) call(ctx context.Context, fn func(ctx context.Context, cl v1.StrataClient) error) error {
 	return c.retry(ctx, time.Now().Add(c.cfg.retryTimeout), func(ctx context.Context, attempt int) error {
-		cl, _, err := c.anyConn(attempt)
+		cl, addr, err := c.anyConn(attempt)
 		if err != nil {
 			return err
 		}
-		return apierr.FromStatus(fn(ctx, cl))
+		return classifyUnreachable(addr, apierr.FromStatus(fn(ctx, cl)))
 	})
 }
 

@@ -109,7 +109,7 @@ func (m *metaCache) refresh(ctx context.Context, since time.Time) (*snapshot, er
 		}
 		r, err := cl.Metadata(ctx, &v1.MetadataRequest{})
 		if err != nil {
-			return apierr.FromStatus(err)
+			return classifyUnreachable(addr, apierr.FromStatus(err))
 		}
 		resp, via = r, addr
 		return nil

@@ -23,6 +23,7 @@ type config struct {
 	retryTimeout   time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+	failFast       bool // FailFast (unreachable.go)
 	optErrs
 }
 

@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratalog/strata/pkg/apierr"
+)
+
+// TestUnreachableCauses: each way an address can fail to be a broker is
+// named, with the address, and FailFast gives up at once on the final
+// ones instead of retrying for RetryTimeout.
+func TestUnreachableCauses(t *testing.T) {
+	// An HTTP server where the API should be.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	// A port nothing listens on.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	for _, tc := range []struct {
+		addr  string
+		cause UnreachableCause
+	}{
+		{deadAddr, CauseRefused},
+		{"nosuchhost.invalid:9290", CauseNoSuchHost},
+		{ln.Addr().String(), CauseNotStrata},
+	} {
+		c, err := New([]string{tc.addr}, FailFast(), RetryTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
+		_, err = c.Admin().ListTopics(ctx)
+		took := time.Since(start)
+		cancel()
+		c.Close()
+		var ue *UnreachableError
+		if !errors.As(err, &ue) || ue.Cause != tc.cause || ue.Addr != tc.addr || !strings.Contains(err.Error(), tc.addr) {
+			t.Errorf("%s: %v, want cause %q", tc.addr, err, tc.cause)
+			continue
+		}
+		if took > 10*time.Second {
+			t.Errorf("%s: FailFast took %v (RetryTimeout 1m)", tc.addr, took)
+		}
+		if tc.cause != CauseNotStrata && !errors.Is(err, apierr.ErrUnavailable) {
+			t.Errorf("%s: %v does not unwrap to UNAVAILABLE", tc.addr, err)
+		}
+	}
+
+	// Without FailFast a refusal is retried until RetryTimeout.
+	c, err := New([]string{deadAddr}, RetryTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Admin().ListTopics(context.Background())
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("without FailFast gave up after %v, before RetryTimeout (1s): %v", took, err)
+	}
+}
+
+func TestBadBrokerAddresses(t *testing.T) {
+	for addr, want := range map[string]string{
+		"http://127.0.0.1:9290": "is a URL",
+		"127.0.0.1":             "has no port",
+		"localhost:":            "has no port",
+	} {
+		if _, err := New([]string{addr}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(%q): %v, want %q", addr, err, want)
+		}
+	}
+}
