@@ -105,7 +105,7 @@ func adviseTLS(err error, f *tlsFlags) (string, bool) {
 	case client.TLSClientCertRejected:
 		hint = "pass a client certificate that the cluster's CA signed (strata cert create-client NAME --certs-dir with the CA)"
 	case client.TLSNotSpoken:
-		hint = "this listener is plaintext: drop --tls, --tls-ca and the STRATA_TLS* variables, or use the address of a TLS listener"
+		hint = "drop --tls, --tls-ca and the STRATA_TLS* variables, or use the address of a TLS listener"
 	case client.TLSRequired:
 		hint = "pass --tls-ca with the cluster's CA (or --tls if the brokers' certificates come from a CA the system trusts)"
 	default:

@@ -111,7 +111,7 @@ func TestTLSAdvice(t *testing.T) {
 		{"plaintext to TLS", tlsAddr, nil, "strata: the broker at " + tlsAddr + " expects TLS and this client connects in plaintext: pass --tls-ca with the cluster's CA"},
 		{"system roots", tlsAddr, []string{"--tls"}, "strata: TLS handshake with " + tlsAddr + " failed: certificate signed by unknown authority: pass --tls-ca with the cluster's CA"},
 		{"another CA", tlsAddr, []string{"--tls-ca", filepath.Join(other, "ca.crt")}, "failed: certificate signed by unknown authority: --tls-ca " + filepath.Join(other, "ca.crt") + " did not sign it"},
-		{"TLS to plaintext", plainAddr, []string{"--tls-ca", ca}, "strata: TLS handshake with " + plainAddr + " failed: the broker's port does not speak TLS (plaintext listener): this listener is plaintext: drop --tls"},
+		{"TLS to plaintext", plainAddr, []string{"--tls-ca", ca}, "strata: TLS handshake with " + plainAddr + " failed: the broker's port does not speak TLS (plaintext listener): drop --tls"},
 		// The right CA gets through TLS to the (unimplemented) API.
 		{"right CA", tlsAddr, []string{"--tls-ca", ca}, "strata: the broker does not support this command"},
 	} {
