@@ -112,17 +112,13 @@ func (b *Broker) partitionBounds(ctx context.Context, topic string, p int32) (en
 	if !ok || int(p) >= len(t.Assignments) {
 		return -1, -1
 	}
-	addr, ok := b.brokerAPI(t.Assignments[p].Leader)
-	if !ok {
-		return -1, -1
-	}
-	conn, err := b.peers.conn(addr)
+	peer, err := b.peerPublic(t.Assignments[p].Leader)
 	if err != nil {
 		return -1, -1
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := v1.NewStrataClient(conn).ListOffsets(ctx, &v1.ListOffsetsRequest{Partitions: []*v1.ListOffsetsPartition{
+	resp, err := peer.ListOffsets(ctx, &v1.ListOffsetsRequest{Partitions: []*v1.ListOffsetsPartition{
 		{Topic: topic, Partition: p, Spec: v1.OffsetSpec_OFFSET_SPEC_LATEST},
 		{Topic: topic, Partition: p, Spec: v1.OffsetSpec_OFFSET_SPEC_EARLIEST},
 	}})

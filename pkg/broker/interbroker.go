@@ -239,6 +239,11 @@ func (b *Broker) serveInternal() {
 		grpc.ChainStreamInterceptor(b.recover.stream, boundsStream),
 	)
 	v1.RegisterStrataInternalServer(b.internal, b)
+	// The public API too, for calls one broker forwards to another on a
+	// client's behalf (ListOffsets for group lag, TransferLeader): they go
+	// through the authenticated inter-broker listener, whatever TLS or
+	// SASL the client listeners require (peerPublic).
+	v1.RegisterStrataServer(b.internal, b)
 	srv, ln := b.internal, b.mux.Listener()
 	b.goLoop(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -15,18 +15,13 @@ import (
 	"github.com/stratalog/strata/pkg/metadata"
 )
 
-// peers holds the gRPC connections to other brokers, dialled on first
-// use (gRPC reconnects by itself) and closed with the broker: conns to
-// their client API (calls forwarded on a client's behalf), inter to their
-// internal service on the inter-broker listener.
+// peers holds the gRPC connections to other brokers' inter-broker
+// listeners (their internal service, and their public API for calls
+// forwarded on a client's behalf), dialled on first use (gRPC reconnects
+// by itself) and closed with the broker.
 type peers struct {
 	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
 	inter map[string]*grpc.ClientConn
-}
-
-func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
-	return p.get(&p.conns, addr, addr, dialPeer)
 }
 
 // internalConn returns the connection to the internal service of the
@@ -57,33 +52,13 @@ func (p *peers) get(m *map[string]*grpc.ClientConn, key, target string, dial fun
 	return c, nil
 }
 
-// dialPeer dials another broker's API, refusing a socket connected to
-// itself: redialling a stopped broker's port, when it lies in the
-// ephemeral range, can self-connect and then hold the port the broker
-// needs when it restarts.
-func dialPeer(ctx context.Context, addr string) (net.Conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if nc.LocalAddr().String() == nc.RemoteAddr().String() {
-		nc.Close()
-		return nil, fmt.Errorf("dial %s: connected to itself (no broker listens there)", addr)
-	}
-	return nc, nil
-}
-
 func (p *peers) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
 	for _, c := range p.inter {
 		c.Close()
 	}
-	p.conns, p.inter = nil, nil
+	p.inter = nil
 }
 
 // brokerAPI returns the API address of a registered broker.
@@ -107,3 +82,19 @@ func (b *Broker) internalClient(id metadata.NodeID) (v1.StrataInternalClient, er
 }
 
 func raftAddress(s string) raft.ServerAddress { return raft.ServerAddress(s) }
+
+// peerPublic returns a client for another broker's public API through its
+// inter-broker listener, for calls forwarded on a client's behalf: the
+// client listeners may require TLS or SASL this broker has no credentials
+// for, and the inter-broker listener authenticates brokers as brokers.
+func (b *Broker) peerPublic(id metadata.NodeID) (v1.StrataClient, error) {
+	br, ok := b.meta.Broker(id)
+	if !ok {
+		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "broker %d is not registered yet", id)
+	}
+	c, err := b.peers.internalConn(br.RaftAddr, b.mux.DialContext)
+	if err != nil {
+		return nil, fmt.Errorf("dial broker %d at %s: %w", id, br.RaftAddr, err)
+	}
+	return v1.NewStrataClient(c), nil
+}

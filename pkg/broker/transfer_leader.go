@@ -52,10 +52,10 @@ func (b *Broker) transferLeader(ctx context.Context, req *v1.TransferLeaderReque
 	part, err := b.leaderFor(req.Topic, req.Partition)
 	if err != nil {
 		var e *apierr.Error
-		if !errors.As(err, &e) || e.Code != v1.ErrorCode_ERROR_CODE_NOT_LEADER || e.LeaderAddr == "" || forwarded(ctx) {
+		if !errors.As(err, &e) || e.Code != v1.ErrorCode_ERROR_CODE_NOT_LEADER || e.LeaderID == 0 || forwarded(ctx) {
 			return nil, err
 		}
-		return b.forwardTransfer(ctx, e.LeaderAddr, req)
+		return b.forwardTransfer(ctx, e.LeaderID, req)
 	}
 	if req.To == b.cfg.NodeID {
 		return &v1.TransferLeaderResponse{Leader: b.cfg.NodeID}, nil
@@ -95,14 +95,15 @@ func (b *Broker) transferLeader(ctx context.Context, req *v1.TransferLeaderReque
 	}
 }
 
-// forwardTransfer sends the call to the leader's broker, once.
-func (b *Broker) forwardTransfer(ctx context.Context, addr string, req *v1.TransferLeaderRequest) (*v1.TransferLeaderResponse, error) {
-	cc, err := b.peers.conn(addr)
+// forwardTransfer sends the call to the leader's broker, once, through
+// its inter-broker listener (peerPublic).
+func (b *Broker) forwardTransfer(ctx context.Context, leader metadata.NodeID, req *v1.TransferLeaderRequest) (*v1.TransferLeaderResponse, error) {
+	peer, err := b.peerPublic(leader)
 	if err != nil {
-		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "dial the leader at %s: %v", addr, err)
+		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "reach the leader, broker %d: %v", leader, err)
 	}
 	ctx = grpcmd.AppendToOutgoingContext(ctx, forwardedKey, "1")
-	resp, err := v1.NewStrataClient(cc).TransferLeader(ctx, req)
+	resp, err := peer.TransferLeader(ctx, req)
 	return resp, apierr.FromStatus(err)
 }
 
