@@ -59,6 +59,9 @@ func bindFlagSet(f *pflag.FlagSet, cfg *broker.Config, configFile *string) {
 	f.StringVar(&cfg.ClusterSecret, "cluster-secret", cfg.ClusterSecret, "shared secret that brokers of one cluster prove to each other on the inter-broker listener, never sent (the same on every broker; make one with `openssl rand -hex 32`; prefer --cluster-secret-file or STRATA_CLUSTER_SECRET). Needed with --join or --bootstrap-expect > 1 unless inter-broker TLS is on; a broker alone makes its own in <data-dir>/cluster-secret")
 	f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile, "file holding --cluster-secret")
 	f.StringVar(&cfg.GossipKey, "gossip-key", cfg.GossipKey, "base64 key (16, 24 or 32 bytes) that encrypts gossip between brokers (memberlist keyring; `openssl rand -base64 32`); default: derived from the cluster secret")
+	f.StringVar(&cfg.Authorizer, "authorizer", cfg.Authorizer, "when ACLs are enforced: auto (when a client listener authenticates: SASL_*, or SSL with --tls-client-auth require), acl (always) or none (never)")
+	f.StringSliceVar(&cfg.SuperUsers, "super-users", cfg.SuperUsers, "principals that may do anything whatever the ACLs, comma-separated, e.g. User:admin,User:ops")
+	f.DurationVar(&cfg.SASLSessionTTL, "sasl-session-ttl", cfg.SASLSessionTTL, "how long a SCRAM session token is valid; clients authenticate again by themselves")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "how long a broker that stopped answering (cut off, paused) may stay silent before its partitions get new leaders (a broker whose process is gone is replaced at once); brokers pulse each other every third of it, and each partition's own Raft timers run 20x longer as a fallback")
 }

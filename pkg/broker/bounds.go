@@ -51,11 +51,17 @@ var listBounds = map[protoreflect.Name]int{
 	"set":      metadata.MaxConfigEntries,
 	"configs":  metadata.MaxConfigEntries,
 	"members":  metadata.MaxReplicas,
+	"acls":     metadata.MaxACLsPerChange,
 }
 
 // bytesBounds are the bytes fields that have a bound.
 var bytesBounds = map[protoreflect.Name]int{
 	"change": 1 << 20, // one metadata change (ApplyMetadata)
+	// SCRAM messages and credentials (Authenticate, UpsertUser).
+	"message":    4096,
+	"salt":       metadata.MaxSaltLen,
+	"stored_key": 64,
+	"server_key": 64,
 }
 
 // checkBounds returns an INVALID_REQUEST error naming the first field of m

@@ -46,6 +46,8 @@ type Broker struct {
 	fsync   partition.FsyncPolicy
 	metrics *metrics
 	recover *recoverer          // recovering interceptors (recover.go)
+	authn   *authn              // sessions and SCRAM exchanges (authn.go)
+	authz   *authz              // ACL denials (authz.go)
 	raftCfg func() *raft.Config // raft tuning for partition groups
 	// inflight bounds the bytes produce and fetch hold (inflight.go).
 	inflight inflight
@@ -132,6 +134,7 @@ func New(cfg Config, log *zap.Logger) (*Broker, error) {
 	if err := b.initInterbroker(); err != nil {
 		return nil, err
 	}
+	b.authn, b.authz = newAuthn(cfg.SASLSessionTTL, b.metrics.reg), newAuthz(b.metrics.reg)
 	// The public API answers only once the broker knows the cluster's
 	// metadata; broker-to-broker calls are always served.
 	b.metrics.notReady = func(method string) bool {
@@ -267,8 +270,8 @@ func (b *Broker) newGRPCServer(l *listener, opts ...grpc.ServerOption) *grpc.Ser
 		// which one a request came in on (listener.go); then recovery,
 		// so that it covers every interceptor after it. Every request's
 		// fields are bounded (bounds.go).
-		grpc.ChainUnaryInterceptor(b.listenerUnary(l), b.recover.unary, b.metrics.interceptor, boundsUnary),
-		grpc.ChainStreamInterceptor(listenerStream(l), b.recover.stream, boundsStream),
+		grpc.ChainUnaryInterceptor(b.listenerUnary(l), b.recover.unary, b.securityUnary, b.metrics.interceptor, boundsUnary),
+		grpc.ChainStreamInterceptor(listenerStream(l), b.recover.stream, b.securityStream, boundsStream),
 	}, opts...)...)
 	v1.RegisterStrataServer(srv, b)
 	return srv

@@ -112,6 +112,12 @@ type Config struct {
 	// GossipKey (base64 of 16, 24 or 32 bytes) encrypts gossip with
 	// memberlist's keyring.
 	GossipKey string `yaml:"gossip-key"` // --gossip-key
+	// Authorizer is auto, acl or none: when ACLs are enforced (authz.go).
+	// SuperUsers may do anything; SASLSessionTTL is how long a SCRAM
+	// session token is valid (authn.go).
+	Authorizer     string        `yaml:"authorizer"`       // --authorizer
+	SuperUsers     []string      `yaml:"super-users"`      // --super-users
+	SASLSessionTTL time.Duration `yaml:"sasl-session-ttl"` // --sasl-session-ttl
 
 	// Clock, when set, replaces time.Now for retention and compaction
 	// decisions (tests). Not a flag.
@@ -140,6 +146,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:         10 * time.Second,
 		LogLevel:                "info",
 		TLSClientAuth:           "none",
+		Authorizer:              AuthorizerAuto,
+		SASLSessionTTL:          time.Hour,
 		RaftHeartbeatTimeout:    time.Second,
 
 		RetentionCheckInterval: 30 * time.Second,
@@ -256,6 +264,9 @@ func (c Config) Validate() error {
 	}
 	if c.ScrubBytesPerSecond > 0 && c.ScrubInterval < 10*time.Millisecond {
 		return fmt.Errorf("--scrub-interval %s: want at least 10ms (default 24h)", c.ScrubInterval)
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

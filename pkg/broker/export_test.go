@@ -11,3 +11,27 @@ func MetricNames(b *Broker) []string { return b.metrics.reg.names() }
 
 // CheckHealth runs the partition health check now (metrics_health.go).
 func CheckHealth(b *Broker) { b.checkHealth(context.Background()) }
+
+// SetClientProtocol makes requests that came in on no named listener count
+// as coming in on one with this security protocol (PLAINTEXT, SSL,
+// SASL_PLAINTEXT, SASL_SSL), as a named listener would.
+func SetClientProtocol(b *Broker, protocol string) { b.authn.protocol.Store(&protocol) }
+
+// MethodsWithoutACLMapping lists the Strata methods the authorizer has no
+// checks for.
+func MethodsWithoutACLMapping(methods []string) []string {
+	var out []string
+	for _, m := range methods {
+		if _, ok := methodChecks[m]; !ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ForgetSessions drops every session token, as a restart would.
+func ForgetSessions(b *Broker) {
+	b.authn.mu.Lock()
+	clear(b.authn.mu.tokens)
+	b.authn.mu.Unlock()
+}

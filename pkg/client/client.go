@@ -146,9 +146,17 @@ func (c *Client) conn(addr string) (v1.StrataClient, error) {
 		grpc.WithConnectParams(reconnect),
 	)
 	opts = append(opts, c.cfg.dialOpts...)
+	var sasl *saslSession
+	if c.cfg.sasl != nil {
+		sasl = newSASLSession(c.cfg.sasl)
+		opts = append(opts, sasl.dialOptions()...)
+	}
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
+	}
+	if sasl != nil {
+		sasl.cc = cc
 	}
 	c.mu.conns[addr] = cc
 	return v1.NewStrataClient(cc), nil

@@ -23,7 +23,8 @@ type config struct {
 	retryTimeout   time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
-	failFast       bool // FailFast (unreachable.go)
+	failFast       bool        // FailFast (unreachable.go)
+	sasl           *saslConfig // sasl.go
 	optErrs
 }
 

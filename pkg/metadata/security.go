@@ -225,3 +225,9 @@ func (s *RaftStore) ACLIndex() *acl.Index {
 	}
 	return acl.NewIndex(nil)
 }
+
+// User returns one user.
+func (s *RaftStore) User(name string) (User, bool) {
+	u, ok := s.fsm.read().Users[name]
+	return u, ok
+}
