@@ -48,7 +48,8 @@ type env struct {
 	brokers []string
 	output  string
 	timeout time.Duration
-	tls     tlsFlags // tls.go
+	tls     tlsFlags  // tls.go
+	auth    authFlags // auth.go
 }
 
 // run executes the command line args and returns the exit code. Errors
@@ -116,17 +117,23 @@ status is non-zero.` + tlsHelp,
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&e.timeout, "timeout", 10*time.Second, timeoutHelp)
 	e.tls.register(pf)
+	e.auth.bind(pf)
 	root.AddCommand(newTopicCmd(e), newProduceCmd(e), newConsumeCmd(e), newClusterCmd(e), newBenchCmd(e),
-		newPartitionCmd(e), newBrokerCmd(e), newGroupCmd(e), newCertCmd(e))
+		newPartitionCmd(e), newBrokerCmd(e), newGroupCmd(e), newCertCmd(e), newUserCmd(e), newACLCmd(e))
 	finishRoot(root, e) // version.go
 	return root
 }
 
 // newClient connects to the brokers of the global flags.
 func (e *env) newClient(opts ...client.Opt) (*client.Client, error) {
+	sasl, err := e.saslOpts()
+	if err != nil {
+		return nil, err
+	}
 	// FailFast: a user who typed a wrong address or forgot to start the
 	// broker hears so at once, not after the retry timeout.
 	base := append([]client.Opt{client.RetryTimeout(e.retryTimeout()), client.FailFast()}, e.tls.opts()...)
+	base = append(base, sasl...)
 	return client.New(e.brokers, append(base, opts...)...)
 }
 
