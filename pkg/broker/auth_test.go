@@ -49,6 +49,14 @@ func (tokenCreds) RequireTransportSecurity() bool { return false }
 // login runs the SCRAM exchange by hand and returns the token, or the
 // Authenticate error.
 func login(t *testing.T, c v1.StrataClient, mech, user, password string) (*v1.AuthenticateResponse, error) {
+	return loginTB(t, ctx(t), c, mech, user, password)
+}
+
+func loginB(b *testing.B, c v1.StrataClient, user, password string) (*v1.AuthenticateResponse, error) {
+	return loginTB(b, context.Background(), c, client.ScramSHA256, user, password)
+}
+
+func loginTB(t testing.TB, ctx context.Context, c v1.StrataClient, mech, user, password string) (*v1.AuthenticateResponse, error) {
 	t.Helper()
 	hash := scram.SHA256
 	if mech == client.ScramSHA512 {
@@ -60,7 +68,7 @@ func login(t *testing.T, c v1.StrataClient, mech, user, password string) (*v1.Au
 	}
 	conv := sc.NewConversation()
 	first, _ := conv.Step("")
-	r1, err := c.Authenticate(ctx(t), &v1.AuthenticateRequest{Mechanism: mech, Message: []byte(first)})
+	r1, err := c.Authenticate(ctx, &v1.AuthenticateRequest{Mechanism: mech, Message: []byte(first)})
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +76,7 @@ func login(t *testing.T, c v1.StrataClient, mech, user, password string) (*v1.Au
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := c.Authenticate(ctx(t), &v1.AuthenticateRequest{Session: r1.Session, Message: []byte(final)})
+	r2, err := c.Authenticate(ctx, &v1.AuthenticateRequest{Session: r1.Session, Message: []byte(final)})
 	if err != nil {
 		return nil, err
 	}

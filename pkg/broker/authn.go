@@ -209,8 +209,8 @@ func (b *Broker) authenticate(ctx context.Context, method string) (principal, er
 }
 
 func bearer(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get(authHeader) {
+	// ValueFromIncomingContext does not copy the whole metadata.
+	for _, v := range metadata.ValueFromIncomingContext(ctx, authHeader) {
 		if tok, ok := strings.CutPrefix(v, "Bearer "); ok {
 			return tok
 		}

@@ -82,7 +82,7 @@ var methodChecks = map[string]func(b *Broker, req any) []requirement{
 	v1.Strata_Produce_FullMethodName: func(b *Broker, req any) []requirement {
 		r := req.(*v1.ProduceRequest)
 		rs := []requirement{need(acl.Write, acl.Topic, r.Topic)}
-		if _, ok := b.meta.Topic(r.Topic); !ok && b.cfg.AutoCreateTopics {
+		if b.cfg.AutoCreateTopics && !b.hasTopic(r.Topic) {
 			rs = append(rs, requirement{{acl.Create, acl.Cluster, acl.ClusterName}, {acl.Create, acl.Topic, r.Topic}})
 		}
 		return rs
@@ -181,14 +181,20 @@ func authenticates(l listener, tlsClientAuth string) bool {
 	return l.SASL() || l.TLS() && tlsClientAuth == "require"
 }
 
-// clientListeners are the broker's client listeners, as far as the
-// authorizer's auto mode needs them.
-func (b *Broker) clientListeners() []listener {
+func (b *Broker) hasTopic(name string) bool {
+	_, ok := b.meta.Topic(name)
+	return ok
+}
+
+// anyListenerAuthenticates reports whether some client listener tells
+// principals apart (the authorizer's auto mode). Until named listeners
+// are configurable, the one API listener, whose protocol tests may set.
+func (b *Broker) anyListenerAuthenticates() bool {
 	l := defaultListener
 	if p := b.authn.protocol.Load(); p != nil {
 		l.Protocol = *p
 	}
-	return []listener{l}
+	return authenticates(l, b.cfg.TLSClientAuth)
 }
 
 // aclsEnforced reports whether calls are checked against the ACLs.
@@ -199,7 +205,7 @@ func (b *Broker) aclsEnforced() bool {
 	case AuthorizerACL:
 		return true
 	}
-	return slices.ContainsFunc(b.clientListeners(), func(l listener) bool { return authenticates(l, b.cfg.TLSClientAuth) })
+	return b.anyListenerAuthenticates()
 }
 
 // unrestricted reports whether p may do anything: ACLs are not enforced,
@@ -247,6 +253,11 @@ func (b *Broker) denied(p principal, c check) error {
 
 // filterResponse keeps in a listing only what the principal may describe.
 func (b *Broker) filterResponse(ctx context.Context, req, resp any) {
+	switch resp.(type) {
+	case *v1.ListTopicsResponse, *v1.ListGroupsResponse, *v1.MetadataResponse:
+	default:
+		return
+	}
 	p := principalFrom(ctx)
 	if b.unrestricted(p) {
 		return

@@ -1,6 +1,15 @@
 package broker
 
-import "context"
+import (
+	"context"
+	"crypto/tls"
+	"net"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	v1 "github.com/stratalog/strata/api/v1"
+)
 
 // SetHandlerHook makes every gRPC call run hook(method) first, inside the
 // recovering interceptor: tests make a handler panic with it.
@@ -34,4 +43,20 @@ func ForgetSessions(b *Broker) {
 	b.authn.mu.Lock()
 	clear(b.authn.mu.tokens)
 	b.authn.mu.Unlock()
+}
+
+// SecurityUnary is the broker's authentication and authorization
+// interceptor (benchmarks call it directly).
+func SecurityUnary(b *Broker) grpc.UnaryServerInterceptor { return b.securityUnary }
+
+// ServeTLS serves the broker's client API on ln with TLS, through the same
+// interceptors as its API listener (until named TLS listeners are on
+// main). The server stops with stop.
+func ServeTLS(b *Broker, ln net.Listener, cfg *tls.Config) (stop func()) {
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)),
+		grpc.ChainUnaryInterceptor(b.recover.unary, b.securityUnary, b.metrics.interceptor, boundsUnary),
+		grpc.ChainStreamInterceptor(b.recover.stream, b.securityStream, boundsStream))
+	v1.RegisterStrataServer(srv, b)
+	go srv.Serve(ln)
+	return srv.Stop
 }
