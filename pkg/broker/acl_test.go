@@ -23,17 +23,20 @@ func aclFor(principal, op, rt, name, pattern, permission string) *v1.AclBinding 
 // changes; deny beats allow, prefixed patterns match, listings show only
 // what the user may describe, and a super user needs no ACL.
 func TestACLs(t *testing.T) {
-	b := brokertest.StartBroker(t, func(c *broker.Config) { c.SuperUsers = []string{"User:admin"} })
-	open := dial(t, b.APIAddr())
-	addUser(t, open, client.ScramSHA256, "admin", "admin-pw")
-	addUser(t, open, client.ScramSHA256, "bob", "bob-pw")
-	broker.SetClientProtocol(b, broker.ProtocolSASLPlaintext) // auto: ACLs now enforced
+	// A SASL listener: --authorizer auto enforces ACLs. The plaintext
+	// listener's callers (User:ANONYMOUS) are super users here, to make
+	// the users; admin is one on the SASL listener.
+	b, plainAddr, saslAddr := saslBroker(t, func(c *broker.Config) { c.SuperUsers = []string{"User:admin", "User:ANONYMOUS"} })
+	plain := dial(t, plainAddr)
+	addUser(t, plain, client.ScramSHA256, "admin", "admin-pw")
+	addUser(t, plain, client.ScramSHA256, "bob", "bob-pw")
+	open := dial(t, saslAddr)
 
 	r, err := login(t, open, client.ScramSHA256, "admin", "admin-pw")
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := as(t, b.APIAddr(), r.Token)
+	admin := as(t, saslAddr, r.Token)
 	for _, name := range []string{"orders", "pay-eu", "pay-secret", "hidden"} {
 		if _, err := admin.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: name, Partitions: 1}); err != nil {
 			t.Fatalf("super user creates %s: %v", name, err)
@@ -43,7 +46,7 @@ func TestACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob := as(t, b.APIAddr(), r.Token)
+	bob := as(t, saslAddr, r.Token)
 	allow := func(op, rt, name, pattern string) {
 		t.Helper()
 		if _, err := admin.CreateACLs(ctx(t), &v1.CreateACLsRequest{Acls: []*v1.AclBinding{aclFor("User:bob", op, rt, name, pattern, "allow")}}); err != nil {

@@ -38,6 +38,16 @@ func TestEveryMethodHasACLMapping(t *testing.T) {
 	}
 }
 
+// saslBroker starts a broker with two client listeners, CLIENT
+// (PLAINTEXT) and SASL (SASL_PLAINTEXT), and returns their addresses.
+func saslBroker(t testing.TB, opts ...func(*broker.Config)) (b *broker.Broker, plain, sasl string) {
+	b = brokertest.StartBroker(t, append([]func(*broker.Config){func(c *broker.Config) {
+		c.Listeners = []string{"CLIENT://127.0.0.1:0", "SASL://127.0.0.1:0"}
+		c.ListenerSecurityProtocolMap = []string{"SASL:SASL_PLAINTEXT"}
+	}}, opts...)...)
+	return b, b.ListenerAddr("CLIENT"), b.ListenerAddr("SASL")
+}
+
 // tokenCreds sends a fixed session token.
 type tokenCreds string
 
@@ -124,21 +134,21 @@ func wantStatus(t *testing.T, what string, err error, code codes.Code, text stri
 // token that works until it expires or its user is deleted; failures are
 // counted.
 func TestSCRAMAuthentication(t *testing.T) {
-	b := brokertest.StartBroker(t, func(c *broker.Config) {
+	b, plainAddr, saslAddr := saslBroker(t, func(c *broker.Config) {
 		c.Authorizer = broker.AuthorizerNone // authentication alone here
 		c.SASLSessionTTL = 2 * time.Second
 	})
-	anon := dial(t, b.APIAddr())
-	addUser(t, anon, client.ScramSHA256, "alice", "alice-secret")
-	addUser(t, anon, client.ScramSHA512, "bob", "bob-secret")
-	if _, err := anon.Authenticate(ctx(t), &v1.AuthenticateRequest{Mechanism: client.ScramSHA256}); status.Code(err) != codes.InvalidArgument {
+	plain := dial(t, plainAddr)
+	addUser(t, plain, client.ScramSHA256, "alice", "alice-secret")
+	addUser(t, plain, client.ScramSHA512, "bob", "bob-secret")
+	if _, err := plain.Authenticate(ctx(t), &v1.AuthenticateRequest{Mechanism: client.ScramSHA256}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("Authenticate on a PLAINTEXT listener: %v", err)
 	}
-	broker.SetClientProtocol(b, broker.ProtocolSASLPlaintext)
+	anon := dial(t, saslAddr)
 
 	_, err := anon.ListTopics(ctx(t), &v1.ListTopicsRequest{})
 	wantStatus(t, "anonymous", err, codes.Unauthenticated, "pass --user and --password")
-	_, err = as(t, b.APIAddr(), "made-up").ListTopics(ctx(t), &v1.ListTopicsRequest{})
+	_, err = as(t, saslAddr, "made-up").ListTopics(ctx(t), &v1.ListTopicsRequest{})
 	wantStatus(t, "made-up token", err, codes.Unauthenticated, "authenticate again")
 
 	_, err = login(t, anon, client.ScramSHA256, "alice", "wrong")
@@ -158,7 +168,7 @@ func TestSCRAMAuthentication(t *testing.T) {
 		if r.Principal != "User:"+u.user || r.TokenExpiryUnixMs <= time.Now().UnixMilli() {
 			t.Fatalf("%s: principal %q, expiry %d", u.user, r.Principal, r.TokenExpiryUnixMs)
 		}
-		if _, err := as(t, b.APIAddr(), r.Token).ListTopics(ctx(t), &v1.ListTopicsRequest{}); err != nil {
+		if _, err := as(t, saslAddr, r.Token).ListTopics(ctx(t), &v1.ListTopicsRequest{}); err != nil {
 			t.Fatalf("%s with its token: %v", u.user, err)
 		}
 	}
@@ -168,7 +178,7 @@ func TestSCRAMAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := as(t, b.APIAddr(), r.Token)
+	alice := as(t, saslAddr, r.Token)
 	eventually(t, "alice's token expires", func() bool {
 		_, err := alice.ListTopics(ctx(t), &v1.ListTopicsRequest{})
 		return status.Code(err) == codes.Unauthenticated
@@ -178,7 +188,7 @@ func TestSCRAMAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob := as(t, b.APIAddr(), r.Token)
+	bob := as(t, saslAddr, r.Token)
 	if _, err := bob.DeleteUser(ctx(t), &v1.DeleteUserRequest{Name: "bob"}); err != nil {
 		t.Fatal(err)
 	}
@@ -205,14 +215,13 @@ func grepLines(s, sub string) string {
 // connection by itself, and again when the broker forgets its token
 // (a broker restart) or the token expires.
 func TestClientSASLReauthenticates(t *testing.T) {
-	b := brokertest.StartBroker(t, func(c *broker.Config) {
+	b, plainAddr, saslAddr := saslBroker(t, func(c *broker.Config) {
 		c.Authorizer = broker.AuthorizerNone
 		c.SASLSessionTTL = time.Second
 	})
-	addUser(t, dial(t, b.APIAddr()), client.ScramSHA512, "carol", "pw")
-	broker.SetClientProtocol(b, broker.ProtocolSASLPlaintext)
+	addUser(t, dial(t, plainAddr), client.ScramSHA512, "carol", "pw")
 
-	c, err := client.New([]string{b.APIAddr()}, client.SASL(client.ScramSHA512, "carol", "pw"), client.RetryTimeout(10*time.Second))
+	c, err := client.New([]string{saslAddr}, client.SASL(client.ScramSHA512, "carol", "pw"), client.RetryTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +241,7 @@ func TestClientSASLReauthenticates(t *testing.T) {
 	}
 	readAll(t, c, "t", 20)
 
-	wrong, err := client.New([]string{b.APIAddr()}, client.SASL(client.ScramSHA512, "carol", "nope"), client.RetryTimeout(time.Second))
+	wrong, err := client.New([]string{saslAddr}, client.SASL(client.ScramSHA512, "carol", "nope"), client.RetryTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

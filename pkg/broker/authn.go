@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,9 +86,6 @@ type authn struct {
 		pending   map[string]*exchange
 		lastSweep int
 	}
-	// protocol, when set (tests only, export_test.go), is the security
-	// protocol of requests that came in on no named listener.
-	protocol atomic.Pointer[string]
 	// fakeKey derives the fake credentials of unknown users (authenticate.go).
 	fakeKey [32]byte
 
@@ -152,15 +148,8 @@ func (a *authn) session(tok string, now time.Time) (session, bool) {
 	return s, ok
 }
 
-// requestListener is the listener a request came in on, with the test
-// override of the default listener's protocol.
-func (b *Broker) requestListener(ctx context.Context) *listener {
-	l := listenerFrom(ctx)
-	if p := b.authn.protocol.Load(); p != nil && l == &defaultListener {
-		return &listener{Name: l.Name, Addr: l.Addr, Advertised: l.Advertised, Protocol: *p}
-	}
-	return l
-}
+// requestListener is the listener a request came in on.
+func (b *Broker) requestListener(ctx context.Context) *listener { return listenerFrom(ctx) }
 
 const authHeader = "authorization"
 

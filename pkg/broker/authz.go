@@ -187,14 +187,14 @@ func (b *Broker) hasTopic(name string) bool {
 }
 
 // anyListenerAuthenticates reports whether some client listener tells
-// principals apart (the authorizer's auto mode). Until named listeners
-// are configurable, the one API listener, whose protocol tests may set.
+// principals apart (the authorizer's auto mode).
 func (b *Broker) anyListenerAuthenticates() bool {
-	l := defaultListener
-	if p := b.authn.protocol.Load(); p != nil {
-		l.Protocol = *p
+	for _, a := range b.api {
+		if authenticates(*a.l, b.cfg.TLSClientAuth) {
+			return true
+		}
 	}
-	return authenticates(l, b.cfg.TLSClientAuth)
+	return false
 }
 
 // aclsEnforced reports whether calls are checked against the ACLs.

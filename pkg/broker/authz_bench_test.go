@@ -40,8 +40,8 @@ func BenchmarkSecurityInterceptorProduce(b *testing.B) {
 	})
 	for _, n := range []int{10, 1000, 10000} {
 		b.Run(fmt.Sprintf("sasl-acls-%d", n), func(b *testing.B) {
-			br := brokertest.StartBroker(b)
-			c := dial(b, br.APIAddr())
+			br, plain, sasl := saslBroker(b, func(c *broker.Config) { c.SuperUsers = []string{"User:ANONYMOUS"} })
+			c := dial(b, plain)
 			ctx := context.Background()
 			cred, err := client.ScramCredential("bob", client.ScramSHA256, "pw", 4096)
 			if err != nil {
@@ -65,12 +65,12 @@ func BenchmarkSecurityInterceptorProduce(b *testing.B) {
 				}
 				acls = acls[k:]
 			}
-			broker.SetClientProtocol(br, broker.ProtocolSASLPlaintext)
-			r, err := loginB(b, c, "bob", "pw")
+			r, err := loginB(b, dial(b, sasl), "bob", "pw")
 			if err != nil {
 				b.Fatal(err)
 			}
-			actx := metadata.NewIncomingContext(pctx, metadata.Pairs("authorization", "Bearer "+r.Token))
+			actx := metadata.NewIncomingContext(broker.WithListener(pctx, "SASL", broker.ProtocolSASLPlaintext),
+				metadata.Pairs("authorization", "Bearer "+r.Token))
 			intercept := broker.SecurityUnary(br)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -2,13 +2,8 @@ package broker
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
-	v1 "github.com/stratalog/strata/api/v1"
 )
 
 // SetHandlerHook makes every gRPC call run hook(method) first, inside the
@@ -20,11 +15,6 @@ func MetricNames(b *Broker) []string { return b.metrics.reg.names() }
 
 // CheckHealth runs the partition health check now (metrics_health.go).
 func CheckHealth(b *Broker) { b.checkHealth(context.Background()) }
-
-// SetClientProtocol makes requests that came in on no named listener count
-// as coming in on one with this security protocol (PLAINTEXT, SSL,
-// SASL_PLAINTEXT, SASL_SSL), as a named listener would.
-func SetClientProtocol(b *Broker, protocol string) { b.authn.protocol.Store(&protocol) }
 
 // MethodsWithoutACLMapping lists the Strata methods the authorizer has no
 // checks for.
@@ -49,14 +39,8 @@ func ForgetSessions(b *Broker) {
 // interceptor (benchmarks call it directly).
 func SecurityUnary(b *Broker) grpc.UnaryServerInterceptor { return b.securityUnary }
 
-// ServeTLS serves the broker's client API on ln with TLS, through the same
-// interceptors as its API listener (until named TLS listeners are on
-// main). The server stops with stop.
-func ServeTLS(b *Broker, ln net.Listener, cfg *tls.Config) (stop func()) {
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)),
-		grpc.ChainUnaryInterceptor(b.recover.unary, b.securityUnary, b.metrics.interceptor, boundsUnary),
-		grpc.ChainStreamInterceptor(b.recover.stream, b.securityStream, boundsStream))
-	v1.RegisterStrataServer(srv, b)
-	go srv.Serve(ln)
-	return srv.Stop
+// WithListener marks ctx as a request that came in on a listener with
+// this name and protocol (benchmarks call interceptors directly).
+func WithListener(ctx context.Context, name, protocol string) context.Context {
+	return withListener(ctx, &listener{Name: name, Protocol: protocol})
 }

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -40,25 +39,20 @@ func TestMTLSPrincipal(t *testing.T) {
 	}
 	server, carol := write("broker", []string{"127.0.0.1"}), write("carol", nil)
 
-	// Plaintext callers (the test) are super users; carol on TLS is not.
+	// An SSL listener that requires client certificates: --authorizer
+	// auto enforces ACLs. Plaintext callers (the test) are super users.
 	b := brokertest.StartBroker(t, func(c *broker.Config) {
-		c.Authorizer, c.SuperUsers = broker.AuthorizerACL, []string{"User:ANONYMOUS"}
+		c.Listeners = []string{"CLIENT://127.0.0.1:0", "SECURE://127.0.0.1:0"}
+		c.ListenerSecurityProtocolMap = []string{"SECURE:SSL"}
+		c.TLSCert, c.TLSKey, c.TLSCA, c.TLSClientAuth = server.Cert, server.Key, server.CA, "require"
+		c.SuperUsers = []string{"User:ANONYMOUS"}
 	})
 	admin := dial(t, b.APIAddr())
-	scfg, err := server.Server(tlsconfig.RequireClientCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.ServeTLS(b, ln, scfg))
 	ccfg, err := carol.Client("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(ccfg)))
+	cc, err := grpc.NewClient(b.ListenerAddr("SECURE"), grpc.WithTransportCredentials(credentials.NewTLS(ccfg)))
 	if err != nil {
 		t.Fatal(err)
 	}
