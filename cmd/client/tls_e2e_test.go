@@ -27,6 +27,9 @@ func TestTLSEndToEnd(t *testing.T) {
 			c.Listeners = []string{"SSL://127.0.0.1:0"}
 			c.TLSCert, c.TLSKey, c.TLSCA = filepath.Join(dir, "broker.crt"), filepath.Join(dir, "broker.key"), ca
 			c.TLSClientAuth = clientAuth
+			// With client certificates required, ACLs apply (--authorizer
+			// auto); this test is about TLS, so alice may do anything.
+			c.SuperUsers = []string{"User:alice"}
 		})
 		return b.ListenerAddr("SSL")
 	}
