@@ -103,7 +103,11 @@ it off the brokers. An existing CA is kept unless --overwrite is given
 			}
 			fmt.Fprintf(e.stdout, "wrote %s and %s (valid until %s; keep the key secret: it signs certificates)\n",
 				crt, f.caKeyPath(), ca.Cert.NotAfter.UTC().Format(time.DateOnly))
-			fmt.Fprintf(e.stdout, "next: a certificate per broker, naming every host it is reached by:\n  strata cert create-broker HOST... --certs-dir %s\n", f.dir)
+			caKey := ""
+			if f.caKey != "" {
+				caKey = " --ca-key " + f.caKey
+			}
+			fmt.Fprintf(e.stdout, "next: a certificate per broker, naming every host it is reached by:\n  strata cert create-broker HOST... --certs-dir %s%s\n", f.dir, caKey)
 			return nil
 		},
 	}
