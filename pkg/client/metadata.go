@@ -179,7 +179,7 @@ func (m *metaCache) topic(ctx context.Context, name string) (*topicMeta, error) 
 	}
 	t, ok := s.topics[name]
 	if !ok {
-		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC, "topic %q does not exist", name)
+		return nil, m.missingTopic(ctx, name) // authz.go
 	}
 	if t.err != nil {
 		return nil, t.err
