@@ -197,6 +197,10 @@ func TestACLs(t *testing.T) {
 			t.Fatalf("metrics lack %s:\n%s", w, grepLines(body, "strata_authorization"))
 		}
 	}
+	// Refused requests count among all requests, with their code.
+	if !strings.Contains(body, `strata_requests_total{code="AUTHORIZATION_FAILED",method="Produce"}`) {
+		t.Fatalf("a refused produce is not in strata_requests_total:\n%s", grepLines(body, "strata_requests_total"))
+	}
 }
 
 // TestDefaultStaysOpen: a broker with no authenticating listener (the

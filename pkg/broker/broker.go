@@ -268,9 +268,11 @@ func (b *Broker) newGRPCServer(l *listener, opts ...grpc.ServerOption) *grpc.Ser
 		grpc.MaxConcurrentStreams(b.cfg.MaxStreamsPerConnection),
 		// The listener first, so that every interceptor after it knows
 		// which one a request came in on (listener.go); then recovery,
-		// so that it covers every interceptor after it. Every request's
-		// fields are bounded (bounds.go).
-		grpc.ChainUnaryInterceptor(b.listenerUnary(l), b.recover.unary, b.securityUnary, b.metrics.interceptor, boundsUnary),
+		// so that it covers every interceptor after it; then metrics,
+		// so that requests the security checks refuse are counted too
+		// (code AUTHENTICATION_FAILED, AUTHORIZATION_FAILED). Every
+		// request's fields are bounded (bounds.go).
+		grpc.ChainUnaryInterceptor(b.listenerUnary(l), b.recover.unary, b.metrics.interceptor, b.securityUnary, boundsUnary),
 		grpc.ChainStreamInterceptor(listenerStream(l), b.recover.stream, b.securityStream, boundsStream),
 	}, opts...)...)
 	v1.RegisterStrataServer(srv, b)
