@@ -246,9 +246,15 @@ func (b *Broker) denied(p principal, c check) error {
 	if c.rt == acl.Cluster {
 		resource, flag = "the cluster", "--cluster"
 	}
+	implied := ""
+	if c.op == acl.Describe && c.rt == acl.Topic {
+		// Producers and consumers meet DESCRIBE first (metadata): say
+		// that the operation they need grants it too, as in Kafka.
+		implied = " (or --operation write to produce, read to consume: each implies describe)"
+	}
 	return apierr.New(v1.ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED,
-		"%s may not %s %s: add an ACL with `strata acl create --allow-principal %s --operation %s %s`",
-		p.Name, strings.ToUpper(string(c.op)), resource, p.Name, c.op, flag)
+		"%s may not %s %s: add an ACL with `strata acl create --allow-principal %s --operation %s %s`%s",
+		p.Name, strings.ToUpper(string(c.op)), resource, p.Name, c.op, flag, implied)
 }
 
 // filterResponse keeps in a listing only what the principal may describe.
