@@ -113,7 +113,10 @@ func adviseMultiline(err error, e *env) string {
 		return fmt.Sprintf("group %q has active members: stop its consumers first (see them with: strata group describe %s)", group, group)
 	case errors.Is(err, apierr.ErrInvalidConfig):
 		return fmt.Sprintf("%v (the keys and their values are listed by: strata topic describe %s)", err, topic)
-	case errors.Is(err, apierr.ErrInvalidReplication):
+	case errors.Is(err, apierr.ErrInvalidReplication) && te != nil && !te.existing:
+		// topic create's --replicas is a count; partition move's is a
+		// list of node ids and broker decommission has none: their
+		// messages already say what is wrong.
 		return fmt.Sprintf("%v (--replicas must be between 1 and the number of brokers; see: strata cluster info)", err)
 	case errors.Is(err, apierr.ErrRecordTooLarge):
 		return fmt.Sprintf("%v (raise the limit with: strata topic alter-config %s --set max.message.bytes=N)", err, topic)

@@ -61,6 +61,14 @@ func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
 		return err
 	}
 	defer c.Close()
+	// A missing topic is an error now, not --idle of silence and "0
+	// records" later.
+	actx, cancelAdmin := e.adminCtx(ctx)
+	_, err = c.Admin().DescribeTopic(actx, f.topic)
+	cancelAdmin()
+	if err != nil {
+		return onTopic(f.topic, err)
+	}
 	cs, err := c.NewConsumer(f.topic, client.StartAt(start))
 	if err != nil {
 		return err

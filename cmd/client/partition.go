@@ -99,6 +99,9 @@ same command again to finish it.`,
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("replicas") {
+				return usageErrorf("--replicas NODE,NODE,... is required")
+			}
 			ids, err := parseNodeIDs(replicas)
 			if err != nil {
 				return err
@@ -115,7 +118,6 @@ same command again to finish it.`,
 		},
 	}
 	cmd.Flags().StringSliceVar(&replicas, "replicas", nil, "node ids of the new replicas, comma-separated; the first is the preferred leader (required)")
-	_ = cmd.MarkFlagRequired("replicas")
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -23,7 +25,15 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("STRATA_BROKERS", addr)
+			env.Setenv("GORACE", noRaceExitSleep())
 			return nil
 		},
 	})
+}
+
+// noRaceExitSleep is GORACE for the commands: under -race a binary sleeps
+// atexit_sleep_ms (1 s by default) before it exits, a second for every
+// `exec strata` in every script. The caller's other GORACE options stay.
+func noRaceExitSleep() string {
+	return strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
 }
