@@ -14,8 +14,14 @@
 // disconnected). TestExternalListener uses the EXTERNAL listeners instead,
 // published on loopback and advertised as such (each at a free host port
 // the test puts in place of 19290, 19390, 19490): the client library and
-// the CLI produce and consume from the host with no resolver tricks. Everything is removed with `docker-compose down -v --rmi local`
-// when the test ends, pass or fail.
+// the CLI produce and consume from the host with no resolver tricks.
+// TestSecureCompose runs docker-compose.secure.yml the same way, with
+// certificates made by `strata cert` in a temporary directory, through
+// README's steps: the super user sets up a user and ACLs over mutual TLS,
+// the user produces and consumes with SCRAM over TLS, and what it may not
+// do, a client without the CA and a wrong password are refused.
+// Everything is removed with `docker-compose down -v --rmi local` when the
+// test ends, pass or fail.
 //
 // It is skipped only when no Docker daemon answers, or when the host cannot
 // reach container addresses (Docker Desktop, rootless or remote daemons). It needs Compose:
