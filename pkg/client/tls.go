@@ -114,7 +114,7 @@ func (e *TLSError) reason() string {
 		}
 		return fmt.Sprintf("the broker's certificate is for %s, not %s", strings.Join(names, ", "), hn.Host)
 	case e.Kind == TLSExpired && errors.As(e.Err, &ci):
-		if now := time.Now(); now.Before(ci.Cert.NotBefore) {
+		if time.Now().Before(ci.Cert.NotBefore) {
 			return fmt.Sprintf("the broker's certificate is not valid until %s (is this machine's clock right?)", ci.Cert.NotBefore.UTC().Format(time.RFC3339))
 		}
 		return fmt.Sprintf("the broker's certificate expired at %s", ci.Cert.NotAfter.UTC().Format(time.RFC3339))
@@ -144,7 +144,7 @@ func classify(err error) (kind TLSErrorKind, ok bool) {
 		return TLSUnknownAuthority, true
 	case errors.As(err, &hn):
 		return TLSWrongName, true
-	case errors.As(err, &ci) && (ci.Reason == x509.Expired):
+	case errors.As(err, &ci) && ci.Reason == x509.Expired:
 		return TLSExpired, true
 	case errors.As(err, &rh):
 		return TLSNotSpoken, true
@@ -167,7 +167,9 @@ func alertKind(msg string) (TLSErrorKind, bool) {
 		strings.Contains(msg, "tls: unsupported certificate"),
 		strings.Contains(msg, "tls: revoked certificate"):
 		return TLSClientCertRejected, true
-	case strings.Contains(msg, "remote error: tls: "), strings.Contains(msg, "first record does not look like a TLS handshake"):
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return TLSNotSpoken, true
+	case strings.Contains(msg, "remote error: tls: "):
 		return TLSFailed, true
 	}
 	return 0, false
