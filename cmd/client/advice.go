@@ -137,8 +137,13 @@ func adviseMultiline(err error, e *env) string {
 	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader),
 		errors.Is(err, apierr.ErrNotCoordinator):
 		return fmt.Sprintf("%v (the cluster is busy or recovering; try again shortly)", err)
-	case (errors.Is(err, apierr.ErrAuthentication) || status.Code(err) == codes.Unauthenticated) && !strings.Contains(err.Error(), "--user"):
-		return fmt.Sprintf("%v (give --user and --password, or STRATA_USER and STRATA_PASSWORD; users are made with: strata user create)", err)
+	case errors.Is(err, apierr.ErrAuthentication) || status.Code(err) == codes.Unauthenticated:
+		// gRPC's "rpc error: code = ... desc =" is not for users.
+		msg := strings.Replace(err.Error(), "rpc error: code = Unauthenticated desc = ", "", 1)
+		if strings.Contains(msg, "--user") {
+			return msg // says what to pass already
+		}
+		return fmt.Sprintf("%s (give --user and --password, or STRATA_USER and STRATA_PASSWORD; users are made with: strata user create)", msg)
 	case status.Code(err) == codes.Unimplemented:
 		var se interface{ GRPCStatus() *status.Status }
 		what := err.Error()

@@ -130,6 +130,9 @@ func (e *env) newClient(opts ...client.Opt) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.tls.check(); err != nil {
+		return nil, err
+	}
 	// FailFast: a user who typed a wrong address or forgot to start the
 	// broker hears so at once, not after the retry timeout.
 	base := append([]client.Opt{client.RetryTimeout(e.retryTimeout()), client.FailFast()}, e.tls.opts()...)

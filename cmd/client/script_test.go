@@ -2,12 +2,16 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/stratalog/strata/internal/brokertest"
+	"github.com/stratalog/strata/pkg/broker"
+	"github.com/stratalog/strata/pkg/tlsconfig"
 )
 
 // TestScripts runs the CLI as a user does, one script per file in
@@ -25,6 +29,55 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("STRATA_BROKERS", addr)
+			env.Setenv("GORACE", noRaceExitSleep())
+			return nil
+		},
+	})
+}
+
+// TestScriptsSecure runs testdata/script-secure against one broker with
+// three client listeners: $PLAIN_BROKER (PLAINTEXT, where ANONYMOUS is a
+// super user, to make users and ACLs), $SASL_BROKER (SASL_PLAINTEXT) and
+// $SSL_BROKER (SSL, client certificates requested: their CN is the
+// principal). ACLs are enforced (a listener authenticates). $CERTS holds
+// the cluster's ca.crt and a client certificate client.alice.crt/.key.
+// STRATA_BROKERS is not set: each command names its listener.
+func TestScriptsSecure(t *testing.T) {
+	certs := t.TempDir()
+	ca, err := tlsconfig.NewCA("Strata script CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(file, name string, hosts ...string) {
+		leaf, err := ca.Issue(name, hosts, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlsconfig.WriteFiles(leaf.Cert, leaf.Key, filepath.Join(certs, file+".crt"), filepath.Join(certs, file+".key"), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tlsconfig.WriteFiles(ca.Cert, ca.Key, filepath.Join(certs, "ca.crt"), filepath.Join(certs, "ca.key"), false); err != nil {
+		t.Fatal(err)
+	}
+	write("broker", "localhost", "localhost", "127.0.0.1")
+	write("client.alice", "alice")
+	b := brokertest.StartBroker(t, func(c *broker.Config) {
+		c.APIAddr = ""
+		c.Listeners = []string{"CLIENT://127.0.0.1:0", "SASL://127.0.0.1:0", "SSL://127.0.0.1:0"}
+		c.ListenerSecurityProtocolMap = []string{"SASL:SASL_PLAINTEXT"}
+		c.TLSCert, c.TLSKey, c.TLSCA = filepath.Join(certs, "broker.crt"), filepath.Join(certs, "broker.key"), filepath.Join(certs, "ca.crt")
+		c.TLSClientAuth = "request"
+		c.SuperUsers = []string{"User:ANONYMOUS", "User:sc-admin"}
+	})
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script-secure",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PLAIN_BROKER", b.ListenerAddr("CLIENT"))
+			env.Setenv("SASL_BROKER", b.ListenerAddr("SASL"))
+			env.Setenv("SSL_BROKER", b.ListenerAddr("SSL"))
+			env.Setenv("CERTS", certs)
 			env.Setenv("GORACE", noRaceExitSleep())
 			return nil
 		},

@@ -74,6 +74,18 @@ func (f *tlsFlags) fromEnv(cmd *cobra.Command, getenv func(string) string) error
 	return nil
 }
 
+// check reads the files, before a client is made: a missing or unreadable
+// one is a mistake in the flags, said naming the flag (the client
+// library's error names its option, TLSFiles).
+func (f *tlsFlags) check() error {
+	if files := (tlsconfig.Files{CA: f.ca, Cert: f.cert, Key: f.key}); files.Enabled() {
+		if _, err := files.Client(f.serverName); err != nil {
+			return usageErrorf("%v", err)
+		}
+	}
+	return nil
+}
+
 // opts returns the client options the flags ask for: none for plaintext.
 func (f *tlsFlags) opts() []client.Opt {
 	files := tlsconfig.Files{CA: f.ca, Cert: f.cert, Key: f.key}
