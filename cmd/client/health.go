@@ -255,11 +255,7 @@ func (e *env) printHealth(h *healthJSON) error {
 	fmt.Fprintln(e.stdout)
 	t = newTable(e.stdout, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "IN-SYNC", "PROBLEM")
 	for _, u := range h.Unhealthy {
-		leader := "-"
-		if u.Leader != 0 {
-			leader = fmt.Sprint(u.Leader)
-		}
-		t.row(u.Topic, u.Partition, leader, joinIDs(u.Replicas), joinIDs(u.InSyncReplicas), u.Problem)
+		t.row(u.Topic, u.Partition, leaderCell(u.Leader), joinIDs(u.Replicas), joinIDs(u.InSyncReplicas), u.Problem)
 	}
 	return t.flush()
 }

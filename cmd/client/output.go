@@ -42,8 +42,11 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// joinIDs prints node ids as "1,2,3".
+// joinIDs prints node ids as "1,2,3", none as "-".
 func joinIDs(ids []uint32) string {
+	if len(ids) == 0 {
+		return "-" // an empty cell would shift the columns after it
+	}
 	s := make([]string, len(ids))
 	for i, id := range ids {
 		s[i] = fmt.Sprint(id)
@@ -58,4 +61,13 @@ func plural(n int64, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// leaderCell is a partition's leader in a table: "-" for none (the API's
+// 0), as cluster health shows it.
+func leaderCell(id uint32) string {
+	if id == 0 {
+		return "-"
+	}
+	return fmt.Sprint(id)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	v1 "github.com/stratalog/strata/api/v1"
@@ -121,26 +122,44 @@ same command again to finish it.`,
 	return cmd
 }
 
-// printPartition shows one partition as it is now.
+// printPartition shows one partition as it is after a move: the metadata
+// may not name its new leader for a moment after the move is done, so it
+// asks again (for up to settleWait) rather than show no leader.
 func (e *env) printPartition(ctx context.Context, a *client.Admin, topic string, p int32) error {
-	d, err := a.DescribeTopic(ctx, topic)
-	if err != nil {
-		return onExistingTopic(topic, err)
+	deadline := time.Now().Add(settleWait)
+	var pd *v1.PartitionDescription
+	for {
+		d, err := a.DescribeTopic(ctx, topic)
+		if err != nil {
+			return onExistingTopic(topic, err)
+		}
+		if int(p) >= len(d.GetPartitions()) {
+			return fmt.Errorf("%s/%d: no such partition after the move", topic, p)
+		}
+		pd = d.GetPartitions()[p]
+		if pd.GetLeader() != 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // metadata has no change notification
+		}
 	}
-	if int(p) >= len(d.GetPartitions()) {
-		return fmt.Errorf("%s/%d: no such partition after the move", topic, p)
-	}
-	pd := d.GetPartitions()[p]
 	if e.output == "json" {
 		return printJSON(e.stdout, partitionToJSON(pd))
 	}
 	t := newTable(e.stdout, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "IN-SYNC")
-	t.row(topic, p, pd.GetLeader(), joinIDs(pd.GetReplicas()), joinIDs(pd.GetInSyncReplicas()))
+	t.row(topic, p, leaderCell(pd.GetLeader()), joinIDs(pd.GetReplicas()), joinIDs(pd.GetInSyncReplicas()))
 	if err := t.flush(); err != nil {
 		return err
 	}
 	return e.printLagging([]*v1.PartitionDescription{pd})
 }
+
+// settleWait is how long printPartition waits for a moved partition's
+// leader to show in the metadata.
+const settleWait = 5 * time.Second
 
 // longAdmin is admin for operations that may take minutes (moving data):
 // bounded by --timeout only when it is given.

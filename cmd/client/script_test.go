@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
 	"github.com/stratalog/strata/pkg/broker"
 	"github.com/stratalog/strata/pkg/tlsconfig"
@@ -82,6 +85,65 @@ func TestScriptsSecure(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// TestScriptsCluster runs testdata/script-cluster against three brokers
+// (STRATA_BROKERS lists them all), for the commands one broker cannot
+// show: partition moves and leadership between brokers, decommission, and
+// health with a broker down. `stop-broker N` stops broker N and waits
+// until broker 1 no longer sees it alive. The scripts share the cluster
+// and run in parallel: a script that stops a broker must be the only one
+// that cares.
+func TestScriptsCluster(t *testing.T) {
+	c := brokertest.StartCluster(t, 3)
+	addrs := strings.Join(c.APIAddrs(), ",")
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script-cluster",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("STRATA_BROKERS", addrs)
+			env.Setenv("GORACE", noRaceExitSleep())
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"stop-broker": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: stop-broker N")
+				}
+				id, err := strconv.ParseUint(args[0], 10, 32)
+				if err != nil || id < 2 || int(id) > len(c.Brokers) {
+					ts.Fatalf("stop-broker %s: want 2 to %d (broker 1 answers the wait)", args[0], len(c.Brokers))
+				}
+				b := c.Brokers[id-1]
+				if b == nil {
+					ts.Fatalf("broker %d is stopped already", id)
+				}
+				c.Brokers[id-1] = nil
+				ts.Check(b.Close())
+				deadline := time.Now().Add(30 * time.Second)
+				for brokerAlive(c.Broker(1), uint32(id)) {
+					if time.Now().After(deadline) {
+						ts.Fatalf("broker 1 still sees broker %d alive after 30s", id)
+					}
+					time.Sleep(20 * time.Millisecond) // membership has no notification to wait on
+				}
+			},
+		},
+	})
+}
+
+// brokerAlive says whether b's metadata lists broker id as alive.
+func brokerAlive(b *broker.Broker, id uint32) bool {
+	md, err := b.Metadata(context.Background(), &v1.MetadataRequest{})
+	if err != nil {
+		return true // ask again
+	}
+	for _, br := range md.GetBrokers() {
+		if br.GetNodeId() == id {
+			return br.GetState() == "alive"
+		}
+	}
+	return false
 }
 
 // noRaceExitSleep is GORACE for the commands: under -race a binary sleeps

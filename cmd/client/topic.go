@@ -209,7 +209,7 @@ func (e *env) printTopic(d *v1.TopicDescription) error {
 	fmt.Fprintf(e.stdout, "NAME: %s\nREPLICATION-FACTOR: %d\n\n", d.GetName(), d.GetReplicationFactor())
 	t := newTable(e.stdout, "PARTITION", "LEADER", "REPLICAS", "ISR", "HIGH-WATERMARK", "LOG-START", "LOG-END")
 	for _, p := range d.GetPartitions() {
-		t.row(p.GetPartition(), p.GetLeader(), joinIDs(p.GetReplicas()), joinIDs(p.GetInSyncReplicas()),
+		t.row(p.GetPartition(), leaderCell(p.GetLeader()), joinIDs(p.GetReplicas()), joinIDs(p.GetInSyncReplicas()),
 			p.GetHighWatermark(), p.GetLogStartOffset(), p.GetLogEndOffset())
 	}
 	if err := t.flush(); err != nil {
