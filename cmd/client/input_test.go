@@ -24,27 +24,7 @@ func TestReadLine(t *testing.T) {
 		{strings.Repeat("x", 200000) + "\nok\n", 1 << 20, fmt.Sprintf("%d|ok|EOF", 200000)}, // past bufio's buffer
 	} {
 		r := bufio.NewReaderSize(strings.NewReader(c.in), 16)
-		var got []string
-		for {
-			b, err := readLine(r, c.max)
-			if err == io.EOF {
-				got = append(got, "EOF")
-				break
-			}
-			if err != nil {
-				if !errors.Is(err, errLineTooLong) {
-					t.Errorf("%q: %v", c.in, err)
-				}
-				got = append(got, "ERR")
-				break
-			}
-			if len(b) > 100 {
-				got = append(got, fmt.Sprint(len(b)))
-			} else {
-				got = append(got, string(b))
-			}
-		}
-		if s := strings.Join(got, "|"); s != c.want {
+		if s := readEach(t, c.in, func() ([]byte, error) { return readLine(r, c.max) }); s != c.want {
 			t.Errorf("readLine(%.20q, max %d): %s, want %s", c.in, c.max, s, c.want)
 		}
 	}
@@ -107,27 +87,7 @@ func TestReadDelimited(t *testing.T) {
 		{strings.Repeat("x", 200000) + "\x00ok", "\x00", 1 << 20, "200000|ok|EOF"},
 	} {
 		r := bufio.NewReaderSize(strings.NewReader(c.in), 16)
-		var got []string
-		for {
-			b, err := readDelimited(r, []byte(c.delim), c.max)
-			if err == io.EOF {
-				got = append(got, "EOF")
-				break
-			}
-			if err != nil {
-				if !errors.Is(err, errLineTooLong) {
-					t.Errorf("%q: %v", c.in, err)
-				}
-				got = append(got, "ERR")
-				break
-			}
-			if len(b) > 100 {
-				got = append(got, fmt.Sprint(len(b)))
-			} else {
-				got = append(got, string(b))
-			}
-		}
-		if s := strings.Join(got, "|"); s != c.want {
+		if s := readEach(t, c.in, func() ([]byte, error) { return readDelimited(r, []byte(c.delim), c.max) }); s != c.want {
 			t.Errorf("readDelimited(%.20q, %q, max %d): %q, want %q", c.in, c.delim, c.max, s, c.want)
 		}
 	}
@@ -144,6 +104,31 @@ func TestUnescape(t *testing.T) {
 	for _, bad := range []string{`\x`, `\x1`, `\xzz`} {
 		if _, err := unescape(bad); err == nil {
 			t.Errorf("unescape(%q) accepted", bad)
+		}
+	}
+}
+
+// readEach calls next until io.EOF or an error and joins what it read with
+// "|": each record (its length if over 100 bytes), then EOF or ERR (too
+// long; any other error fails the test).
+func readEach(t *testing.T, in string, next func() ([]byte, error)) string {
+	t.Helper()
+	var got []string
+	for {
+		b, err := next()
+		if err == io.EOF {
+			return strings.Join(append(got, "EOF"), "|")
+		}
+		if err != nil {
+			if !errors.Is(err, errLineTooLong) {
+				t.Errorf("%q: %v", in, err)
+			}
+			return strings.Join(append(got, "ERR"), "|")
+		}
+		if len(b) > 100 {
+			got = append(got, fmt.Sprint(len(b)))
+		} else {
+			got = append(got, string(b))
 		}
 	}
 }

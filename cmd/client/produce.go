@@ -419,31 +419,16 @@ var errLineTooLong = errors.New("longer than --max-line-bytes (raise it, or spli
 // The last line may lack a newline. It returns io.EOF only when no bytes
 // are left.
 func readLine(r *bufio.Reader, max int) ([]byte, error) {
-	var out []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		out = append(out, chunk...)
-		if len(out) > max+2 {
-			return nil, errLineTooLong
-		}
-		switch {
-		case err == bufio.ErrBufferFull:
-			continue
-		case err == io.EOF && len(out) > 0:
-			err = nil
-		case err != nil:
-			return nil, err
-		}
-		out = bytes.TrimSuffix(out, []byte("\n"))
-		out = bytes.TrimSuffix(out, []byte("\r"))
-		if len(out) > max {
-			return nil, errLineTooLong
-		}
-		if out == nil {
-			out = []byte{}
-		}
-		return out, nil
+	// One byte of slack for the "\r" of a CRLF ending, trimmed here.
+	b, err := readDelimited(r, []byte("\n"), max+1)
+	if err != nil {
+		return nil, err
 	}
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) > max {
+		return nil, errLineTooLong
+	}
+	return b, nil
 }
 
 // splitKey splits line at the first sep into key and value; a line

@@ -131,7 +131,12 @@ func (m *metrics) interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 		err = apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE,
 			"broker not ready: it has not joined a cluster or loaded the cluster's metadata yet, or the metadata quorum has no leader now (see /readyz); retry in a moment"))
 	} else {
-		resp, err = h(context.WithValue(ctx, waitedKey{}, &waited), req)
+		if info.FullMethod == v1.Strata_Fetch_FullMethodName {
+			// Only a fetch waits on purpose (its long poll); other calls
+			// skip the context layer.
+			ctx = context.WithValue(ctx, waitedKey{}, &waited)
+		}
+		resp, err = h(ctx, req)
 	}
 	method, code := path.Base(info.FullMethod), codeLabel(err)
 	m.requests.WithLabelValues(method, code).Observe((time.Since(start) - waited).Seconds())

@@ -70,13 +70,9 @@ func (b *Broker) brokerAPI(id metadata.NodeID) (string, bool) {
 // internalClient returns a client for another broker's internal service,
 // through its inter-broker listener (interbroker.go).
 func (b *Broker) internalClient(id metadata.NodeID) (v1.StrataInternalClient, error) {
-	br, ok := b.meta.Broker(id)
-	if !ok {
-		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "broker %d is not registered yet", id)
-	}
-	c, err := b.peers.internalConn(br.RaftAddr, b.mux.DialContext)
+	c, err := b.peerConn(id)
 	if err != nil {
-		return nil, fmt.Errorf("dial broker %d at %s: %w", id, br.RaftAddr, err)
+		return nil, err
 	}
 	return v1.NewStrataInternalClient(c), nil
 }
@@ -88,6 +84,16 @@ func raftAddress(s string) raft.ServerAddress { return raft.ServerAddress(s) }
 // client listeners may require TLS or SASL this broker has no credentials
 // for, and the inter-broker listener authenticates brokers as brokers.
 func (b *Broker) peerPublic(id metadata.NodeID) (v1.StrataClient, error) {
+	c, err := b.peerConn(id)
+	if err != nil {
+		return nil, err
+	}
+	return v1.NewStrataClient(c), nil
+}
+
+// peerConn is the connection to a registered broker's inter-broker
+// listener, which serves both its internal and its public service.
+func (b *Broker) peerConn(id metadata.NodeID) (*grpc.ClientConn, error) {
 	br, ok := b.meta.Broker(id)
 	if !ok {
 		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "broker %d is not registered yet", id)
@@ -96,5 +102,5 @@ func (b *Broker) peerPublic(id metadata.NodeID) (v1.StrataClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial broker %d at %s: %w", id, br.RaftAddr, err)
 	}
-	return v1.NewStrataClient(c), nil
+	return c, nil
 }

@@ -3,11 +3,8 @@ package chaos
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,25 +116,11 @@ func (c *Cluster) newNode() (*Node, error) {
 // of a broker that is down is not handed to some outgoing connection
 // meanwhile (test/integration does the same, for the same reason).
 func freePort(used map[string]bool) (string, error) {
-	for range 200 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if used[addr] {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		used[addr] = true
-		return addr, nil
+	addr, err := chaostest.FreeAddr(used)
+	if err != nil {
+		return "", fmt.Errorf("chaos: %w", err)
 	}
-	return "", errors.New("chaos: no free TCP+UDP port on 127.0.0.1 in 200 tries")
+	return addr, nil
 }
 
 // Nodes returns every node ever added, removed ones included.

@@ -5,6 +5,7 @@ package chaostest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -34,7 +35,16 @@ func BuildBroker(t *testing.T) string {
 // is added to used.
 func FreePort(t *testing.T, used map[string]bool) string {
 	t.Helper()
-	for range 100 {
+	addr, err := FreeAddr(used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// FreeAddr is FreePort returning an error instead of failing a test.
+func FreeAddr(used map[string]bool) (string, error) {
+	for range 200 {
 		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
 		if used[addr] {
 			continue
@@ -50,10 +60,9 @@ func FreePort(t *testing.T, used map[string]bool) string {
 		}
 		pc.Close()
 		used[addr] = true
-		return addr
+		return addr, nil
 	}
-	t.Fatal("no free port")
-	return ""
+	return "", errors.New("no free TCP+UDP port on 127.0.0.1 in 200 tries")
 }
 
 // Poll calls cond every 100 ms, each call bounded by attempt, until it
