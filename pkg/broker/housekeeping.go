@@ -40,15 +40,32 @@ func (b *Broker) agreedNow() time.Time {
 	return b.members.AgreedNow()
 }
 
-// housekeepOnce is one pass of runHousekeeping over every replica.
+// retentionNow is agreedNow when it is the median of a majority of the
+// cluster's brokers' clocks, else ok is false: a leader that has not yet
+// sampled the others' clocks (gossip probes one peer a second) would
+// decide by its own alone, and one 48 h ahead deleted records written
+// seconds before in the first seconds after its start.
+func (b *Broker) retentionNow() (now time.Time, ok bool) {
+	if b.members == nil {
+		return b.now(), true
+	}
+	return b.members.AgreedNowOf(len(b.meta.Brokers()))
+}
+
+// housekeepOnce is one pass of runHousekeeping over every replica. The
+// leader's decisions (retention, compaction) wait while retentionNow is
+// not agreed; deleting below a log start already committed does not.
 func (b *Broker) housekeepOnce(ctx context.Context) {
-	now := b.agreedNow()
+	now, agreed := b.retentionNow()
+	if !agreed {
+		b.log.Debug("retention and compaction wait: this broker has not sampled the clocks of a majority of the brokers yet")
+	}
 	for _, p := range b.replicas.all() {
 		if ctx.Err() != nil {
 			return
 		}
 		lg := b.log.With(zap.String("topic", p.Topic()), zap.Int32("partition", p.ID()))
-		if p.IsLeader() {
+		if agreed && p.IsLeader() {
 			before := p.LogStartOffset()
 			if after, err := p.EnforceRetention(ctx, now); err != nil {
 				logHousekeeping(lg, "retention", err)

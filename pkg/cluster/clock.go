@@ -76,6 +76,16 @@ func agreed(own time.Time, others []time.Time) time.Time {
 // sampled within clockSampleTTL (see above). With no samples it is this
 // broker's clock.
 func (m *Membership) AgreedNow() time.Time {
+	t, _ := m.AgreedNowOf(1)
+	return t
+}
+
+// AgreedNowOf is AgreedNow for a cluster of brokers brokers, and whether
+// the median is over a majority of them (this broker and fresh samples of
+// at least brokers/2 others). Until it is, for instance in the first
+// seconds after a start, before gossip has probed the others, the median
+// may be this broker's clock alone: what deletes by time waits for ok.
+func (m *Membership) AgreedNowOf(brokers int) (t time.Time, ok bool) {
 	c := m.clocks
 	own, now := c.now(), time.Now()
 	c.mu.Lock()
@@ -88,8 +98,12 @@ func (m *Membership) AgreedNow() time.Time {
 		others = append(others, s.peerNow(now))
 	}
 	c.mu.Unlock()
-	return agreed(own, others)
+	return agreed(own, others), majority(len(others), brokers)
 }
+
+// majority reports whether this broker and sampled others make a majority
+// of brokers.
+func majority(sampled, brokers int) bool { return 2*(1+sampled) > brokers }
 
 // ClockOffsets returns each other broker's clock minus this one's, as last
 // sampled within clockSampleTTL, by node name.

@@ -50,3 +50,24 @@ func TestSamplesSurviveAJumpOfOwnClock(t *testing.T) {
 		t.Fatalf("node 2's offset %s, want about -48h", off)
 	}
 }
+
+// TestAgreedNowWaitsForAMajority: a broker that has sampled no other clock
+// yet (just started) may not decide by time in a cluster of three; one
+// sample makes a majority of three, two of five.
+func TestAgreedNowWaitsForAMajority(t *testing.T) {
+	c := &clocks{now: time.Now, by: map[string]clockSample{}}
+	m := &Membership{clocks: c}
+	if _, ok := m.AgreedNowOf(1); !ok {
+		t.Fatal("a cluster of one broker: not agreed")
+	}
+	if _, ok := m.AgreedNowOf(3); ok {
+		t.Fatal("no samples in a cluster of three: agreed")
+	}
+	c.NotifyPingComplete(&memberlist.Node{Name: "2"}, time.Millisecond, (&clocks{now: time.Now}).AckPayload())
+	if _, ok := m.AgreedNowOf(3); !ok {
+		t.Fatal("one sample in a cluster of three: not agreed")
+	}
+	if _, ok := m.AgreedNowOf(5); ok {
+		t.Fatal("one sample in a cluster of five: agreed")
+	}
+}
