@@ -271,6 +271,10 @@ func waitForEach(ctx context.Context, timeout, attempt time.Duration, cond func(
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	// cut is the last error of an attempt the overall deadline did not cut
+	// short: the one that says why, when the last attempt only says
+	// "context deadline exceeded".
+	var cut error
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, attempt)
 		err := cond(cctx)
@@ -282,8 +286,14 @@ func waitForEach(ctx context.Context, timeout, attempt time.Duration, cond func(
 		if errors.As(err, &ce) {
 			return err
 		}
+		if ctx.Err() == nil {
+			cut = err
+		}
 		select {
 		case <-ctx.Done():
+			if cut != nil && cut != err {
+				return fmt.Errorf("not within %s: %w (the last attempt, cut short: %v)", timeout, cut, err)
+			}
 			return fmt.Errorf("not within %s: %w", timeout, err)
 		case <-tick.C:
 		}
