@@ -173,7 +173,11 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 			if len(pos) == 0 {
 				return nil // not started: no partition has been read
 			}
-			return pos
+			out := make(map[int32]int64, len(pos))
+			for tp, o := range pos {
+				out[tp.Partition] = o
+			}
+			return out
 		}
 	}
 	err = e.printRecords(ctx, cs.Poll, f, format, nil, end)

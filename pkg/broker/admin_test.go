@@ -77,7 +77,8 @@ func adminReadAll(t *testing.T, c *client.Client, topic string) map[string]bool 
 		for _, r := range recs {
 			got[string(r.Value)] = true
 		}
-		if _, known := cs.HighWatermarks()[0]; known && cs.Lag()[0] == 0 || time.Now().After(deadline) {
+		tp := client.TopicPartition{Topic: topic, Partition: 0}
+		if _, known := cs.HighWatermarks()[tp]; known && cs.Lag()[tp] == 0 || time.Now().After(deadline) {
 			return got
 		}
 	}

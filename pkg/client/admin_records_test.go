@@ -56,7 +56,7 @@ func TestDeleteRecords(t *testing.T) {
 		err.Error() != "t/0: offset 0 is not stored; valid offsets are 2 to 5 (reset policy none)" {
 		t.Errorf("poll with reset policy none: %v (%+v)", err, ae)
 	}
-	if pos := cs.Positions()[0]; pos != 0 {
+	if pos := cs.Positions()[TopicPartition{"t", 0}]; pos != 0 {
 		t.Errorf("position moved to %d under reset policy none", pos)
 	}
 }

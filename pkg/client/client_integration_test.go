@@ -87,7 +87,7 @@ func TestBrokerRoundTrip(t *testing.T) {
 	}
 	for p, lag := range cs.Lag() {
 		if lag != 0 {
-			t.Errorf("partition %d: lag %d after reading everything", p, lag)
+			t.Errorf("%s: lag %d after reading everything", p, lag)
 		}
 	}
 
@@ -132,7 +132,7 @@ func TestBrokerStartOffsets(t *testing.T) {
 			t.Fatal(err)
 		}
 		recs, err := cs.Poll(ctx)
-		pos := cs.Positions()[0]
+		pos := cs.Positions()[TopicPartition{"t", 0}]
 		cs.Close()
 		if err != nil {
 			t.Fatalf("%v: %v", c2.start, err)
@@ -302,25 +302,26 @@ func TestConsumerSeekPauseResume(t *testing.T) {
 			break
 		}
 	}
-	if err := cs.Seek(ctx, 0, AtOffset(1)); err != nil {
+	sp0 := TopicPartition{"sp", 0}
+	if err := cs.Seek(ctx, "sp", 0, AtOffset(1)); err != nil {
 		t.Fatal(err)
 	}
-	if pos := cs.Positions()[0]; pos != 1 {
+	if pos := cs.Positions()[sp0]; pos != 1 {
 		t.Fatalf("position after Seek %d, want 1", pos)
 	}
 	r := nextOf(ctx, t, cs, 0)
 	if r.Offset != 1 {
 		t.Fatalf("after Seek to 1, partition 0 gave offset %d", r.Offset)
 	}
-	if err := cs.Seek(ctx, 7, Earliest()); err == nil {
+	if err := cs.Seek(ctx, "sp", 7, Earliest()); err == nil {
 		t.Fatal("Seek to a partition the consumer does not read succeeded")
 	}
 
-	cs.Pause(0)
-	if got := cs.Paused(); len(got) != 1 || got[0] != 0 {
+	cs.Pause(sp0)
+	if got := cs.Paused(); len(got) != 1 || got[0] != sp0 {
 		t.Fatalf("Paused %v", got)
 	}
-	held := cs.Positions()[0]
+	held := cs.Positions()[sp0]
 	for range 3 {
 		got, err := cs.Poll(ctx)
 		if err != nil {
@@ -332,7 +333,7 @@ func TestConsumerSeekPauseResume(t *testing.T) {
 			}
 		}
 	}
-	cs.Resume(0)
+	cs.Resume(sp0)
 	if r := nextOf(ctx, t, cs, 0); r.Offset != held {
 		t.Fatalf("after Resume partition 0 gave offset %d, want %d (its position when paused)", r.Offset, held)
 	}

@@ -14,15 +14,18 @@ import (
 	"github.com/stratalog/strata/pkg/record"
 )
 
-// Consumer reads one topic's partitions from their leaders, each from its
-// own position, without a group: positions live in the consumer only.
+// Consumer reads the partitions of one or more topics from their leaders,
+// each from its own position, without a group: positions live in the
+// consumer only. Everything that names a partition names its topic too
+// (TopicPartition, as the GroupConsumer does), so one consumer of several
+// topics is steered like one of a single topic.
 //
 // Poll, Next, Seek, Pause and Resume are not safe for concurrent use with
 // each other (one goroutine reads and steers); Positions, HighWatermarks,
 // Lag, Paused and Close are safe from any goroutine.
 type Consumer struct {
 	c      *Client
-	topic  string
+	topics []string // sorted, distinct
 	cfg    consumerConfig
 	ctx    context.Context // cancelled by Close; aborts a Poll in progress
 	cancel context.CancelFunc
@@ -32,9 +35,9 @@ type Consumer struct {
 	mu struct {
 		sync.Mutex
 		started bool
-		pos     map[int32]int64 // next offset to read
-		hw      map[int32]int64 // high watermark from the last fetch
-		paused  map[int32]bool  // not fetched until resumed
+		pos     map[TopicPartition]int64 // next offset to read
+		hw      map[TopicPartition]int64 // high watermark from the last fetch
+		paused  map[TopicPartition]bool  // not fetched until resumed
 	}
 }
 
@@ -42,6 +45,22 @@ type Consumer struct {
 // not contact the cluster; the first Poll resolves partitions and start
 // offsets (and reports an unknown topic).
 func (c *Client) NewConsumer(topic string, opts ...ConsumerOpt) (*Consumer, error) {
+	if topic == "" {
+		return nil, errors.New("client: NewConsumer: empty topic")
+	}
+	return c.NewConsumerTopics([]string{topic}, opts...)
+}
+
+// NewConsumerTopics makes a consumer of several topics, as NewConsumer
+// does of one: every partition of each (or those TopicPartitions names),
+// each from StartAt. Partitions names partitions of one topic, so with
+// more than one topic it is refused: use TopicPartitions.
+//
+// Why a second constructor rather than a Topics option: NewConsumer's
+// topic argument stays, so every existing call compiles and reads as
+// before, and an option would leave "which topic wins" to explain when
+// both are given. (Topics is already the GroupConsumer's subscription.)
+func (c *Client) NewConsumerTopics(topics []string, opts ...ConsumerOpt) (*Consumer, error) {
 	cfg := defaultConsumerConfig()
 	for _, o := range opts {
 		o(&cfg)
@@ -49,14 +68,25 @@ func (c *Client) NewConsumer(topic string, opts ...ConsumerOpt) (*Consumer, erro
 	if err := cfg.err(); err != nil {
 		return nil, err
 	}
-	if topic == "" {
-		return nil, errors.New("client: NewConsumer: empty topic")
+	if len(topics) == 0 {
+		return nil, errors.New("client: NewConsumerTopics: no topics; name at least one")
 	}
-	cs := &Consumer{c: c, topic: topic, cfg: cfg}
+	for i, t := range topics {
+		if t == "" {
+			return nil, errors.New("client: NewConsumerTopics: empty topic name")
+		}
+		if slices.Contains(topics[:i], t) {
+			return nil, fmt.Errorf("client: NewConsumerTopics: topic %q given twice", t)
+		}
+	}
+	if err := cfg.bindPartitions(topics); err != nil {
+		return nil, err
+	}
+	cs := &Consumer{c: c, topics: slices.Sorted(slices.Values(topics)), cfg: cfg}
 	cs.ctx, cs.cancel = context.WithCancel(context.Background())
-	cs.mu.pos = make(map[int32]int64)
-	cs.mu.hw = make(map[int32]int64)
-	cs.mu.paused = make(map[int32]bool)
+	cs.mu.pos = make(map[TopicPartition]int64)
+	cs.mu.hw = make(map[TopicPartition]int64)
+	cs.mu.paused = make(map[TopicPartition]bool)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
@@ -78,90 +108,103 @@ func (cs *Consumer) Close() error {
 	return nil
 }
 
-// Seek moves partition's position to o (an exact offset, Earliest,
-// Latest, a time, FromEnd), looking it up on the partition's leader where
-// o needs it. Records of the partition already polled and not yet
-// returned by Next are dropped. The next Poll reads from there.
-func (cs *Consumer) Seek(ctx context.Context, partition int32, o Offset) error {
+// Topics returns the topics the consumer reads, sorted.
+func (cs *Consumer) Topics() []string { return slices.Clone(cs.topics) }
+
+// Seek moves topic's partition's position to o (an exact offset,
+// Earliest, Latest, a time, FromEnd), looking it up on the partition's
+// leader where o needs it. Records of the partition already polled and
+// not yet returned by Next are dropped. The next Poll reads from there.
+func (cs *Consumer) Seek(ctx context.Context, topic string, partition int32, o Offset) error {
 	if err := cs.start(ctx); err != nil {
 		return err
 	}
+	tp := TopicPartition{topic, partition}
 	cs.mu.Lock()
-	_, ours := cs.mu.pos[partition]
+	_, ours := cs.mu.pos[tp]
 	cs.mu.Unlock()
 	if !ours {
-		return fmt.Errorf("client: Seek: this consumer does not read %s/%d", cs.topic, partition)
+		return fmt.Errorf("client: Seek: this consumer does not read %s (it reads %v)", tp, cs.Assignment())
 	}
-	to, err := cs.resolve(ctx, []int32{partition}, o)
+	to, err := cs.c.resolveOffset(ctx, topic, []int32{partition}, o)
 	if err != nil {
-		return fmt.Errorf("seek %s/%d to %v: %w", cs.topic, partition, o, err)
+		return fmt.Errorf("seek %s to %v: %w", tp, o, err)
 	}
-	cs.dropBuffered(map[int32]bool{partition: true})
+	cs.dropBuffered(map[TopicPartition]bool{tp: true})
 	cs.mu.Lock()
-	cs.mu.pos[partition] = to[partition]
+	cs.mu.pos[tp] = to[partition]
 	cs.mu.Unlock()
 	return nil
 }
 
-// Pause stops fetching partitions until Resume; their positions stay.
-// Records of them already polled and not yet returned by Next are
-// dropped, and their position moved back to the first of those, so
-// nothing is skipped.
-func (cs *Consumer) Pause(partitions ...int32) {
-	set := make(map[int32]bool, len(partitions))
-	for _, p := range partitions {
-		set[p] = true
+// Assignment returns the partitions the consumer reads, sorted (empty
+// before the first Poll or Seek resolves them).
+func (cs *Consumer) Assignment() []TopicPartition {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return sortedTPs(cs.mu.pos)
+}
+
+// Pause stops fetching parts until Resume; their positions stay. Records
+// of them already polled and not yet returned by Next are dropped, and
+// their position moved back to the first of those, so nothing is
+// skipped. The other partitions, of the same topic or others, go on.
+func (cs *Consumer) Pause(parts ...TopicPartition) {
+	set := make(map[TopicPartition]bool, len(parts))
+	for _, tp := range parts {
+		set[tp] = true
 	}
 	cs.dropBuffered(set)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	for _, p := range partitions {
-		cs.mu.paused[p] = true
+	for _, tp := range parts {
+		cs.mu.paused[tp] = true
 	}
 }
 
 // Resume fetches paused partitions again, from their positions.
-func (cs *Consumer) Resume(partitions ...int32) {
+func (cs *Consumer) Resume(parts ...TopicPartition) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	for _, p := range partitions {
-		delete(cs.mu.paused, p)
+	for _, tp := range parts {
+		delete(cs.mu.paused, tp)
 	}
 }
 
-// Paused lists the paused partitions, in no order.
-func (cs *Consumer) Paused() []int32 {
+// Paused lists the paused partitions, sorted.
+func (cs *Consumer) Paused() []TopicPartition {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	return slices.Collect(maps.Keys(cs.mu.paused))
+	return sortedTPs(cs.mu.paused)
 }
 
 // dropBuffered removes the buffered records of parts and moves each such
 // partition's position back to the first record dropped.
-func (cs *Consumer) dropBuffered(parts map[int32]bool) {
-	first := map[int32]int64{}
+func (cs *Consumer) dropBuffered(parts map[TopicPartition]bool) {
+	first := map[TopicPartition]int64{}
 	kept := cs.buf[:0]
 	for _, r := range cs.buf {
-		if !parts[r.Partition] {
+		tp := TopicPartition{r.Topic, r.Partition}
+		if !parts[tp] {
 			kept = append(kept, r)
 			continue
 		}
-		if _, ok := first[r.Partition]; !ok {
-			first[r.Partition] = r.Offset
+		if _, ok := first[tp]; !ok {
+			first[tp] = r.Offset
 		}
 	}
 	clear(cs.buf[len(kept):])
 	cs.buf = kept
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	for p, o := range first {
-		cs.mu.pos[p] = o
+	for tp, o := range first {
+		cs.mu.pos[tp] = o
 	}
 }
 
 // Positions returns the next offset to be read in each partition (empty
 // before the first Poll).
-func (cs *Consumer) Positions() map[int32]int64 {
+func (cs *Consumer) Positions() map[TopicPartition]int64 {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return maps.Clone(cs.mu.pos)
@@ -169,7 +212,7 @@ func (cs *Consumer) Positions() map[int32]int64 {
 
 // HighWatermarks returns each partition's high watermark as of its last
 // fetch.
-func (cs *Consumer) HighWatermarks() map[int32]int64 {
+func (cs *Consumer) HighWatermarks() map[TopicPartition]int64 {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return maps.Clone(cs.mu.hw)
@@ -177,12 +220,12 @@ func (cs *Consumer) HighWatermarks() map[int32]int64 {
 
 // Lag returns, per partition fetched at least once, how many records are
 // between the position and the high watermark.
-func (cs *Consumer) Lag() map[int32]int64 {
+func (cs *Consumer) Lag() map[TopicPartition]int64 {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	out := make(map[int32]int64, len(cs.mu.hw))
-	for p, hw := range cs.mu.hw {
-		out[p] = max(0, hw-cs.mu.pos[p])
+	out := make(map[TopicPartition]int64, len(cs.mu.hw))
+	for tp, hw := range cs.mu.hw {
+		out[tp] = max(0, hw-cs.mu.pos[tp])
 	}
 	return out
 }
@@ -229,7 +272,9 @@ func (cs *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	return out, err
 }
 
-// start resolves the partitions and their start offsets, once.
+// start resolves the partitions of every topic and their start offsets,
+// once: all topics or none, so a later attempt does not mix positions
+// resolved at different times.
 func (cs *Consumer) start(ctx context.Context) error {
 	cs.mu.Lock()
 	started := cs.mu.started
@@ -237,32 +282,33 @@ func (cs *Consumer) start(ctx context.Context) error {
 	if started {
 		return nil
 	}
-	t, err := cs.c.meta.topic(ctx, cs.topic)
-	if err != nil {
-		return err
-	}
-	parts := cs.cfg.partitions
-	if len(parts) == 0 {
-		parts = t.partitions
-	}
-	for _, p := range parts {
-		if _, ok := t.leaders[p]; !ok {
-			return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION, "topic %q has no partition %d (it has %d)", cs.topic, p, len(t.partitions))
+	pos := make(map[TopicPartition]int64)
+	for _, topic := range cs.topics {
+		t, err := cs.c.meta.topic(ctx, topic)
+		if err != nil {
+			return err
 		}
-	}
-	pos, err := cs.resolve(ctx, parts, cs.cfg.start)
-	if err != nil {
-		return err
+		parts := cs.cfg.topicParts[topic]
+		if len(parts) == 0 {
+			parts = t.partitions
+		}
+		for _, p := range parts {
+			if _, ok := t.leaders[p]; !ok {
+				return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION, "topic %q has no partition %d (it has %d)", topic, p, len(t.partitions))
+			}
+		}
+		at, err := cs.c.resolveOffset(ctx, topic, parts, cs.cfg.start)
+		if err != nil {
+			return err
+		}
+		for p, o := range at {
+			pos[TopicPartition{topic, p}] = o
+		}
 	}
 	cs.mu.Lock()
 	cs.mu.pos, cs.mu.started = pos, true
 	cs.mu.Unlock()
 	return nil
-}
-
-// resolve turns an Offset into a position per partition.
-func (cs *Consumer) resolve(ctx context.Context, parts []int32, o Offset) (map[int32]int64, error) {
-	return cs.c.resolveOffset(ctx, cs.topic, parts, o)
 }
 
 // resolveOffset turns an Offset into a position for each of parts of
@@ -318,8 +364,8 @@ func (c *Client) resolveOffset(ctx context.Context, topic string, parts []int32,
 func (cs *Consumer) fetch(ctx context.Context) ([]*Record, error) {
 	cs.mu.Lock()
 	pos := maps.Clone(cs.mu.pos)
-	for p := range cs.mu.paused {
-		delete(pos, p)
+	for tp := range cs.mu.paused {
+		delete(pos, tp)
 	}
 	cs.mu.Unlock()
 	if len(pos) == 0 {
@@ -334,11 +380,7 @@ func (cs *Consumer) fetch(ctx context.Context) ([]*Record, error) {
 		}
 	}
 
-	at := make(map[TopicPartition]int64, len(pos))
-	for p, o := range pos {
-		at[TopicPartition{cs.topic, p}] = o
-	}
-	replies, failure := cs.c.fetchLeaders(ctx, at, cs.cfg.maxWait, cs.cfg.fetchMaxBytes)
+	replies, failure := cs.c.fetchLeaders(ctx, pos, cs.cfg.maxWait, cs.cfg.fetchMaxBytes)
 	return cs.c.collectFetched(ctx, replies, failure, func(ctx context.Context, pr *v1.FetchPartitionResult, via string) ([]*Record, error) {
 		return cs.handle(ctx, pr, pos, via)
 	})
@@ -346,27 +388,27 @@ func (cs *Consumer) fetch(ctx context.Context) ([]*Record, error) {
 
 // handle applies one partition's fetch result, from the broker at via:
 // records, a reset, or an error.
-func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos map[int32]int64, via string) ([]*Record, error) {
-	p := pr.GetPartition()
-	from, ok := pos[p]
+func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos map[TopicPartition]int64, via string) ([]*Record, error) {
+	tp := TopicPartition{pr.GetTopic(), pr.GetPartition()}
+	from, ok := pos[tp]
 	if !ok {
 		return nil, nil // not ours
 	}
 	if err := apierr.FromProto(pr.GetError()); err != nil {
 		if errors.Is(err, apierr.ErrOffsetOutOfRange) {
-			return nil, cs.reset(ctx, p, from, err)
+			return nil, cs.reset(ctx, tp, from, err)
 		}
-		return nil, fmt.Errorf("fetch %s/%d at %d: %w", cs.topic, p, from, cs.c.leaderErr(cs.topic, []int32{p}, via, err))
+		return nil, fmt.Errorf("fetch %s at %d: %w", tp, from, cs.c.leaderErr(tp.Topic, []int32{tp.Partition}, via, err))
 	}
-	recs, next, err := decodeFetched(cs.topic, p, pr.GetBatches(), from)
+	recs, next, err := decodeFetched(tp.Topic, tp.Partition, pr.GetBatches(), from)
 	cs.mu.Lock()
-	cs.mu.hw[p] = pr.GetHighWatermark()
-	if cs.mu.pos[p] == from {
-		cs.mu.pos[p] = next
+	cs.mu.hw[tp] = pr.GetHighWatermark()
+	if cs.mu.pos[tp] == from {
+		cs.mu.pos[tp] = next
 	}
 	cs.mu.Unlock()
 	if err != nil {
-		return recs, fmt.Errorf("fetch %s/%d at %d: %w", cs.topic, p, from, err)
+		return recs, fmt.Errorf("fetch %s at %d: %w", tp, from, err)
 	}
 	return recs, nil
 }
@@ -374,16 +416,16 @@ func (cs *Consumer) handle(ctx context.Context, pr *v1.FetchPartitionResult, pos
 // reset moves a partition whose position is out of range per the
 // ResetPolicy and tells OnReset; with NoReset it returns oor, the
 // broker's OFFSET_OUT_OF_RANGE error, saying the valid range.
-func (cs *Consumer) reset(ctx context.Context, p int32, from int64, oor error) error {
-	to, err := cs.c.resetPosition(ctx, &cs.cfg, TopicPartition{cs.topic, p}, from, oor)
+func (cs *Consumer) reset(ctx context.Context, tp TopicPartition, from int64, oor error) error {
+	to, err := cs.c.resetPosition(ctx, &cs.cfg, tp, from, oor)
 	if err != nil {
 		return err
 	}
 	cs.mu.Lock()
-	cs.mu.pos[p] = to
+	cs.mu.pos[tp] = to
 	cs.mu.Unlock()
 	if cs.cfg.onReset != nil {
-		cs.cfg.onReset(cs.topic, p, from, to)
+		cs.cfg.onReset(tp.Topic, tp.Partition, from, to)
 	}
 	return nil
 }

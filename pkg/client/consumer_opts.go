@@ -1,12 +1,17 @@
 package client
 
-import "time"
+import (
+	"fmt"
+	"slices"
+	"time"
+)
 
 // ConsumerOpt configures a Consumer.
 type ConsumerOpt func(*consumerConfig)
 
 type consumerConfig struct {
-	partitions    []int32
+	partitions    []int32            // Partitions: of the one topic
+	topicParts    map[string][]int32 // TopicPartitions, and Partitions once bound to its topic
 	start         Offset
 	reset         Offset
 	onReset       func(topic string, partition int32, from, to int64)
@@ -29,24 +34,82 @@ func defaultConsumerConfig() consumerConfig {
 	}
 }
 
-// Partitions limits the consumer to these partitions. Default: all
-// partitions of the topic, as metadata lists them at the first Poll.
+// Partitions limits a consumer of one topic to these partitions.
+// Default: all partitions of the topic, as metadata lists them at the
+// first Poll. A consumer of several topics refuses it, since it would
+// not say whose partitions they are: use TopicPartitions.
 func Partitions(ps ...int32) ConsumerOpt {
 	return func(c *consumerConfig) {
-		seen := make(map[int32]bool)
-		for _, p := range ps {
-			if p < 0 {
-				c.fail("Partitions: partition %d is negative", p)
-				return
-			}
-			if seen[p] {
-				c.fail("Partitions: partition %d given twice", p)
-				return
-			}
-			seen[p] = true
+		if err := checkPartitions(ps); err != nil {
+			c.fail("Partitions: %v", err)
+			return
 		}
-		c.partitions = append([]int32(nil), ps...)
+		c.partitions = slices.Clone(ps)
 	}
+}
+
+// TopicPartitions limits each topic named in parts to its partitions
+// there; the consumer's other topics are read whole. Every topic named
+// must be one the consumer reads. With one topic,
+// TopicPartitions(map[string][]int32{t: ps}) is Partitions(ps...).
+func TopicPartitions(parts map[string][]int32) ConsumerOpt {
+	return func(c *consumerConfig) {
+		for t, ps := range parts {
+			if len(ps) == 0 {
+				c.fail("TopicPartitions: topic %q has no partitions; leave it out to read all of them", t)
+				return
+			}
+			if err := checkPartitions(ps); err != nil {
+				c.fail("TopicPartitions: topic %q: %v", t, err)
+				return
+			}
+		}
+		if c.topicParts == nil {
+			c.topicParts = make(map[string][]int32, len(parts))
+		}
+		for t, ps := range parts {
+			c.topicParts[t] = slices.Clone(ps)
+		}
+	}
+}
+
+// checkPartitions refuses negative and repeated partitions.
+func checkPartitions(ps []int32) error {
+	seen := make(map[int32]bool, len(ps))
+	for _, p := range ps {
+		if p < 0 {
+			return fmt.Errorf("partition %d is negative", p)
+		}
+		if seen[p] {
+			return fmt.Errorf("partition %d given twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+// bindPartitions checks Partitions and TopicPartitions against the
+// consumer's topics and leaves the choice in topicParts alone.
+func (c *consumerConfig) bindPartitions(topics []string) error {
+	for t := range c.topicParts {
+		if !slices.Contains(topics, t) {
+			return fmt.Errorf("client: TopicPartitions names topic %q, which the consumer does not read (it reads %v)", t, topics)
+		}
+	}
+	if len(c.partitions) == 0 {
+		return nil
+	}
+	if len(topics) > 1 {
+		return fmt.Errorf("client: Partitions applies to a consumer of one topic; this one reads %v: use TopicPartitions", topics)
+	}
+	if _, both := c.topicParts[topics[0]]; both {
+		return fmt.Errorf("client: both Partitions and TopicPartitions name the partitions of %q: give one", topics[0])
+	}
+	if c.topicParts == nil {
+		c.topicParts = make(map[string][]int32, 1)
+	}
+	c.topicParts[topics[0]] = c.partitions
+	return nil
 }
 
 // StartAt sets where each partition is first read from. Default

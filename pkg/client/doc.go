@@ -38,6 +38,15 @@
 //		for _, r := range recs { ... }
 //	}
 //
+// One Consumer may read several topics: NewConsumerTopics, with
+// TopicPartitions to limit some of them to some partitions. Seek, Pause,
+// Resume, Positions and Lag name a partition by its TopicPartition, and
+// every Record says its Topic.
+//
+//	cs, err := c.NewConsumerTopics([]string{"events", "audit"},
+//		client.TopicPartitions(map[string][]int32{"audit": {0}}))
+//	cs.Pause(client.TopicPartition{Topic: "events", Partition: 2})
+//
 // Consumer groups. A GroupConsumer is a member of a consumer group: the
 // group's coordinator (a broker; FindCoordinator names it) assigns it
 // partitions of the topics it subscribes to (Topics, or TopicRegex),

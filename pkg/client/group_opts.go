@@ -160,17 +160,18 @@ func OnLost(fn func(ctx context.Context, parts []TopicPartition)) GroupOpt {
 // FetchOpts applies consumer options to the group consumer's fetches and
 // positions: ResetPolicy (where a partition with no committed offset
 // starts, Earliest() by default, and where an out-of-range position
-// goes), OnReset, FetchMaxBytes and FetchMaxWait. Partitions and StartAt
-// do not apply to a group (the coordinator assigns partitions, and
-// committed offsets say where they start) and are refused.
+// goes), OnReset, FetchMaxBytes and FetchMaxWait. Partitions,
+// TopicPartitions and StartAt do not apply to a group (the coordinator
+// assigns partitions, and committed offsets say where they start) and are
+// refused.
 func FetchOpts(opts ...ConsumerOpt) GroupOpt {
 	return func(c *groupConfig) {
 		for _, o := range opts {
 			o(&c.fetch)
 		}
-		if len(c.fetch.partitions) > 0 {
-			c.fail("FetchOpts: Partitions does not apply to a group: the coordinator assigns partitions")
-			c.fetch.partitions = nil
+		if len(c.fetch.partitions) > 0 || len(c.fetch.topicParts) > 0 {
+			c.fail("FetchOpts: Partitions and TopicPartitions do not apply to a group: the coordinator assigns partitions")
+			c.fetch.partitions, c.fetch.topicParts = nil, nil
 		}
 		if c.fetch.start != Earliest() {
 			c.fail("FetchOpts: StartAt does not apply to a group: use ResetPolicy for partitions without a committed offset")

@@ -88,6 +88,37 @@ func TestConsumerOptionValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs.Close()
+
+	// Several topics: partitions must say whose they are.
+	for _, tc := range []struct {
+		topics []string
+		opts   []ConsumerOpt
+		want   string
+	}{
+		{nil, nil, "no topics"},
+		{[]string{"a", ""}, nil, "empty topic"},
+		{[]string{"a", "b", "a"}, nil, `"a" given twice`},
+		{[]string{"a", "b"}, []ConsumerOpt{Partitions(0)}, "use TopicPartitions"},
+		{[]string{"a", "b"}, []ConsumerOpt{TopicPartitions(map[string][]int32{"c": {0}})}, `topic "c", which the consumer does not read`},
+		{[]string{"a"}, []ConsumerOpt{Partitions(0), TopicPartitions(map[string][]int32{"a": {1}})}, "give one"},
+		{[]string{"a"}, []ConsumerOpt{TopicPartitions(map[string][]int32{"a": {1, -1}})}, "TopicPartitions: topic \"a\": partition -1 is negative"},
+		{[]string{"a"}, []ConsumerOpt{TopicPartitions(map[string][]int32{"a": {}})}, "leave it out"},
+	} {
+		if _, err := c.NewConsumerTopics(tc.topics, tc.opts...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewConsumerTopics(%q): err %v, want one saying %q", tc.topics, err, tc.want)
+		}
+	}
+	cs, err = c.NewConsumerTopics([]string{"b", "a"}, TopicPartitions(map[string][]int32{"a": {1}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.Topics(); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Errorf("Topics() = %v, want [a b]", got)
+	}
+	cs.Close()
+	if _, err := c.NewGroupConsumer("g", Topics("a"), FetchOpts(TopicPartitions(map[string][]int32{"a": {0}}))); err == nil || !strings.Contains(err.Error(), "do not apply to a group") {
+		t.Errorf("group with TopicPartitions: err %v", err)
+	}
 }
 
 func TestParseAcks(t *testing.T) {

@@ -139,13 +139,14 @@ func TestProduceAsyncFlushAndConsume(t *testing.T) {
 	}
 	pos, hw := cs.Positions(), cs.HighWatermarks()
 	for part, off := range last {
-		if pos[part] != off+1 || hw[part] != off+1 {
-			t.Errorf("partition %d: position %d hw %d, want %d", part, pos[part], hw[part], off+1)
+		tp := TopicPartition{"t", part}
+		if pos[tp] != off+1 || hw[tp] != off+1 {
+			t.Errorf("partition %d: position %d hw %d, want %d", part, pos[tp], hw[tp], off+1)
 		}
 	}
 	for part, lag := range cs.Lag() {
 		if lag != 0 {
-			t.Errorf("partition %d: lag %d", part, lag)
+			t.Errorf("%s: lag %d", part, lag)
 		}
 	}
 }
@@ -351,7 +352,7 @@ func TestConsumerResetsOutOfRange(t *testing.T) {
 	if _, err := cs2.Poll(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := cs2.Positions()[0]; got != 4 {
+	if got := cs2.Positions()[TopicPartition{"t", 0}]; got != 4 {
 		t.Fatalf("position after reset to latest: %d, want 4", got)
 	}
 }

@@ -70,7 +70,7 @@ func readRange(ctx context.Context, cl *client.Client, topic string, p int32, fr
 	defer cs.Close()
 	last := from - 1
 	for {
-		pos, started := cs.Positions()[p]
+		pos, started := cs.Positions()[client.TopicPartition{Topic: topic, Partition: p}]
 		if started && pos >= end {
 			return nil
 		}

@@ -304,7 +304,7 @@ func readPartition(t *testing.T, ctx context.Context, cl *client.Client, p int32
 	defer cancel()
 	var out []diskRecord
 	for {
-		pos, started := cs.Positions()[p]
+		pos, started := cs.Positions()[client.TopicPartition{Topic: clusterTopic, Partition: p}]
 		if started && pos >= hw {
 			break
 		}

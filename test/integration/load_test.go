@@ -293,7 +293,7 @@ func verifyAcked(t *testing.T, ctx context.Context, cl *client.Client, topic str
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		for {
-			pos, started := cs.Positions()[p]
+			pos, started := cs.Positions()[client.TopicPartition{Topic: topic, Partition: p}]
 			if started && pos >= end {
 				break
 			}
