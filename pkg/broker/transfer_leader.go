@@ -83,9 +83,14 @@ func (b *Broker) transferLeader(ctx context.Context, req *v1.TransferLeaderReque
 		}
 		return nil, groupError(err)
 	}
-	// The old leader has stepped down; wait for the target to win.
+	// The old leader has stepped down; wait for the target to win. Its
+	// first heartbeat tells this replica (no call needed); asking the
+	// target covers a heartbeat lost on the way.
 	group := t.GroupName(req.Partition)
 	for {
+		if part.Leader() == req.To {
+			return &v1.TransferLeaderResponse{Leader: req.To}, nil
+		}
 		if st := b.groupStates(ctx, []uint32{req.To}, group)[req.To]; st != nil && st.Role == "leader" {
 			return &v1.TransferLeaderResponse{Leader: req.To}, nil
 		}
