@@ -247,10 +247,15 @@ func (b *Broker) denied(p principal, c check) error {
 		resource, flag = "the cluster", "--cluster"
 	}
 	implied := ""
-	if c.op == acl.Describe && c.rt == acl.Topic {
+	switch {
+	case c.op == acl.Describe && c.rt == acl.Topic:
 		// Producers and consumers meet DESCRIBE first (metadata): say
 		// that the operation they need grants it too, as in Kafka.
 		implied = " (or --operation write to produce, read to consume: each implies describe)"
+	case c.op == acl.Describe && c.rt == acl.Group:
+		// A group member meets DESCRIBE first (FindCoordinator), then
+		// needs READ: the one ACL does for both.
+		implied = " (or --operation read to consume in the group: read implies describe)"
 	}
 	return apierr.New(v1.ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED,
 		"%s may not %s %s: add an ACL with `strata acl create --allow-principal %s --operation %s %s`%s",

@@ -119,7 +119,21 @@ func (c *Client) groupAttempt(ctx context.Context, group string, attempt int, fn
 		if retriable(err) {
 			c.coords.forget(group)
 		}
-		return fmt.Errorf("find coordinator of group %q: %w", group, err)
+		return aboutGroup(group, "find coordinator of", err)
 	}
 	return c.coordinatorErr(group, via, apierr.FromStatus(fn(ctx, cl)))
+}
+
+// aboutGroup adds "<what> group G: " to err, except to an authorization
+// error: the broker's refusal already names the group, the principal and
+// the ACL to add, and each layer naming the group again made the line
+// say it three times.
+func aboutGroup(group, what string, err error) error {
+	if errors.Is(err, apierr.ErrAuthorization) {
+		return err
+	}
+	if what == "" {
+		return fmt.Errorf("group %q: %w", group, err)
+	}
+	return fmt.Errorf("%s group %q: %w", what, group, err)
 }

@@ -287,7 +287,7 @@ func (gc *GroupConsumer) fetchable() (map[TopicPartition]int64, error) {
 	defer gc.mu.Unlock()
 	if err := gc.mu.m.err; err != nil {
 		gc.mu.m.err = nil
-		return nil, fmt.Errorf("group %q: %w", gc.group, err)
+		return nil, aboutGroup(gc.group, "", err)
 	}
 	pos := make(map[TopicPartition]int64, len(gc.mu.parts))
 	for tp, st := range gc.mu.parts {
@@ -339,7 +339,7 @@ func (gc *GroupConsumer) reconcile(ctx context.Context) error {
 	if len(assign) > 0 {
 		starts, committed, err := gc.startPositions(ctx, assign)
 		if err != nil {
-			return fmt.Errorf("group %q: start %v: %w", gc.group, assign, err)
+			return aboutGroup(gc.group, "", fmt.Errorf("start %v: %w", assign, err))
 		}
 		gc.mu.Lock()
 		for _, tp := range assign {
