@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/stratalog/strata/pkg/tlsconfig"
@@ -202,10 +204,17 @@ name as the client's principal, User:NAME, which ACLs name.`,
 	return cmd
 }
 
-// checkCertName keeps a name usable in a file name and a principal.
+// checkCertName keeps a name usable in a file name and as a principal:
+// the certificate's common name is the principal User:NAME, so it follows
+// the brokers' rule for user names (metadata.ValidateUserName: UTF-8,
+// no spaces or control characters; not imported, as pkg/metadata brings
+// Raft into the CLI), within X.509's 64 characters for a common name.
 func checkCertName(name, flag string) error {
-	if name == "" || len(name) > 64 || strings.ContainsAny(name, `/\:`) || strings.HasPrefix(name, ".") {
-		return usageErrorf("%s %q: want a short name without /, \\, : or a leading dot", flag, name)
+	bad := name == "" || utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) ||
+		strings.ContainsAny(name, `/\:`) || strings.HasPrefix(name, ".") ||
+		strings.IndexFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
+	if bad {
+		return usageErrorf("%s %q: want 1 to 64 characters without spaces, control characters, /, \\, : or a leading dot (it is the principal User:NAME)", flag, name)
 	}
 	return nil
 }
