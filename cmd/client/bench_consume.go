@@ -39,16 +39,18 @@ records read ("consumed 7 records"), and its time ends at the last one.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return e.benchConsume(cmd.Context(), &f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.topic, "topic", "", "topic to read")
+	fl.StringVar(&f.topic, "topic", "", "topic to read (required)")
 	fl.Int64Var(&f.records, "records", 100000, "records to consume")
 	fl.StringVar(&f.offset, "offset", "start", "where to start: start, end, N, -N, @time")
 	fl.DurationVar(&f.duration, "duration", 10*time.Minute, "stop after this long even if --records are not done")
 	fl.DurationVar(&f.idle, "idle", 5*time.Second, "stop when no record arrives for this long")
-	_ = cmd.MarkFlagRequired("topic")
 	return cmd
 }
 
 func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
+	if f.topic == "" {
+		return usageErrorf("bench consume needs --topic NAME: the topic to read, filled first with strata bench produce --topic NAME")
+	}
 	if f.records < 1 || f.duration <= 0 || f.idle <= 0 {
 		return usageErrorf("--records, --duration and --idle must be positive")
 	}

@@ -120,8 +120,11 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	if err != nil {
 		return err
 	}
-	if f.num < 0 || f.idle < 0 {
-		return usageErrorf("--num and --timeout must not be negative")
+	if f.num < 0 {
+		return usageErrorf("--num %d: want 0 (no limit) or more", f.num)
+	}
+	if f.idle < 0 {
+		return usageErrorf("--timeout %s: want 0 (follow until interrupted) or more, e.g. 5s", f.idle)
 	}
 	for _, p := range f.partitions {
 		if p < 0 {

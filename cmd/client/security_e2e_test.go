@@ -62,7 +62,7 @@ func TestCLIUsersAndACLs(t *testing.T) {
 	}
 	runCLI(t, addr, "", "user", "delete", "alice").ok(t)
 	r = runCLI(t, addr, "", "user", "delete", "alice")
-	if r.code == 0 || !strings.Contains(r.stderr, `user "alice" does not exist (strata user list)`) {
+	if r.code == 0 || !strings.Contains(r.stderr, `user "alice" does not exist (list the users with: strata user list)`) {
 		t.Errorf("delete twice: %q", r.stderr)
 	}
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -128,18 +130,24 @@ func newUserDeleteCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:     "delete NAME",
 		Short:   "Delete a user",
-		Long:    `Delete a user and all its credentials; its sessions end at their next request. Its ACLs stay (delete them with strata acl delete --principal User:NAME).`,
+		Long:    `Delete a user and all its credentials; its sessions end at their next request. Its ACLs stay: delete them next with strata acl delete --principal User:NAME.`,
 		Example: `  strata user delete bob`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
-				if err := a.DeleteUser(ctx, args[0]); err != nil {
+				err := a.DeleteUser(ctx, args[0])
+				if errors.Is(err, apierr.ErrUnknownUser) {
+					// The broker's "(strata user list)" does not say what
+					// the command is for.
+					return fmt.Errorf("user %q does not exist (list the users with: strata user list)", args[0])
+				}
+				if err != nil {
 					return err
 				}
 				if e.output == "json" {
 					return printJSON(e.stdout, map[string]string{"deleted": args[0]})
 				}
-				_, err := fmt.Fprintf(e.stdout, "deleted user %q\n", args[0])
+				_, err = fmt.Fprintf(e.stdout, "deleted user %q\nnext: delete its ACLs, if it has any, with: strata acl delete --principal User:%s\n", args[0], args[0])
 				return err
 			})
 		},
