@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/acl"
 	"github.com/stratalog/strata/pkg/client"
 )
@@ -128,12 +127,12 @@ that exists already changes nothing.`,
 			if len(resources) == 0 {
 				return usageErrorf("name on what: --topic, --group, --transactional-id or --cluster")
 			}
-			var bindings []*v1.AclBinding
+			var bindings []client.ACLBinding
 			add := func(principals []string, host string, perm acl.Permission) {
 				for _, p := range principals {
 					for _, op := range operations {
 						for _, r := range resources {
-							bindings = append(bindings, &v1.AclBinding{Principal: p, Host: host, ResourceType: string(r.rt), Name: r.name,
+							bindings = append(bindings, client.ACLBinding{Principal: p, Host: host, ResourceType: string(r.rt), Name: r.name,
 								PatternType: res.pattern, Operation: string(op), Permission: string(perm)})
 						}
 					}
@@ -176,8 +175,8 @@ func (f *aclFilter) bind(cmd *cobra.Command) {
 
 // filters turns the flags into one filter per resource given (or one for
 // any resource).
-func (f *aclFilter) filters() ([]*v1.AclBinding, error) {
-	base := v1.AclBinding{Principal: f.principal, Host: f.host, PatternType: f.res.pattern, Permission: f.permission}
+func (f *aclFilter) filters() ([]client.ACLBinding, error) {
+	base := client.ACLBinding{Principal: f.principal, Host: f.host, PatternType: f.res.pattern, Permission: f.permission}
 	if f.operation != "" {
 		ops, err := parseOps([]string{f.operation})
 		if err != nil {
@@ -190,11 +189,11 @@ func (f *aclFilter) filters() ([]*v1.AclBinding, error) {
 	}
 	resources := f.res.list()
 	if len(resources) == 0 {
-		return []*v1.AclBinding{&base}, nil
+		return []client.ACLBinding{base}, nil
 	}
-	var out []*v1.AclBinding
+	var out []client.ACLBinding
 	for _, r := range resources {
-		b := &v1.AclBinding{Principal: base.Principal, Host: base.Host, PatternType: base.PatternType, Operation: base.Operation,
+		b := client.ACLBinding{Principal: base.Principal, Host: base.Host, PatternType: base.PatternType, Operation: base.Operation,
 			Permission: base.Permission, ResourceType: string(r.rt), Name: r.name}
 		out = append(out, b)
 	}
@@ -218,7 +217,7 @@ func newACLListCmd(e *env) *cobra.Command {
 				return err
 			}
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
-				var all []*v1.AclBinding
+				var all []client.ACLBinding
 				for _, fl := range filters {
 					got, err := a.ListACLs(ctx, fl)
 					if err != nil {
@@ -250,11 +249,11 @@ without naming, e.g., --permission allow and then --permission deny.`,
 			if err != nil {
 				return err
 			}
-			if len(filters) == 1 && filters[0].String() == (&v1.AclBinding{}).String() {
+			if len(filters) == 1 && filters[0] == (client.ACLBinding{}) {
 				return usageErrorf("name what to delete: --principal, --topic, --group, --transactional-id, --cluster, --operation, --host or --permission")
 			}
 			return e.admin(cmd.Context(), func(ctx context.Context, a *client.Admin) error {
-				var all []*v1.AclBinding
+				var all []client.ACLBinding
 				for _, fl := range filters {
 					got, err := a.DeleteACLs(ctx, fl)
 					if err != nil {
@@ -286,17 +285,17 @@ type aclJSON struct {
 	Permission   string `json:"permission"`
 }
 
-func printACLs(e *env, acls []*v1.AclBinding) error {
+func printACLs(e *env, acls []client.ACLBinding) error {
 	if e.output == "json" {
 		out := []aclJSON{}
 		for _, b := range acls {
-			out = append(out, aclJSON{b.GetPrincipal(), b.GetHost(), b.GetResourceType(), b.GetName(), b.GetPatternType(), b.GetOperation(), b.GetPermission()})
+			out = append(out, aclJSON{b.Principal, b.Host, b.ResourceType, b.Name, b.PatternType, b.Operation, b.Permission})
 		}
 		return printJSON(e.stdout, out)
 	}
 	t := newTable(e.stdout, "PRINCIPAL", "HOST", "RESOURCE", "NAME", "PATTERN", "OPERATION", "PERMISSION")
 	for _, b := range acls {
-		t.row(b.GetPrincipal(), b.GetHost(), b.GetResourceType(), b.GetName(), b.GetPatternType(), b.GetOperation(), b.GetPermission())
+		t.row(b.Principal, b.Host, b.ResourceType, b.Name, b.PatternType, b.Operation, b.Permission)
 	}
 	return t.flush()
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -53,8 +52,8 @@ to carry on. Once it is done, stop the broker.`,
 			return e.longAdmin(cmd, func(ctx context.Context, a *client.Admin) error {
 				pr := newProgress(e)
 				var moved int32
-				err := a.DecommissionBroker(ctx, node, func(p *v1.MoveProgress) {
-					moved = p.GetDone()
+				err := a.DecommissionBroker(ctx, node, func(p client.MoveProgress) {
+					moved = p.Done
 					pr.show(p)
 				})
 				pr.end()

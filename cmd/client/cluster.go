@@ -38,31 +38,31 @@ listed but named after the table.`,
 					return err
 				}
 				if e.output == "json" {
-					out := clusterJSON{ClusterID: md.GetClusterId(), ControllerID: md.GetControllerId(), Brokers: []brokerJSON{},
-						Listener: md.GetListener(), BrokersWithoutListener: md.GetBrokersWithoutListener()}
-					for _, b := range md.GetBrokers() {
-						out.Brokers = append(out.Brokers, brokerJSON{b.GetNodeId(), b.GetApiAddr(), b.GetHttpAddr(), b.GetState(), b.GetVersion(), b.GetNodeId() == md.GetControllerId()})
+					out := clusterJSON{ClusterID: md.ClusterID, ControllerID: md.ControllerID, Brokers: []brokerJSON{},
+						Listener: md.Listener, BrokersWithoutListener: md.BrokersWithoutListener}
+					for _, b := range md.Brokers {
+						out.Brokers = append(out.Brokers, brokerJSON{b.NodeID, b.APIAddr, b.HTTPAddr, b.State, b.Version, b.NodeID == md.ControllerID})
 					}
 					return printJSON(e.stdout, out)
 				}
-				fmt.Fprintf(e.stdout, "CLUSTER-ID: %s\nCONTROLLER: %d\n", md.GetClusterId(), md.GetControllerId())
-				if md.GetListener() != "" {
-					fmt.Fprintf(e.stdout, "LISTENER:   %s\n", md.GetListener())
+				fmt.Fprintf(e.stdout, "CLUSTER-ID: %s\nCONTROLLER: %d\n", md.ClusterID, md.ControllerID)
+				if md.Listener != "" {
+					fmt.Fprintf(e.stdout, "LISTENER:   %s\n", md.Listener)
 				}
 				fmt.Fprintln(e.stdout)
 				t := newTable(e.stdout, "NODE", "API-ADDR", "HTTP-ADDR", "STATE", "VERSION", "CONTROLLER")
-				for _, b := range md.GetBrokers() {
+				for _, b := range md.Brokers {
 					ctl := ""
-					if b.GetNodeId() == md.GetControllerId() {
+					if b.NodeID == md.ControllerID {
 						ctl = "*"
 					}
-					t.row(b.GetNodeId(), b.GetApiAddr(), b.GetHttpAddr(), b.GetState(), b.GetVersion(), ctl)
+					t.row(b.NodeID, b.APIAddr, b.HTTPAddr, b.State, b.Version, ctl)
 				}
 				if err := t.flush(); err != nil {
 					return err
 				}
-				if ids := md.GetBrokersWithoutListener(); len(ids) > 0 {
-					fmt.Fprintf(e.stdout, "\nNot listed: brokers %v have no %s listener; clients that came in on it cannot reach them (give every broker the same --listeners names).\n", ids, md.GetListener())
+				if ids := md.BrokersWithoutListener; len(ids) > 0 {
+					fmt.Fprintf(e.stdout, "\nNot listed: brokers %v have no %s listener; clients that came in on it cannot reach them (give every broker the same --listeners names).\n", ids, md.Listener)
 				}
 				return nil
 			})

@@ -206,8 +206,8 @@ func (e *env) findEnds(ctx context.Context, c *client.Client, topic string, part
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range d.GetPartitions() {
-			parts = append(parts, p.GetPartition())
+		for _, p := range d.Partitions {
+			parts = append(parts, p.Partition)
 		}
 	}
 	ends, err := c.Admin().ResolveOffset(actx, topic, parts, client.Latest())

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -48,13 +47,13 @@ broker that coordinates it.`,
 				if e.output == "json" {
 					out := []groupSummaryJSON{}
 					for _, g := range groups {
-						out = append(out, groupSummaryJSON{g.GetGroup(), g.GetState(), g.GetMembers(), g.GetCoordinator()})
+						out = append(out, groupSummaryJSON{g.Group, g.State, g.Members, g.Coordinator})
 					}
 					return printJSON(e.stdout, out)
 				}
 				t := newTable(e.stdout, "GROUP", "STATE", "MEMBERS", "COORDINATOR")
 				for _, g := range groups {
-					t.row(g.GetGroup(), g.GetState(), g.GetMembers(), g.GetCoordinator())
+					t.row(g.Group, g.State, g.Members, g.Coordinator)
 				}
 				return t.flush()
 			})
@@ -88,37 +87,37 @@ counts from the log start. -o json gives the same, with "committed": -1.`,
 	}
 }
 
-func (e *env) printGroup(d *v1.DescribeGroupResponse) error {
+func (e *env) printGroup(d client.GroupDetail) error {
 	if e.output == "json" {
 		return printJSON(e.stdout, groupJSON(d))
 	}
 	fmt.Fprintf(e.stdout, "GROUP: %s\nSTATE: %s\nEPOCH: %d\nASSIGNOR: %s\nCOORDINATOR: %d\n\n",
-		d.GetGroup(), d.GetState(), d.GetEpoch(), orDash(d.GetAssignor()), d.GetCoordinator())
+		d.Group, d.State, d.Epoch, orDash(d.Assignor), d.Coordinator)
 	t := newTable(e.stdout, "MEMBER", "INSTANCE", "CLIENT", "EPOCH", "SUBSCRIPTION", "ASSIGNED")
-	for _, m := range d.GetMembers() {
-		sub := strings.Join(m.GetTopics(), ",")
-		if m.GetTopicRegex() != "" {
-			sub = "/" + m.GetTopicRegex() + "/"
+	for _, m := range d.Members {
+		sub := strings.Join(m.Topics, ",")
+		if m.TopicRegex != "" {
+			sub = "/" + m.TopicRegex + "/"
 		}
-		t.row(m.GetMemberId(), orDash(m.GetInstanceId()), orDash(m.GetClientId()), m.GetMemberEpoch(), orDash(sub),
-			orDash(strings.Join(partitionNames(m.GetAssignment()), ",")))
+		t.row(m.MemberID, orDash(m.InstanceID), orDash(m.ClientID), m.MemberEpoch, orDash(sub),
+			orDash(strings.Join(partitionNames(m.Assignment), ",")))
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout)
 	t = newTable(e.stdout, "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "OWNER")
-	for _, p := range d.GetPartitions() {
-		committed := fmt.Sprint(p.GetCommitted())
-		if p.GetCommitted() < 0 {
+	for _, p := range d.Partitions {
+		committed := fmt.Sprint(p.Committed)
+		if p.Committed < 0 {
 			committed = "-"
 		}
-		t.row(p.GetTopic(), p.GetPartition(), committed, p.GetLogEnd(), p.GetLag(), orDash(p.GetMemberId()))
+		t.row(p.Topic, p.Partition, committed, p.LogEnd, p.Lag, orDash(p.MemberID))
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(e.stdout, "\nTOTAL-LAG: %d\n", d.GetTotalLag())
+	_, err := fmt.Fprintf(e.stdout, "\nTOTAL-LAG: %d\n", d.TotalLag)
 	return err
 }
 

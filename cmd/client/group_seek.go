@@ -78,7 +78,7 @@ func (e *env) seek(ctx context.Context, a *client.Admin, group string, to client
 	d, err := a.DescribeGroup(ctx, group)
 	switch {
 	case err == nil:
-		members = len(d.GetMembers())
+		members = len(d.Members)
 	case !errors.Is(err, apierr.ErrUnknownGroup):
 		return err
 	}
@@ -94,8 +94,8 @@ func (e *env) seek(ctx context.Context, a *client.Admin, group string, to client
 		if err != nil {
 			return onExistingTopic(f.topic, err)
 		}
-		for _, p := range td.GetPartitions() {
-			parts = append(parts, client.TopicPartition{Topic: f.topic, Partition: p.GetPartition()})
+		for _, p := range td.Partitions {
+			parts = append(parts, client.TopicPartition{Topic: f.topic, Partition: p.Partition})
 		}
 	}
 	offs, err := a.FetchOffsets(ctx, group, parts...)
@@ -103,9 +103,9 @@ func (e *env) seek(ctx context.Context, a *client.Admin, group string, to client
 		return err
 	}
 	for _, o := range offs {
-		tp := client.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}
-		current[tp] = o.GetOffset()
-		if f.topic == "" && o.GetOffset() >= 0 {
+		tp := client.TopicPartition{Topic: o.Topic, Partition: o.Partition}
+		current[tp] = o.Offset
+		if f.topic == "" && o.Offset >= 0 {
 			parts = append(parts, tp)
 		}
 	}

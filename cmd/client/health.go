@@ -132,9 +132,9 @@ func checkHealth(ctx context.Context, a *client.Admin) (*healthJSON, error) {
 		return nil, err
 	}
 	h := &healthJSON{Unhealthy: []unhealthyJSON{}, BrokersNotAlive: []brokerJSON{}}
-	for _, b := range md.GetBrokers() {
+	for _, b := range md.Brokers {
 		h.Brokers++
-		switch b.GetState() {
+		switch b.State {
 		case "alive":
 			continue
 		case "suspect":
@@ -142,10 +142,10 @@ func checkHealth(ctx context.Context, a *client.Admin) (*healthJSON, error) {
 		default:
 			h.Down++
 		}
-		h.BrokersNotAlive = append(h.BrokersNotAlive, brokerJSON{b.GetNodeId(), b.GetApiAddr(), b.GetHttpAddr(), b.GetState(), b.GetVersion(), b.GetNodeId() == md.GetControllerId()})
+		h.BrokersNotAlive = append(h.BrokersNotAlive, brokerJSON{b.NodeID, b.APIAddr, b.HTTPAddr, b.State, b.Version, b.NodeID == md.ControllerID})
 	}
 	for _, ts := range topics {
-		d, err := a.DescribeTopic(ctx, ts.GetName())
+		d, err := a.DescribeTopic(ctx, ts.Name)
 		if errors.Is(err, client.ErrClosed) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -153,21 +153,21 @@ func checkHealth(ctx context.Context, a *client.Admin) (*healthJSON, error) {
 			continue // deleted meanwhile
 		}
 		h.Topics++
-		for _, p := range d.GetPartitions() {
+		for _, p := range d.Partitions {
 			h.Partitions++
 			problem := ""
 			switch {
-			case p.GetLeader() == 0:
+			case p.Leader == 0:
 				problem = "leaderless"
 				h.Leaderless++
-			case !sameIDs(p.GetInSyncReplicas(), p.GetReplicas()):
+			case !sameIDs(p.InSyncReplicas, p.Replicas):
 				problem = "under-replicated"
 				h.UnderReplicated++
 			}
 			if problem != "" {
 				h.Unhealthy = append(h.Unhealthy, unhealthyJSON{
-					Topic: d.GetName(), Partition: p.GetPartition(), Leader: p.GetLeader(),
-					Replicas: nonNil(p.GetReplicas()), InSyncReplicas: nonNil(p.GetInSyncReplicas()), Problem: problem,
+					Topic: d.Name, Partition: p.Partition, Leader: p.Leader,
+					Replicas: nonNil(p.Replicas), InSyncReplicas: nonNil(p.InSyncReplicas), Problem: problem,
 				})
 			}
 		}

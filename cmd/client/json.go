@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
-
-	v1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/pkg/client"
 )
 
 // The JSON shapes of --output json. Keys are snake_case and stable:
@@ -45,22 +43,22 @@ type replicaLagJSON struct {
 	AbstainUntil uint64 `json:"abstain_until,omitempty"`
 }
 
-func partitionToJSON(p *v1.PartitionDescription) partitionJSON {
+func partitionToJSON(p client.PartitionDetail) partitionJSON {
 	out := partitionJSON{
-		Partition:      p.GetPartition(),
-		Leader:         p.GetLeader(),
-		Replicas:       nonNil(p.GetReplicas()),
-		InSyncReplicas: nonNil(p.GetInSyncReplicas()),
-		HighWatermark:  p.GetHighWatermark(),
-		LogStartOffset: p.GetLogStartOffset(),
-		LogEndOffset:   p.GetLogEndOffset(),
+		Partition:      p.Partition,
+		Leader:         p.Leader,
+		Replicas:       nonNil(p.Replicas),
+		InSyncReplicas: nonNil(p.InSyncReplicas),
+		HighWatermark:  p.HighWatermark,
+		LogStartOffset: p.LogStartOffset,
+		LogEndOffset:   p.LogEndOffset,
 		Lagging:        []replicaLagJSON{},
 	}
-	for _, l := range p.GetLagging() {
+	for _, l := range p.Lagging {
 		out.Lagging = append(out.Lagging, replicaLagJSON{
-			NodeID: l.GetNodeId(), Answered: l.GetAnswered(), OffsetsBehind: l.GetOffsetsBehind(), BytesBehind: l.GetBytesBehind(),
-			Copying: l.GetCopying(), CopiedBytes: l.GetCopiedBytes(), CopyTotalBytes: l.GetCopyTotalBytes(),
-			AbstainUntil: l.GetAbstainUntil(),
+			NodeID: l.NodeID, Answered: l.Answered, OffsetsBehind: l.OffsetsBehind, BytesBehind: l.BytesBehind,
+			Copying: l.Copying, CopiedBytes: l.CopiedBytes, CopyTotalBytes: l.CopyTotalBytes,
+			AbstainUntil: l.AbstainUntil,
 		})
 	}
 	return out
@@ -77,21 +75,21 @@ type topicDescJSON struct {
 	ConfigSources     map[string]string `json:"config_sources"`
 }
 
-func topicJSON(d *v1.TopicDescription) topicDescJSON {
-	out := topicDescJSON{Name: d.GetName(), ReplicationFactor: d.GetReplicationFactor(), Partitions: []partitionJSON{},
+func topicJSON(d client.TopicDetail) topicDescJSON {
+	out := topicDescJSON{Name: d.Name, ReplicationFactor: d.ReplicationFactor, Partitions: []partitionJSON{},
 		Configs: map[string]string{}, ConfigSources: map[string]string{}}
-	for _, p := range d.GetPartitions() {
+	for _, p := range d.Partitions {
 		out.Partitions = append(out.Partitions, partitionToJSON(p))
 	}
-	for _, c := range d.GetConfigs() {
-		out.Configs[c.GetKey()] = c.GetValue()
-		out.ConfigSources[c.GetKey()] = configSource(c)
+	for _, c := range d.Configs {
+		out.Configs[c.Key] = c.Value
+		out.ConfigSources[c.Key] = configSource(c)
 	}
 	return out
 }
 
-func configSource(c *v1.TopicConfigEntry) string {
-	if c.GetIsDefault() {
+func configSource(c client.ConfigEntry) string {
+	if c.Default {
 		return "default"
 	}
 	return "topic"
@@ -197,29 +195,27 @@ type groupDescJSON struct {
 	TotalLag    int64                `json:"total_lag"`
 }
 
-func groupJSON(d *v1.DescribeGroupResponse) groupDescJSON {
-	out := groupDescJSON{Group: d.GetGroup(), State: d.GetState(), Epoch: d.GetEpoch(), Assignor: d.GetAssignor(),
-		Coordinator: d.GetCoordinator(), Members: []groupMemberJSON{}, Partitions: []groupPartitionJSON{}, TotalLag: d.GetTotalLag()}
-	for _, m := range d.GetMembers() {
+func groupJSON(d client.GroupDetail) groupDescJSON {
+	out := groupDescJSON{Group: d.Group, State: d.State, Epoch: d.Epoch, Assignor: d.Assignor,
+		Coordinator: d.Coordinator, Members: []groupMemberJSON{}, Partitions: []groupPartitionJSON{}, TotalLag: d.TotalLag}
+	for _, m := range d.Members {
 		out.Members = append(out.Members, groupMemberJSON{
-			MemberID: m.GetMemberId(), InstanceID: m.GetInstanceId(), ClientID: m.GetClientId(), MemberEpoch: m.GetMemberEpoch(),
-			Assignment: partitionNames(m.GetAssignment()), Topics: nonNilStrings(m.GetTopics()), TopicRegex: m.GetTopicRegex(),
+			MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, MemberEpoch: m.MemberEpoch,
+			Assignment: partitionNames(m.Assignment), Topics: nonNilStrings(m.Topics), TopicRegex: m.TopicRegex,
 		})
 	}
-	for _, p := range d.GetPartitions() {
-		out.Partitions = append(out.Partitions, groupPartitionJSON{Topic: p.GetTopic(), Partition: p.GetPartition(),
-			Committed: p.GetCommitted(), LogEnd: p.GetLogEnd(), Lag: p.GetLag(), Owner: p.GetMemberId()})
+	for _, p := range d.Partitions {
+		out.Partitions = append(out.Partitions, groupPartitionJSON{Topic: p.Topic, Partition: p.Partition,
+			Committed: p.Committed, LogEnd: p.LogEnd, Lag: p.Lag, Owner: p.MemberID})
 	}
 	return out
 }
 
 // partitionNames lists partitions as "topic/partition".
-func partitionNames(tps []*v1.TopicPartitions) []string {
+func partitionNames(tps []client.TopicPartition) []string {
 	out := []string{}
-	for _, t := range tps {
-		for _, p := range t.GetPartitions() {
-			out = append(out, fmt.Sprintf("%s/%d", t.GetTopic(), p))
-		}
+	for _, tp := range tps {
+		out = append(out, tp.String())
 	}
 	return out
 }

@@ -28,12 +28,12 @@ func compact(t *testing.T, v any) string {
 }
 
 func TestTopicJSONShape(t *testing.T) {
-	d := &v1.TopicDescription{
+	d := client.TopicDetail{
 		Name: "ev", ReplicationFactor: 1,
-		Partitions: []*v1.PartitionDescription{{Partition: 0, Leader: 1, Replicas: []uint32{1}, InSyncReplicas: []uint32{1},
+		Partitions: []client.PartitionDetail{{Partition: 0, Leader: 1, Replicas: []uint32{1}, InSyncReplicas: []uint32{1},
 			HighWatermark: 5, LogStartOffset: 2, LogEndOffset: 6, SizeBytes: 99,
-			Lagging: []*v1.ReplicaLag{{NodeId: 2, Answered: true, OffsetsBehind: 5, BytesBehind: 5000, Copying: true, CopiedBytes: 100, CopyTotalBytes: 6000}}}},
-		Configs: []*v1.TopicConfigEntry{{Key: "retention.ms", Value: "1000"}, {Key: "max.message.bytes", Value: "1048576", IsDefault: true}},
+			Lagging: []client.ReplicaLag{{NodeID: 2, Answered: true, OffsetsBehind: 5, BytesBehind: 5000, Copying: true, CopiedBytes: 100, CopyTotalBytes: 6000}}}},
+		Configs: []client.ConfigEntry{{Key: "retention.ms", Value: "1000"}, {Key: "max.message.bytes", Value: "1048576", Default: true}},
 	}
 	want := `{"name":"ev","replication_factor":1,"partitions":[{"partition":0,"leader":1,"replicas":[1],"in_sync_replicas":[1],"high_watermark":5,"log_start_offset":2,"log_end_offset":6,` +
 		`"lagging":[{"node_id":2,"answered":true,"offsets_behind":5,"bytes_behind":5000,"copying":true,"copied_bytes":100,"copy_total_bytes":6000}]}],` +
@@ -47,7 +47,7 @@ func TestTopicJSONShape(t *testing.T) {
 		t.Errorf("damaged replica: %s", got)
 	}
 	// Empty lists are [] and {}, never null.
-	if got := compact(t, topicJSON(&v1.TopicDescription{Name: "x", Partitions: []*v1.PartitionDescription{{}}})); got !=
+	if got := compact(t, topicJSON(client.TopicDetail{Name: "x", Partitions: []client.PartitionDetail{{}}})); got !=
 		`{"name":"x","replication_factor":0,"partitions":[{"partition":0,"leader":0,"replicas":[],"in_sync_replicas":[],"high_watermark":0,"log_start_offset":0,"log_end_offset":0,"lagging":[]}],"configs":{},"config_sources":{}}` {
 		t.Errorf("empty: %s", got)
 	}
@@ -146,7 +146,7 @@ func TestMoveProgressShowsTheLogCopy(t *testing.T) {
 	var buf bytes.Buffer
 	p := &progress{w: &buf}
 	step := func(s string, lag, copied, total int64) {
-		p.show(&v1.MoveProgress{Topic: "ev", Partition: 0, Step: s, Lag: lag, CopiedBytes: copied, CopyTotalBytes: total})
+		p.show(client.MoveProgress{Topic: "ev", Partition: 0, Step: s, Lag: lag, CopiedBytes: copied, CopyTotalBytes: total})
 	}
 	step("adding 4 as non-voter", 0, 0, 0)
 	step("catching up 4", -1, 0, 0)
@@ -170,13 +170,13 @@ ev/0: promoting 4
 func TestDescribeListsReplicasNotInSync(t *testing.T) {
 	var buf bytes.Buffer
 	e := &env{stdout: &buf}
-	err := e.printLagging([]*v1.PartitionDescription{
+	err := e.printLagging([]client.PartitionDetail{
 		{Partition: 0},
-		{Partition: 1, Lagging: []*v1.ReplicaLag{
-			{NodeId: 3, Answered: true, OffsetsBehind: 1200, BytesBehind: 3 << 20},
-			{NodeId: 4, Answered: true, OffsetsBehind: 90000, BytesBehind: 70 << 20, Copying: true, CopiedBytes: 30 << 20, CopyTotalBytes: 100 << 20},
-			{NodeId: 5},
-			{NodeId: 6, Answered: true, OffsetsBehind: 10820, BytesBehind: 11 << 20, AbstainUntil: 23},
+		{Partition: 1, Lagging: []client.ReplicaLag{
+			{NodeID: 3, Answered: true, OffsetsBehind: 1200, BytesBehind: 3 << 20},
+			{NodeID: 4, Answered: true, OffsetsBehind: 90000, BytesBehind: 70 << 20, Copying: true, CopiedBytes: 30 << 20, CopyTotalBytes: 100 << 20},
+			{NodeID: 5},
+			{NodeID: 6, Answered: true, OffsetsBehind: 10820, BytesBehind: 11 << 20, AbstainUntil: 23},
 		}},
 	})
 	if err != nil {

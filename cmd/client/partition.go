@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -127,17 +126,17 @@ same command again to finish it.`,
 // asks again (for up to settleWait) rather than show no leader.
 func (e *env) printPartition(ctx context.Context, a *client.Admin, topic string, p int32) error {
 	deadline := time.Now().Add(settleWait)
-	var pd *v1.PartitionDescription
+	var pd client.PartitionDetail
 	for {
 		d, err := a.DescribeTopic(ctx, topic)
 		if err != nil {
 			return onExistingTopic(topic, err)
 		}
-		if int(p) >= len(d.GetPartitions()) {
+		if int(p) >= len(d.Partitions) {
 			return fmt.Errorf("%s/%d: no such partition after the move", topic, p)
 		}
-		pd = d.GetPartitions()[p]
-		if pd.GetLeader() != 0 || time.Now().After(deadline) {
+		pd = d.Partitions[p]
+		if pd.Leader != 0 || time.Now().After(deadline) {
 			break
 		}
 		select {
@@ -150,11 +149,11 @@ func (e *env) printPartition(ctx context.Context, a *client.Admin, topic string,
 		return printJSON(e.stdout, partitionToJSON(pd))
 	}
 	t := newTable(e.stdout, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "IN-SYNC")
-	t.row(topic, p, leaderCell(pd.GetLeader()), joinIDs(pd.GetReplicas()), joinIDs(pd.GetInSyncReplicas()))
+	t.row(topic, p, leaderCell(pd.Leader), joinIDs(pd.Replicas), joinIDs(pd.InSyncReplicas))
 	if err := t.flush(); err != nil {
 		return err
 	}
-	return e.printLagging([]*v1.PartitionDescription{pd})
+	return e.printLagging([]client.PartitionDetail{pd})
 }
 
 // settleWait is how long printPartition waits for a moved partition's
@@ -189,25 +188,25 @@ type progress struct {
 
 // copyTenths is how far a log copy is, in tenths: a line per tenth when
 // the output is not live.
-func copyTenths(m *v1.MoveProgress) int64 {
-	if m.GetCopyTotalBytes() <= 0 {
+func copyTenths(m client.MoveProgress) int64 {
+	if m.CopyTotalBytes <= 0 {
 		return -1
 	}
-	return min(10, m.GetCopiedBytes()*10/m.GetCopyTotalBytes())
+	return min(10, m.CopiedBytes*10/m.CopyTotalBytes)
 }
 
 // catchUpDetail describes a new replica's lag: the log copy's progress
 // while it copies the leader's log, else records (and bytes) behind.
-func catchUpDetail(m *v1.MoveProgress) string {
+func catchUpDetail(m client.MoveProgress) string {
 	switch {
-	case m.GetCopyTotalBytes() > 0:
+	case m.CopyTotalBytes > 0:
 		return fmt.Sprintf(" (copying the leader's log: %s of %s, %d%%)",
-			formatBytes(m.GetCopiedBytes()), formatBytes(m.GetCopyTotalBytes()), min(100, m.GetCopiedBytes()*100/m.GetCopyTotalBytes()))
-	case m.GetLag() > 0 && m.GetLagBytes() > 0:
-		return fmt.Sprintf(" (%d records, ~%s behind)", m.GetLag(), formatBytes(m.GetLagBytes()))
-	case m.GetLag() > 0:
-		return fmt.Sprintf(" (%d records behind)", m.GetLag())
-	case m.GetLag() < 0:
+			formatBytes(m.CopiedBytes), formatBytes(m.CopyTotalBytes), min(100, m.CopiedBytes*100/m.CopyTotalBytes))
+	case m.Lag > 0 && m.LagBytes > 0:
+		return fmt.Sprintf(" (%d records, ~%s behind)", m.Lag, formatBytes(m.LagBytes))
+	case m.Lag > 0:
+		return fmt.Sprintf(" (%d records behind)", m.Lag)
+	case m.Lag < 0:
 		return " (waiting for the replica)"
 	}
 	return ""
@@ -234,15 +233,15 @@ func newProgress(e *env) *progress {
 	return &progress{w: e.stdout, live: e.isTerminal()}
 }
 
-func (p *progress) show(m *v1.MoveProgress) {
-	line := m.GetStep()
-	if m.GetTopic() != "" {
-		line = fmt.Sprintf("%s/%d: %s", m.GetTopic(), m.GetPartition(), line)
+func (p *progress) show(m client.MoveProgress) {
+	line := m.Step
+	if m.Topic != "" {
+		line = fmt.Sprintf("%s/%d: %s", m.Topic, m.Partition, line)
 	}
-	if m.GetTotal() > 0 {
-		line = fmt.Sprintf("[%d/%d] %s", m.GetDone(), m.GetTotal(), line)
+	if m.Total > 0 {
+		line = fmt.Sprintf("[%d/%d] %s", m.Done, m.Total, line)
 	}
-	catching := strings.HasPrefix(m.GetStep(), "catching up")
+	catching := strings.HasPrefix(m.Step, "catching up")
 	if p.live {
 		if catching {
 			line += catchUpDetail(m)

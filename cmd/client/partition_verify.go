@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -48,7 +47,7 @@ as long as reading it from disk.`,
 						parts = append(parts, p.Partition)
 					}
 				}
-				var results []*v1.VerifyPartitionResponse
+				var results []client.PartitionVerification
 				for _, p := range parts {
 					r, err := a.VerifyPartition(ctx, topic, p)
 					if err != nil {
@@ -70,15 +69,15 @@ as long as reading it from disk.`,
 	}
 }
 
-func (e *env) printVerify(results []*v1.VerifyPartitionResponse) error {
+func (e *env) printVerify(results []client.PartitionVerification) error {
 	if e.output == "json" {
 		out := make([]verifyJSON, len(results))
 		for i, r := range results {
 			out[i] = verifyJSON{Topic: r.Topic, Partition: r.Partition, FromOffset: r.FromOffset, ToOffset: r.ToOffset,
 				Batches: r.Batches, Bytes: r.Bytes, Agree: r.Agree, FirstDifference: r.FirstDifference, Replicas: []replicaSumJSON{}}
 			for _, rc := range r.Replicas {
-				out[i].Replicas = append(out[i].Replicas, replicaSumJSON{NodeID: rc.NodeId, LogStartOffset: rc.LogStartOffset,
-					HighWatermark: rc.HighWatermark, CRC: fmt.Sprintf("%08x", rc.Crc), Error: rc.Error})
+				out[i].Replicas = append(out[i].Replicas, replicaSumJSON{NodeID: rc.NodeID, LogStartOffset: rc.LogStartOffset,
+					HighWatermark: rc.HighWatermark, CRC: fmt.Sprintf("%08x", rc.CRC), Error: rc.Error})
 			}
 		}
 		return printJSON(e.stdout, out)
@@ -95,7 +94,7 @@ func (e *env) printVerify(results []*v1.VerifyPartitionResponse) error {
 		var bad []string
 		for _, rc := range r.Replicas {
 			if rc.Error != "" {
-				bad = append(bad, fmt.Sprintf("broker %d: %s", rc.NodeId, rc.Error))
+				bad = append(bad, fmt.Sprintf("broker %d: %s", rc.NodeID, rc.Error))
 			}
 		}
 		if len(bad) > 0 {

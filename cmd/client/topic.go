@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -59,7 +58,7 @@ value.`,
 					return printJSON(e.stdout, topicJSON(d))
 				}
 				_, err = fmt.Fprintf(e.stdout, "created topic %q with %s, replication factor %d\n",
-					d.GetName(), plural(int64(len(d.GetPartitions())), "partition"), d.GetReplicationFactor())
+					d.Name, plural(int64(len(d.Partitions)), "partition"), d.ReplicationFactor)
 				return err
 			})
 		},
@@ -90,19 +89,19 @@ is given.`,
 					return err
 				}
 				if !internal {
-					topics = slices.DeleteFunc(topics, func(t *v1.TopicSummary) bool { return isInternalTopic(t.GetName()) })
+					topics = slices.DeleteFunc(topics, func(t client.TopicSummary) bool { return isInternalTopic(t.Name) })
 				}
-				slices.SortFunc(topics, func(x, y *v1.TopicSummary) int { return strings.Compare(x.GetName(), y.GetName()) })
+				slices.SortFunc(topics, func(x, y client.TopicSummary) int { return strings.Compare(x.Name, y.Name) })
 				if e.output == "json" {
 					out := make([]topicSummaryJSON, 0, len(topics))
 					for _, t := range topics {
-						out = append(out, topicSummaryJSON{t.GetName(), t.GetPartitions(), t.GetReplicationFactor()})
+						out = append(out, topicSummaryJSON{t.Name, t.Partitions, t.ReplicationFactor})
 					}
 					return printJSON(e.stdout, out)
 				}
 				t := newTable(e.stdout, "NAME", "PARTITIONS", "REPLICAS")
 				for _, tp := range topics {
-					t.row(tp.GetName(), tp.GetPartitions(), tp.GetReplicationFactor())
+					t.row(tp.Name, tp.Partitions, tp.ReplicationFactor)
 				}
 				return t.flush()
 			})
@@ -202,20 +201,20 @@ or none. The topic's configs after the change are printed.`,
 	return cmd
 }
 
-func (e *env) printTopic(d *v1.TopicDescription) error {
+func (e *env) printTopic(d client.TopicDetail) error {
 	if e.output == "json" {
 		return printJSON(e.stdout, topicJSON(d))
 	}
-	fmt.Fprintf(e.stdout, "NAME: %s\nREPLICATION-FACTOR: %d\n\n", d.GetName(), d.GetReplicationFactor())
+	fmt.Fprintf(e.stdout, "NAME: %s\nREPLICATION-FACTOR: %d\n\n", d.Name, d.ReplicationFactor)
 	t := newTable(e.stdout, "PARTITION", "LEADER", "REPLICAS", "ISR", "HIGH-WATERMARK", "LOG-START", "LOG-END")
-	for _, p := range d.GetPartitions() {
-		t.row(p.GetPartition(), leaderCell(p.GetLeader()), joinIDs(p.GetReplicas()), joinIDs(p.GetInSyncReplicas()),
-			p.GetHighWatermark(), p.GetLogStartOffset(), p.GetLogEndOffset())
+	for _, p := range d.Partitions {
+		t.row(p.Partition, leaderCell(p.Leader), joinIDs(p.Replicas), joinIDs(p.InSyncReplicas),
+			p.HighWatermark, p.LogStartOffset, p.LogEndOffset)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
-	if err := e.printLagging(d.GetPartitions()); err != nil {
+	if err := e.printLagging(d.Partitions); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout)
@@ -224,26 +223,26 @@ func (e *env) printTopic(d *v1.TopicDescription) error {
 
 // printLagging lists the replicas not in sync and how far behind they are
 // (nothing if all are in sync).
-func (e *env) printLagging(ps []*v1.PartitionDescription) error {
+func (e *env) printLagging(ps []client.PartitionDetail) error {
 	var t *table
 	for _, p := range ps {
-		for _, l := range p.GetLagging() {
+		for _, l := range p.Lagging {
 			if t == nil {
 				fmt.Fprintln(e.stdout, "\nNOT IN SYNC:")
 				t = newTable(e.stdout, "PARTITION", "REPLICA", "OFFSETS-BEHIND", "BYTES-BEHIND", "LOG-COPY")
 			}
-			if !l.GetAnswered() {
-				t.row(p.GetPartition(), l.GetNodeId(), "?", "?", "broker did not answer")
+			if !l.Answered {
+				t.row(p.Partition, l.NodeID, "?", "?", "broker did not answer")
 				continue
 			}
 			cp := "-"
-			if l.GetCopying() {
-				cp = "copied " + formatBytes(l.GetCopiedBytes())
-				if l.GetCopyTotalBytes() > 0 {
-					cp += fmt.Sprintf(" of %s (%d%%)", formatBytes(l.GetCopyTotalBytes()), min(100, l.GetCopiedBytes()*100/l.GetCopyTotalBytes()))
+			if l.Copying {
+				cp = "copied " + formatBytes(l.CopiedBytes)
+				if l.CopyTotalBytes > 0 {
+					cp += fmt.Sprintf(" of %s (%d%%)", formatBytes(l.CopyTotalBytes), min(100, l.CopiedBytes*100/l.CopyTotalBytes))
 				}
 			}
-			if a := l.GetAbstainUntil(); a > 0 {
+			if a := l.AbstainUntil; a > 0 {
 				// Not a copy, but the one column that says what the
 				// replica is doing about its lag.
 				damaged := fmt.Sprintf("damaged log: refetching, no vote until raft index %d", a)
@@ -253,7 +252,7 @@ func (e *env) printLagging(ps []*v1.PartitionDescription) error {
 					cp += "; " + damaged
 				}
 			}
-			t.row(p.GetPartition(), l.GetNodeId(), l.GetOffsetsBehind(), "~"+formatBytes(l.GetBytesBehind()), cp)
+			t.row(p.Partition, l.NodeID, l.OffsetsBehind, "~"+formatBytes(l.BytesBehind), cp)
 		}
 	}
 	if t == nil {
@@ -262,17 +261,17 @@ func (e *env) printLagging(ps []*v1.PartitionDescription) error {
 	return t.flush()
 }
 
-func (e *env) printConfigs(d *v1.TopicDescription) error {
+func (e *env) printConfigs(d client.TopicDetail) error {
 	t := newTable(e.stdout, "KEY", "VALUE", "SOURCE")
 	for _, c := range sortedConfigs(d) {
-		t.row(c.GetKey(), c.GetValue(), configSource(c))
+		t.row(c.Key, c.Value, configSource(c))
 	}
 	return t.flush()
 }
 
-func sortedConfigs(d *v1.TopicDescription) []*v1.TopicConfigEntry {
-	cs := slices.Clone(d.GetConfigs())
-	slices.SortFunc(cs, func(a, b *v1.TopicConfigEntry) int { return strings.Compare(a.GetKey(), b.GetKey()) })
+func sortedConfigs(d client.TopicDetail) []client.ConfigEntry {
+	cs := slices.Clone(d.Configs)
+	slices.SortFunc(cs, func(a, b client.ConfigEntry) int { return strings.Compare(a.Key, b.Key) })
 	return cs
 }
 

@@ -57,8 +57,8 @@ position was deleted are reset by their reset policy ("strata consume
 						return onExistingTopic(topic, err)
 					}
 					parts = parts[:0]
-					for _, p := range d.GetPartitions() {
-						parts = append(parts, p.GetPartition())
+					for _, p := range d.Partitions {
+						parts = append(parts, p.Partition)
 					}
 				}
 				req := make(map[int32]int64, len(parts))

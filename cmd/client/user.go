@@ -104,9 +104,9 @@ func newUserListCmd(e *env) *cobra.Command {
 				if e.output == "json" {
 					out := []userJSON{}
 					for _, u := range users {
-						j := userJSON{Name: u.GetName(), Mechanisms: []mechanismJSON{}}
-						for _, m := range u.GetMechanisms() {
-							j.Mechanisms = append(j.Mechanisms, mechanismJSON{m.GetMechanism(), m.GetIterations()})
+						j := userJSON{Name: u.Name, Mechanisms: []mechanismJSON{}}
+						for _, m := range u.Mechanisms {
+							j.Mechanisms = append(j.Mechanisms, mechanismJSON{m.Mechanism, int32(m.Iterations)})
 						}
 						out = append(out, j)
 					}
@@ -115,10 +115,10 @@ func newUserListCmd(e *env) *cobra.Command {
 				t := newTable(e.stdout, "USER", "MECHANISMS")
 				for _, u := range users {
 					var ms []string
-					for _, m := range u.GetMechanisms() {
-						ms = append(ms, fmt.Sprintf("%s (%d iterations)", m.GetMechanism(), m.GetIterations()))
+					for _, m := range u.Mechanisms {
+						ms = append(ms, fmt.Sprintf("%s (%d iterations)", m.Mechanism, m.Iterations))
 					}
-					t.row(u.GetName(), strings.Join(ms, ", "))
+					t.row(u.Name, strings.Join(ms, ", "))
 				}
 				return t.flush()
 			})

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/client"
@@ -21,9 +20,9 @@ import (
 
 // waitInSync waits until every partition of topic has a leader and its
 // in-sync replicas are all its replicas, and returns the description.
-func adminWaitInSync(t *testing.T, a *client.Admin, topic string) *v1.TopicDescription {
+func adminWaitInSync(t *testing.T, a *client.Admin, topic string) client.TopicDetail {
 	t.Helper()
-	var d *v1.TopicDescription
+	var d client.TopicDetail
 	eventually(t, topic+" fully in sync", func() bool {
 		var err error
 		if d, err = a.DescribeTopic(ctx(t), topic); err != nil {
@@ -176,7 +175,7 @@ func TestMovePartitionWhileProducing(t *testing.T) {
 		}
 	})
 	var steps []string
-	err := a.MovePartition(ctx(t), "mv", 0, []uint32{2, 3, 4}, func(p *v1.MoveProgress) { steps = append(steps, p.Step) })
+	err := a.MovePartition(ctx(t), "mv", 0, []uint32{2, 3, 4}, func(p client.MoveProgress) { steps = append(steps, p.Step) })
 	stop()
 	wg.Wait()
 	if err != nil {
@@ -208,7 +207,7 @@ func TestMovePartitionWhileProducing(t *testing.T) {
 
 	// Re-running the same move is a no-op that succeeds.
 	steps = nil
-	if err := a.MovePartition(ctx(t), "mv", 0, []uint32{2, 3, 4}, func(p *v1.MoveProgress) { steps = append(steps, p.Step) }); err != nil {
+	if err := a.MovePartition(ctx(t), "mv", 0, []uint32{2, 3, 4}, func(p client.MoveProgress) { steps = append(steps, p.Step) }); err != nil {
 		t.Fatalf("re-run: %v", err)
 	}
 	if slices.ContainsFunc(steps, func(s string) bool { return s != "done" && s != "shrinking replicas to [2 3 4]" }) {
@@ -233,8 +232,8 @@ func TestDecommissionBroker(t *testing.T) {
 	if acked := adminProduce(ctx(t), cl, "dc", "x", "y", "z"); len(acked) != 3 {
 		t.Fatal("produce failed")
 	}
-	var last *v1.MoveProgress
-	if err := a.DecommissionBroker(ctx(t), 1, func(p *v1.MoveProgress) { last = p }); err != nil {
+	var last *client.MoveProgress
+	if err := a.DecommissionBroker(ctx(t), 1, func(p client.MoveProgress) { last = &p }); err != nil {
 		t.Fatalf("decommission: %v", err)
 	}
 	if last == nil || last.Step != "done" || last.Done != on1 || last.Total != on1 {
@@ -275,7 +274,7 @@ func TestMoveInterruptedThenRerunAndBack(t *testing.T) {
 	}
 
 	mctx, cancel := context.WithCancel(ctx(t))
-	err := a.MovePartition(mctx, "ir", 0, []uint32{2, 3, 4}, func(p *v1.MoveProgress) {
+	err := a.MovePartition(mctx, "ir", 0, []uint32{2, 3, 4}, func(p client.MoveProgress) {
 		if p.Step == "promoting 4" {
 			cancel()
 		}
@@ -342,8 +341,8 @@ func TestVerifyPartitionOnACluster(t *testing.T) {
 			t.Fatalf("vp/%d: %v", p.Partition, r)
 		}
 		for _, rc := range r.Replicas {
-			if rc.Error != "" || rc.Crc != r.Replicas[0].Crc {
-				t.Fatalf("vp/%d replica %d: %v", p.Partition, rc.NodeId, rc)
+			if rc.Error != "" || rc.CRC != r.Replicas[0].CRC {
+				t.Fatalf("vp/%d replica %d: %v", p.Partition, rc.NodeID, rc)
 			}
 		}
 		if r.Batches == 0 || r.ToOffset < r.FromOffset {

@@ -88,9 +88,9 @@ func sameLanding(t *testing.T, acked, read map[string][2]int64) {
 
 // waitHealthy waits until every partition of topic has a leader and every
 // replica in sync.
-func waitHealthy(t *testing.T, c *client.Client, topic string) *v1.TopicDescription {
+func waitHealthy(t *testing.T, c *client.Client, topic string) client.TopicDetail {
 	t.Helper()
-	var d *v1.TopicDescription
+	var d client.TopicDetail
 	eventually(t, "every partition of "+topic+" led and fully in sync", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -115,12 +115,12 @@ func TestClusterFormsAndReplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(md.Brokers) != 3 || md.ControllerId == 0 || md.ClusterId == "" {
+	if len(md.Brokers) != 3 || md.ControllerID == 0 || md.ClusterID == "" {
 		t.Fatalf("metadata: %v", md)
 	}
 	for _, b := range md.Brokers {
 		if b.State != "alive" {
-			t.Fatalf("broker %d is %s", b.NodeId, b.State)
+			t.Fatalf("broker %d is %s", b.NodeID, b.State)
 		}
 	}
 	d, err := c.Admin().CreateTopic(context.Background(), "orders", 3, 3, nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stratalog/strata/pkg/client"
 	"slices"
 	"sync"
 	"testing"
@@ -110,13 +111,13 @@ func TestMoveCopiesALargeLogAndResumes(t *testing.T) {
 	}
 	var (
 		mu      sync.Mutex
-		reports []*v1.MoveProgress
+		reports []client.MoveProgress
 	)
 	moveDone := make(chan error, 1)
 	moveCtx, cancelMove := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancelMove()
 	go func() {
-		moveDone <- newClient(t, via).Admin().MovePartition(moveCtx, "big", 0, []uint32{lead.NodeId, target}, func(m *v1.MoveProgress) {
+		moveDone <- newClient(t, via).Admin().MovePartition(moveCtx, "big", 0, []uint32{lead.NodeId, target}, func(m client.MoveProgress) {
 			mu.Lock()
 			reports = append(reports, m)
 			mu.Unlock()
@@ -164,10 +165,10 @@ func TestMoveCopiesALargeLogAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lag *v1.ReplicaLag
+	var lag *client.ReplicaLag
 	for _, l := range d.Partitions[0].Lagging {
-		if l.NodeId == target {
-			lag = l
+		if l.NodeID == target {
+			lag = &l
 		}
 	}
 	if lag == nil || !lag.Copying || lag.CopiedBytes == 0 || lag.OffsetsBehind <= 0 || lag.BytesBehind <= 0 {

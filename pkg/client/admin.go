@@ -10,11 +10,12 @@ import (
 	"github.com/stratalog/strata/pkg/apierr"
 )
 
-// Admin manages topics and reads cluster metadata. Its methods return the
-// API's own messages (package stratav1, api/v1) rather than copies: they
-// are plain data, documented in strata.proto, and a copy would only lag
-// behind them. Errors are *apierr.Error (test them with errors.Is against
-// the apierr sentinels), a context error, or ErrClosed.
+// Admin manages topics, groups, partitions, users and ACLs, and reads
+// cluster metadata. Its methods take and return this package's own plain
+// structs (TopicDetail, GroupDetail, ClusterMetadata ...; see
+// admin_types.go), copied from the API's messages, so that a caller needs
+// no import of api/v1. Errors are *apierr.Error (test them with errors.Is
+// against the apierr sentinels), a context error, or ErrClosed.
 type Admin struct{ c *Client }
 
 // Admin returns the admin API of the client.
@@ -22,7 +23,7 @@ func (c *Client) Admin() *Admin { return &Admin{c: c} }
 
 // CreateTopic creates a topic. replicas 0 means the broker default;
 // configs are topic config keys (see DescribeTopic for the list).
-func (a *Admin) CreateTopic(ctx context.Context, name string, partitions, replicas int32, configs map[string]string) (*v1.TopicDescription, error) {
+func (a *Admin) CreateTopic(ctx context.Context, name string, partitions, replicas int32, configs map[string]string) (TopicDetail, error) {
 	var resp *v1.CreateTopicResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
 		resp, err = cl.CreateTopic(ctx, &v1.CreateTopicRequest{Name: name, Partitions: partitions, ReplicationFactor: replicas, Configs: configs})
@@ -30,9 +31,9 @@ func (a *Admin) CreateTopic(ctx context.Context, name string, partitions, replic
 	})
 	a.c.meta.invalidate()
 	if err != nil {
-		return nil, err
+		return TopicDetail{}, err
 	}
-	return resp.GetTopic(), nil
+	return topicDetailFromProto(resp.GetTopic()), nil
 }
 
 // DeleteTopic deletes a topic and its data.
@@ -46,61 +47,76 @@ func (a *Admin) DeleteTopic(ctx context.Context, name string) error {
 }
 
 // ListTopics lists every topic.
-func (a *Admin) ListTopics(ctx context.Context) ([]*v1.TopicSummary, error) {
+func (a *Admin) ListTopics(ctx context.Context) ([]TopicSummary, error) {
 	var resp *v1.ListTopicsResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
 		resp, err = cl.ListTopics(ctx, &v1.ListTopicsRequest{})
 		return err
 	})
-	return resp.GetTopics(), err
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TopicSummary, 0, len(resp.GetTopics()))
+	for _, t := range resp.GetTopics() {
+		out = append(out, topicSummaryFromProto(t))
+	}
+	return out, nil
 }
 
 // DescribeTopic returns a topic's partitions (leader, replicas, offsets,
 // size) and its full config, defaults marked.
-func (a *Admin) DescribeTopic(ctx context.Context, name string) (*v1.TopicDescription, error) {
+func (a *Admin) DescribeTopic(ctx context.Context, name string) (TopicDetail, error) {
 	var resp *v1.DescribeTopicResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
 		resp, err = cl.DescribeTopic(ctx, &v1.DescribeTopicRequest{Name: name})
 		return err
 	})
-	return resp.GetTopic(), err
+	if err != nil {
+		return TopicDetail{}, err
+	}
+	return topicDetailFromProto(resp.GetTopic()), nil
 }
 
 // AlterTopicConfig sets the keys in set and resets the keys in del to the
 // broker default, in one step, and returns the topic as it now is.
-func (a *Admin) AlterTopicConfig(ctx context.Context, name string, set map[string]string, del []string) (*v1.TopicDescription, error) {
+func (a *Admin) AlterTopicConfig(ctx context.Context, name string, set map[string]string, del []string) (TopicDetail, error) {
 	var resp *v1.AlterTopicConfigResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
 		resp, err = cl.AlterTopicConfig(ctx, &v1.AlterTopicConfigRequest{Name: name, Set: set, Delete: del})
 		return err
 	})
-	return resp.GetTopic(), err
+	if err != nil {
+		return TopicDetail{}, err
+	}
+	return topicDetailFromProto(resp.GetTopic()), nil
 }
 
-// ListOffsets looks up one partition's offset: LATEST (the high
-// watermark), EARLIEST (the log start) or TIMESTAMP (the first record at
-// or after ts; Found false and the high watermark when there is none).
-func (a *Admin) ListOffsets(ctx context.Context, topic string, partition int32, spec v1.OffsetSpec, ts time.Time) (*v1.ListOffsetsPartitionResult, error) {
+// ListOffsets looks up one partition's offset: OffsetSpecLatest (the
+// high watermark), OffsetSpecEarliest (the log start) or
+// OffsetSpecTimestamp (the first record at or after ts; Found false and
+// the high watermark when there is none). ts is used only with
+// OffsetSpecTimestamp.
+func (a *Admin) ListOffsets(ctx context.Context, topic string, partition int32, spec OffsetSpec, ts time.Time) (ListedOffset, error) {
 	var tsMs int64
-	if spec == v1.OffsetSpec_OFFSET_SPEC_TIMESTAMP {
+	if spec == OffsetSpecTimestamp {
 		tsMs = ts.UnixMilli()
 	}
-	res, err := a.c.listOffsets(ctx, topic, []int32{partition}, spec, tsMs)
+	res, err := a.c.listOffsets(ctx, topic, []int32{partition}, spec.proto(), tsMs)
 	if err != nil {
-		return nil, err
+		return ListedOffset{}, err
 	}
-	return res[partition], nil
+	return listedOffsetFromProto(res[partition]), nil
 }
 
 // Metadata returns the cluster's brokers, controller and every topic's
 // partition leaders, fresh from a broker (it also refreshes the client's
 // routing cache).
-func (a *Admin) Metadata(ctx context.Context) (*v1.MetadataResponse, error) {
+func (a *Admin) Metadata(ctx context.Context) (ClusterMetadata, error) {
 	s, err := a.c.meta.refresh(ctx, time.Now())
 	if err != nil {
-		return nil, err
+		return ClusterMetadata{}, err
 	}
-	return s.resp, nil
+	return clusterMetadataFromProto(s.resp), nil
 }
 
 // listOffsets asks each partition's leader, with retries; a per-partition

@@ -24,7 +24,7 @@ import (
 // the cluster knows are dead or gone are skipped: their groups have
 // moved to others. It fails if another broker cannot answer within the
 // RetryTimeout: a partial list would look complete.
-func (a *Admin) ListGroups(ctx context.Context) ([]*v1.GroupSummary, error) {
+func (a *Admin) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 	c := a.c
 	s, err := c.meta.refresh(ctx, time.Now())
 	if err != nil {
@@ -69,9 +69,9 @@ func (a *Admin) ListGroups(ctx context.Context) ([]*v1.GroupSummary, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	out := make([]*v1.GroupSummary, 0, len(groups))
+	out := make([]GroupSummary, 0, len(groups))
 	for _, name := range slices.Sorted(maps.Keys(groups)) {
-		out = append(out, groups[name])
+		out = append(out, groupSummaryFromProto(groups[name]))
 	}
 	return out, nil
 }
@@ -79,13 +79,16 @@ func (a *Admin) ListGroups(ctx context.Context) ([]*v1.GroupSummary, error) {
 // DescribeGroup returns a group's state, members with their assignments,
 // and per partition its committed offset, log end, lag and owner.
 // apierr.ErrUnknownGroup if there is no such group.
-func (a *Admin) DescribeGroup(ctx context.Context, group string) (*v1.DescribeGroupResponse, error) {
+func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupDetail, error) {
 	var resp *v1.DescribeGroupResponse
 	err := a.c.groupCall(ctx, group, func(ctx context.Context, cl v1.StrataClient) (err error) {
 		resp, err = cl.DescribeGroup(ctx, &v1.DescribeGroupRequest{Group: group})
 		return err
 	})
-	return resp, err
+	if err != nil {
+		return GroupDetail{}, err
+	}
+	return groupDetailFromProto(resp), nil
 }
 
 // DeleteGroup deletes a group and its committed offsets. It is refused
@@ -100,8 +103,12 @@ func (a *Admin) DeleteGroup(ctx context.Context, group string) error {
 // FetchOffsets returns the group's committed offsets of parts, or of
 // every partition it has committed when parts is empty. Offset -1 means
 // nothing is committed.
-func (a *Admin) FetchOffsets(ctx context.Context, group string, parts ...TopicPartition) ([]*v1.CommittedOffset, error) {
-	return a.c.fetchOffsets(ctx, group, parts)
+func (a *Admin) FetchOffsets(ctx context.Context, group string, parts ...TopicPartition) ([]CommittedOffset, error) {
+	offs, err := a.c.fetchOffsets(ctx, group, parts)
+	if err != nil {
+		return nil, err
+	}
+	return committedOffsetsFromProto(offs), nil
 }
 
 func (c *Client) fetchOffsets(ctx context.Context, group string, parts []TopicPartition) ([]*v1.CommittedOffset, error) {

@@ -35,7 +35,7 @@ func (a *Admin) TransferLeader(ctx context.Context, topic string, partition int3
 //
 // ctx bounds the whole move (a large partition may take long to copy);
 // cancelling it stops the move after its current step.
-func (a *Admin) MovePartition(ctx context.Context, topic string, partition int32, replicas []uint32, progress func(*v1.MoveProgress)) error {
+func (a *Admin) MovePartition(ctx context.Context, topic string, partition int32, replicas []uint32, progress func(MoveProgress)) error {
 	req := &v1.MovePartitionRequest{Topic: topic, Partition: partition, Replicas: replicas}
 	err := a.follow(ctx, func(ctx context.Context, cl v1.StrataClient) (progressStream, error) {
 		return cl.MovePartition(ctx, req)
@@ -49,7 +49,7 @@ func (a *Admin) MovePartition(ctx context.Context, topic string, partition int32
 // called with each step; Done and Total count partitions. If some
 // partition has no broker to take the replica, it fails before moving
 // anything. After a failure, running it again carries on.
-func (a *Admin) DecommissionBroker(ctx context.Context, node uint32, progress func(*v1.MoveProgress)) error {
+func (a *Admin) DecommissionBroker(ctx context.Context, node uint32, progress func(MoveProgress)) error {
 	req := &v1.DecommissionBrokerRequest{NodeId: node}
 	err := a.follow(ctx, func(ctx context.Context, cl v1.StrataClient) (progressStream, error) {
 		return cl.DecommissionBroker(ctx, req)
@@ -67,7 +67,7 @@ type progressStream interface {
 // ready) try the next broker within the client's RetryTimeout; once the
 // operation has started, a failure is returned as it is: re-running it is
 // the caller's decision.
-func (a *Admin) follow(ctx context.Context, open func(context.Context, v1.StrataClient) (progressStream, error), progress func(*v1.MoveProgress)) error {
+func (a *Admin) follow(ctx context.Context, open func(context.Context, v1.StrataClient) (progressStream, error), progress func(MoveProgress)) error {
 	deadline := time.Now().Add(a.c.cfg.retryTimeout)
 	backoff := a.c.cfg.backoffMin
 	for attempt := 0; ; attempt++ {
@@ -86,7 +86,7 @@ func (a *Admin) follow(ctx context.Context, open func(context.Context, v1.Strata
 	}
 }
 
-func (a *Admin) followOnce(ctx context.Context, attempt int, open func(context.Context, v1.StrataClient) (progressStream, error), progress func(*v1.MoveProgress)) (started bool, err error) {
+func (a *Admin) followOnce(ctx context.Context, attempt int, open func(context.Context, v1.StrataClient) (progressStream, error), progress func(MoveProgress)) (started bool, err error) {
 	cl, _, err := a.c.anyConn(attempt)
 	if err != nil {
 		return false, err
@@ -107,7 +107,7 @@ func (a *Admin) followOnce(ctx context.Context, attempt int, open func(context.C
 		}
 		started = true
 		if progress != nil {
-			progress(p)
+			progress(moveProgressFromProto(p))
 		}
 	}
 }

@@ -63,41 +63,58 @@ func (a *Admin) DeleteUser(ctx context.Context, name string) error {
 }
 
 // ListUsers lists the users and their mechanisms (never their keys).
-func (a *Admin) ListUsers(ctx context.Context) ([]*v1.UserSummary, error) {
+func (a *Admin) ListUsers(ctx context.Context) ([]UserSummary, error) {
 	var resp *v1.ListUsersResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
 		resp, err = cl.ListUsers(ctx, &v1.ListUsersRequest{})
 		return err
 	})
-	return resp.GetUsers(), err
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserSummary, 0, len(resp.GetUsers()))
+	for _, u := range resp.GetUsers() {
+		out = append(out, userFromProto(u))
+	}
+	return out, nil
 }
 
-// CreateACLs adds ACL bindings (fields as in strata.proto's AclBinding).
-func (a *Admin) CreateACLs(ctx context.Context, acls ...*v1.AclBinding) error {
+// CreateACLs adds ACL bindings.
+func (a *Admin) CreateACLs(ctx context.Context, acls ...ACLBinding) error {
+	req := &v1.CreateACLsRequest{}
+	for _, b := range acls {
+		req.Acls = append(req.Acls, b.proto())
+	}
 	return a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) error {
-		_, err := cl.CreateACLs(ctx, &v1.CreateACLsRequest{Acls: acls})
+		_, err := cl.CreateACLs(ctx, req)
 		return err
 	})
 }
 
 // ListACLs lists the bindings filter matches (an empty field matches any
-// value; a nil filter matches every binding).
-func (a *Admin) ListACLs(ctx context.Context, filter *v1.AclBinding) ([]*v1.AclBinding, error) {
+// value; ACLBinding{} matches every binding).
+func (a *Admin) ListACLs(ctx context.Context, filter ACLBinding) ([]ACLBinding, error) {
 	var resp *v1.ListACLsResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
-		resp, err = cl.ListACLs(ctx, &v1.ListACLsRequest{Filter: filter})
+		resp, err = cl.ListACLs(ctx, &v1.ListACLsRequest{Filter: filter.proto()})
 		return err
 	})
-	return resp.GetAcls(), err
+	if err != nil {
+		return nil, err
+	}
+	return aclsFromProto(resp.GetAcls()), nil
 }
 
 // DeleteACLs deletes the bindings filter matches and returns them. A
 // filter with no field set is refused.
-func (a *Admin) DeleteACLs(ctx context.Context, filter *v1.AclBinding) ([]*v1.AclBinding, error) {
+func (a *Admin) DeleteACLs(ctx context.Context, filter ACLBinding) ([]ACLBinding, error) {
 	var resp *v1.DeleteACLsResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
-		resp, err = cl.DeleteACLs(ctx, &v1.DeleteACLsRequest{Filter: filter})
+		resp, err = cl.DeleteACLs(ctx, &v1.DeleteACLsRequest{Filter: filter.proto()})
 		return err
 	})
-	return resp.GetDeleted(), err
+	if err != nil {
+		return nil, err
+	}
+	return aclsFromProto(resp.GetDeleted()), nil
 }

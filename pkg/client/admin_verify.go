@@ -13,11 +13,14 @@ import (
 // it takes as long as reading the partition from disk. Any broker can take
 // the call. A replica that cannot be read is reported with its error and
 // left out of the comparison.
-func (a *Admin) VerifyPartition(ctx context.Context, topic string, partition int32) (*v1.VerifyPartitionResponse, error) {
+func (a *Admin) VerifyPartition(ctx context.Context, topic string, partition int32) (PartitionVerification, error) {
 	var resp *v1.VerifyPartitionResponse
 	err := a.c.call(ctx, func(ctx context.Context, cl v1.StrataClient) (err error) {
 		resp, err = cl.VerifyPartition(ctx, &v1.VerifyPartitionRequest{Topic: topic, Partition: partition})
 		return err
 	})
-	return resp, err
+	if err != nil {
+		return PartitionVerification{}, err
+	}
+	return verificationFromProto(resp), nil
 }

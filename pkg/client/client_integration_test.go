@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/brokertest"
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/record"
@@ -96,8 +95,8 @@ func TestBrokerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hw int64
-	for _, p := range d.GetPartitions() {
-		hw += p.GetHighWatermark()
+	for _, p := range d.Partitions {
+		hw += p.HighWatermark
 	}
 	if hw != n {
 		t.Errorf("high watermarks sum to %d, want %d", hw, n)
@@ -186,8 +185,8 @@ func TestBrokerErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cfg := range d.GetConfigs() {
-		if cfg.GetKey() == "retention.ms" && (cfg.GetValue() != "1000" || cfg.GetIsDefault()) {
+	for _, cfg := range d.Configs {
+		if cfg.Key == "retention.ms" && (cfg.Value != "1000" || cfg.Default) {
 			t.Errorf("retention.ms after alter: %v", cfg)
 		}
 	}
@@ -197,11 +196,11 @@ func TestBrokerErrors(t *testing.T) {
 		t.Errorf("produce to unknown topic: %v", err)
 	}
 	md, err := a.Metadata(ctx)
-	if err != nil || len(md.GetBrokers()) != 1 || md.GetBrokers()[0].GetApiAddr() == "" {
+	if err != nil || len(md.Brokers) != 1 || md.Brokers[0].APIAddr == "" {
 		t.Errorf("metadata: %v, %v", md, err)
 	}
-	lo, err := a.ListOffsets(ctx, "t", 0, v1.OffsetSpec_OFFSET_SPEC_LATEST, time.Time{})
-	if err != nil || lo.GetOffset() != 0 {
+	lo, err := a.ListOffsets(ctx, "t", 0, OffsetSpecLatest, time.Time{})
+	if err != nil || lo.Offset != 0 {
 		t.Errorf("list offsets: %v, %v", lo, err)
 	}
 	if err := a.DeleteTopic(ctx, "t"); err != nil {
@@ -264,8 +263,8 @@ func TestProducerContextTryProduceAndBuffered(t *testing.T) {
 	if err != nil || string(rec.Value) != "kept" || rec.Offset != 0 {
 		t.Fatalf("first stored record: %v %v, want kept at offset 0", rec, err)
 	}
-	lo, err := c.Admin().ListOffsets(ctx, "cx", 0, v1.OffsetSpec_OFFSET_SPEC_LATEST, time.Time{})
-	if err != nil || lo.GetOffset() != 1 {
+	lo, err := c.Admin().ListOffsets(ctx, "cx", 0, OffsetSpecLatest, time.Time{})
+	if err != nil || lo.Offset != 1 {
 		t.Fatalf("high watermark %v (%v), want 1: a cancelled record was stored", lo, err)
 	}
 }

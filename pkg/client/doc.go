@@ -24,6 +24,8 @@
 //	defer c.Close()
 //
 //	_, err = c.Admin().CreateTopic(ctx, "events", 3, 1, nil)
+//	d, err := c.Admin().DescribeTopic(ctx, "events")
+//	for _, p := range d.Partitions { ... p.Partition, p.Leader, p.HighWatermark ... }
 //
 //	p := c.NewProducer(client.Linger(10 * time.Millisecond))
 //	p.Produce(ctx, &client.Record{Topic: "events", Key: []byte("k"), Value: []byte("v")},
@@ -46,6 +48,12 @@
 //	cs, err := c.NewConsumerTopics([]string{"events", "audit"},
 //		client.TopicPartitions(map[string][]int32{"audit": {0}}))
 //	cs.Pause(client.TopicPartition{Topic: "events", Partition: 2})
+//
+// Admin. Client.Admin's calls take and return this package's own plain
+// structs (TopicDetail, ClusterMetadata, GroupDetail, CommittedOffset,
+// ACLBinding ...), copied from the API's messages: a caller needs no
+// import of api/v1 or protobuf, only this package and, to match errors,
+// pkg/apierr. Node ids are uint32, 0 meaning none; times are time.Time.
 //
 // Consumer groups. A GroupConsumer is a member of a consumer group: the
 // group's coordinator (a broker; FindCoordinator names it) assigns it

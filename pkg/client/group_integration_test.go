@@ -116,8 +116,8 @@ func TestBrokerGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.GetMembers()) != 2 || len(d.GetPartitions()) != 4 || d.GetTotalLag() != 0 {
-		t.Errorf("describe: %d members, %d partitions, total lag %d", len(d.GetMembers()), len(d.GetPartitions()), d.GetTotalLag())
+	if len(d.Members) != 2 || len(d.Partitions) != 4 || d.TotalLag != 0 {
+		t.Errorf("describe: %d members, %d partitions, total lag %d", len(d.Members), len(d.Partitions), d.TotalLag)
 	}
 	if err := admin.DeleteGroup(ctx, "billing"); !errors.Is(err, apierr.ErrGroupNotEmpty) {
 		t.Errorf("delete with members: %v", err)
@@ -133,7 +133,7 @@ func TestBrokerGroup(t *testing.T) {
 	}
 
 	groups, err := admin.ListGroups(ctx)
-	if err != nil || len(groups) != 1 || groups[0].GetGroup() != "billing" || groups[0].GetMembers() != 0 {
+	if err != nil || len(groups) != 1 || groups[0].Group != "billing" || groups[0].Members != 0 {
 		t.Fatalf("list: %v %v", groups, err)
 	}
 	offs, err := admin.FetchOffsets(ctx, "billing")
@@ -141,8 +141,8 @@ func TestBrokerGroup(t *testing.T) {
 		t.Fatalf("fetch offsets: %v %v", offs, err)
 	}
 	for _, o := range offs {
-		if o.GetOffset() != 15 {
-			t.Errorf("%s/%d committed %d, want 15", o.GetTopic(), o.GetPartition(), o.GetOffset())
+		if o.Offset != 15 {
+			t.Errorf("%s/%d committed %d, want 15", o.Topic, o.Partition, o.Offset)
 		}
 	}
 	// Seek back (the group is empty now) and read from there.
@@ -248,7 +248,7 @@ func TestBrokerGroupStaticAndFailover(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		groups, err := c.Admin().ListGroups(ctx)
-		return err == nil && len(groups) == 1 && groups[0].GetGroup() == "g"
+		return err == nil && len(groups) == 1 && groups[0].Group == "g"
 	})
 	t.Logf("groups listed %s after the failover", time.Since(start))
 	var cerr error

@@ -510,11 +510,11 @@ func TestGroupAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	groups, err := a.ListGroups(ctx)
-	if err != nil || len(groups) != 1 || groups[0].GetGroup() != "g" || groups[0].GetMembers() != 1 {
+	if err != nil || len(groups) != 1 || groups[0].Group != "g" || groups[0].Members != 1 {
 		t.Fatalf("ListGroups: %v %v", groups, err)
 	}
 	d, err := a.DescribeGroup(ctx, "g")
-	if err != nil || len(d.GetMembers()) != 1 || len(d.GetPartitions()) != 2 || d.GetTotalLag() != 0 {
+	if err != nil || len(d.Members) != 1 || len(d.Partitions) != 2 || d.TotalLag != 0 {
 		t.Fatalf("DescribeGroup: %v %v", d, err)
 	}
 	if err := a.DeleteGroup(ctx, "g"); !errors.Is(err, apierr.ErrGroupNotEmpty) {
@@ -530,7 +530,7 @@ func TestGroupAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	offs, err := a.FetchOffsets(ctx, "g")
-	if err != nil || len(offs) != 2 || offs[0].GetOffset() != 1 || offs[1].GetOffset() != 3 {
+	if err != nil || len(offs) != 2 || offs[0].Offset != 1 || offs[1].Offset != 3 {
 		t.Fatalf("FetchOffsets: %v %v", offs, err)
 	}
 	if err := a.DeleteGroup(ctx, "g"); err != nil {

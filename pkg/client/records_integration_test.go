@@ -42,7 +42,7 @@ func TestBrokerDeleteRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ls := d.GetPartitions()[0].GetLogStartOffset(); ls != 3 {
+	if ls := d.Partitions[0].LogStartOffset; ls != 3 {
 		t.Errorf("describe: log start %d, want 3", ls)
 	}
 	// Again, lower: nothing changes.

@@ -82,12 +82,12 @@ func TestListOffsetsFollowsLeaderHint(t *testing.T) {
 		t.Fatal(err)
 	}
 	seed.failNextWith("ListOffsets", notLeader(2, next.addr))
-	res, err := c.Admin().ListOffsets(testCtx(t), "t", 0, v1.OffsetSpec_OFFSET_SPEC_LATEST, time.Time{})
+	res, err := c.Admin().ListOffsets(testCtx(t), "t", 0, OffsetSpecLatest, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.GetOffset() != 2 {
-		t.Errorf("latest offset %d, want the new leader's 2", res.GetOffset())
+	if res.Offset != 2 {
+		t.Errorf("latest offset %d, want the new leader's 2", res.Offset)
 	}
 }
 

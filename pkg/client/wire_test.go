@@ -451,22 +451,22 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("describe unknown: %v", err)
 	}
 	topics, err := a.ListTopics(ctx)
-	if err != nil || len(topics) != 1 || topics[0].GetName() != "a" || topics[0].GetPartitions() != 2 {
+	if err != nil || len(topics) != 1 || topics[0].Name != "a" || topics[0].Partitions != 2 {
 		t.Errorf("list: %v, %v", topics, err)
 	}
 	d, err := a.DescribeTopic(ctx, "a")
-	if err != nil || len(d.GetPartitions()) != 2 {
+	if err != nil || len(d.Partitions) != 2 {
 		t.Errorf("describe: %v, %v", d, err)
 	}
 	md, err := a.Metadata(ctx)
-	if err != nil || md.GetClusterId() != "fake" || len(md.GetBrokers()) != 1 {
+	if err != nil || md.ClusterID != "fake" || len(md.Brokers) != 1 {
 		t.Errorf("metadata: %v, %v", md, err)
 	}
-	lo, err := a.ListOffsets(ctx, "a", 1, v1.OffsetSpec_OFFSET_SPEC_LATEST, time.Time{})
-	if err != nil || lo.GetOffset() != 0 {
+	lo, err := a.ListOffsets(ctx, "a", 1, OffsetSpecLatest, time.Time{})
+	if err != nil || lo.Offset != 0 {
 		t.Errorf("list offsets: %v, %v", lo, err)
 	}
-	if _, err := a.ListOffsets(ctx, "a", 7, v1.OffsetSpec_OFFSET_SPEC_LATEST, time.Time{}); !errors.Is(err, apierr.ErrUnknownPartition) {
+	if _, err := a.ListOffsets(ctx, "a", 7, OffsetSpecLatest, time.Time{}); !errors.Is(err, apierr.ErrUnknownPartition) {
 		t.Errorf("list offsets of a missing partition: %v", err)
 	}
 	if err := a.DeleteTopic(ctx, "a"); err != nil {

@@ -70,13 +70,13 @@ func startAdmin(ctx context.Context, cl *client.Client, c *Cluster, h *History, 
 			case k <= 6:
 				op = "transfer-leader"
 				desc, derr := adm.DescribeTopic(octx, mainTopic)
-				if err = derr; err == nil && len(desc.GetPartitions()) > 0 {
-					p := desc.GetPartitions()[rng.IntN(len(desc.GetPartitions()))]
-					others := slices.DeleteFunc(slices.Clone(p.GetReplicas()), func(id uint32) bool { return id == p.GetLeader() })
+				if err = derr; err == nil && len(desc.Partitions) > 0 {
+					p := desc.Partitions[rng.IntN(len(desc.Partitions))]
+					others := slices.DeleteFunc(slices.Clone(p.Replicas), func(id uint32) bool { return id == p.Leader })
 					if len(others) > 0 {
 						to := others[rng.IntN(len(others))]
-						detail = fmt.Sprintf("%s/%d %d->%d", mainTopic, p.GetPartition(), p.GetLeader(), to)
-						_, err = adm.TransferLeader(octx, mainTopic, p.GetPartition(), to)
+						detail = fmt.Sprintf("%s/%d %d->%d", mainTopic, p.Partition, p.Leader, to)
+						_, err = adm.TransferLeader(octx, mainTopic, p.Partition, to)
 					}
 				}
 			default:

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -47,12 +46,12 @@ func highWatermarks(ctx context.Context, adm *client.Admin, topic string) (map[i
 		return nil, err
 	}
 	hw := map[int32]int64{}
-	for _, p := range d.GetPartitions() {
-		r, err := adm.ListOffsets(ctx, topic, p.GetPartition(), v1.OffsetSpec_OFFSET_SPEC_LATEST, time.Time{})
+	for _, p := range d.Partitions {
+		r, err := adm.ListOffsets(ctx, topic, p.Partition, client.OffsetSpecLatest, time.Time{})
 		if err != nil {
 			return nil, err
 		}
-		hw[p.GetPartition()] = r.GetOffset()
+		hw[p.Partition] = r.Offset
 	}
 	return hw, nil
 }
@@ -219,20 +218,20 @@ func verifyReplicas(ctx context.Context, adm *client.Admin, topics []string) (co
 		if err != nil {
 			return compared, divergent, err
 		}
-		for _, p := range d.GetPartitions() {
-			var resp *v1.VerifyPartitionResponse
-			resp, err := adm.VerifyPartition(ctx, topic, p.GetPartition())
+		for _, p := range d.Partitions {
+			var resp client.PartitionVerification
+			resp, err := adm.VerifyPartition(ctx, topic, p.Partition)
 			if err != nil {
-				return compared, divergent, fmt.Errorf("verify %s/%d: %w", topic, p.GetPartition(), err)
+				return compared, divergent, fmt.Errorf("verify %s/%d: %w", topic, p.Partition, err)
 			}
-			for _, r := range resp.GetReplicas() {
-				if r.GetError() != "" {
-					return compared, divergent, fmt.Errorf("verify %s/%d: replica on node%d not read: %s", topic, p.GetPartition(), r.GetNodeId(), r.GetError())
+			for _, r := range resp.Replicas {
+				if r.Error != "" {
+					return compared, divergent, fmt.Errorf("verify %s/%d: replica on node%d not read: %s", topic, p.Partition, r.NodeID, r.Error)
 				}
 			}
 			compared++
-			if !resp.GetAgree() {
-				divergent = append(divergent, fmt.Sprintf("%s/%d from offset %d (compared [%d, %d), replicas %v)", topic, p.GetPartition(), resp.GetFirstDifference(), resp.GetFromOffset(), resp.GetToOffset(), resp.GetReplicas()))
+			if !resp.Agree {
+				divergent = append(divergent, fmt.Sprintf("%s/%d from offset %d (compared [%d, %d), replicas %v)", topic, p.Partition, resp.FirstDifference, resp.FromOffset, resp.ToOffset, resp.Replicas))
 			}
 		}
 	}
@@ -247,12 +246,12 @@ func topicsHealthy(ctx context.Context, adm *client.Admin, topics []string) erro
 		if err != nil {
 			return fmt.Errorf("%s: %w", topic, err)
 		}
-		for _, p := range d.GetPartitions() {
-			if p.GetLeader() == 0 {
-				return fmt.Errorf("%s/%d has no leader", topic, p.GetPartition())
+		for _, p := range d.Partitions {
+			if p.Leader == 0 {
+				return fmt.Errorf("%s/%d has no leader", topic, p.Partition)
 			}
-			if len(p.GetInSyncReplicas()) != len(p.GetReplicas()) {
-				return fmt.Errorf("%s/%d: in sync %v of replicas %v", topic, p.GetPartition(), p.GetInSyncReplicas(), p.GetReplicas())
+			if len(p.InSyncReplicas) != len(p.Replicas) {
+				return fmt.Errorf("%s/%d: in sync %v of replicas %v", topic, p.Partition, p.InSyncReplicas, p.Replicas)
 			}
 		}
 	}

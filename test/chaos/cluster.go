@@ -382,17 +382,17 @@ func (c *Cluster) Ready(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", nd, err)
 		}
-		if md.GetControllerId() == 0 {
+		if md.ControllerID == 0 {
 			return fmt.Errorf("%s: no controller", nd)
 		}
 		alive := 0
-		for _, b := range md.GetBrokers() {
-			if b.GetState() == "alive" {
+		for _, b := range md.Brokers {
+			if b.State == "alive" {
 				alive++
 			}
 		}
 		if alive != want {
-			return fmt.Errorf("%s: %d of %d brokers alive: %v", nd, alive, want, md.GetBrokers())
+			return fmt.Errorf("%s: %d of %d brokers alive: %v", nd, alive, want, md.Brokers)
 		}
 	}
 	return nil

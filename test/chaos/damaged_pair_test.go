@@ -59,7 +59,7 @@ func TestDamagedReplicaOfTwo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leader := c.Node(d.GetPartitions()[0].GetLeader())
+	leader := c.Node(d.Partitions[0].Leader)
 	if leader == nil {
 		t.Fatalf("no leader: %v", d)
 	}
@@ -70,14 +70,14 @@ func TestDamagedReplicaOfTwo(t *testing.T) {
 	if err := f.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("leader %s killed, %s, started again; replicas %v", leader, f.Detail(), d.GetPartitions()[0].GetReplicas())
+	t.Logf("leader %s killed, %s, started again; replicas %v", leader, f.Detail(), d.Partitions[0].Replicas)
 	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
 		d, err := adm.DescribeTopic(ctx, "pair")
 		if err != nil {
 			return err
 		}
-		if d.GetPartitions()[0].GetLeader() == 0 {
-			return fmt.Errorf("pair/0 has no leader (replicas %v)", d.GetPartitions()[0].GetReplicas())
+		if d.Partitions[0].Leader == 0 {
+			return fmt.Errorf("pair/0 has no leader (replicas %v)", d.Partitions[0].Replicas)
 		}
 		return nil
 	}); err != nil {

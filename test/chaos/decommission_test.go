@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -63,7 +62,7 @@ func TestDecommissionWhileTopicsAreCreated(t *testing.T) {
 		}
 	})
 	var steps int
-	err = adm.DecommissionBroker(ctx, victim, func(*v1.MoveProgress) { steps++ })
+	err = adm.DecommissionBroker(ctx, victim, func(client.MoveProgress) { steps++ })
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("decommission: %v", err)
@@ -74,9 +73,9 @@ func TestDecommissionWhileTopicsAreCreated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range d.GetPartitions() {
-			if slices.Contains(p.GetReplicas(), victim) {
-				t.Errorf("%s/%d still lists node %d (replicas %v) after its decommission reported done", topic, p.GetPartition(), victim, p.GetReplicas())
+		for _, p := range d.Partitions {
+			if slices.Contains(p.Replicas, victim) {
+				t.Errorf("%s/%d still lists node %d (replicas %v) after its decommission reported done", topic, p.Partition, victim, p.Replicas)
 			}
 		}
 	}

@@ -97,18 +97,18 @@ func (g *groupWorkload) sample(ctx context.Context, adm *client.Admin, h *Histor
 	defer g.mu.Unlock()
 	g.mu.samples++
 	for _, o := range offs {
-		if o.GetTopic() != g.topic || o.GetOffset() < 0 {
+		if o.Topic != g.topic || o.Offset < 0 {
 			continue
 		}
-		p := o.GetPartition()
-		out[p] = o.GetOffset()
+		p := o.Partition
+		out[p] = o.Offset
 		prev, seen := g.mu.committed[p]
-		if seen && o.GetOffset() < prev && g.mu.backwards == nil {
-			g.mu.backwards = &counterexample{"commits", fmt.Sprintf("group %s: committed offset of %s/%d went back from %d to %d at %s", g.group, g.topic, p, prev, o.GetOffset(), now.Format("15:04:05.000"))}
+		if seen && o.Offset < prev && g.mu.backwards == nil {
+			g.mu.backwards = &counterexample{"commits", fmt.Sprintf("group %s: committed offset of %s/%d went back from %d to %d at %s", g.group, g.topic, p, prev, o.Offset, now.Format("15:04:05.000"))}
 		}
-		if !seen || o.GetOffset() > prev {
-			g.mu.committed[p] = o.GetOffset()
-			h.Log(now, "commit", map[string]any{"group": g.group, "topic": g.topic, "partition": p, "offset": o.GetOffset()})
+		if !seen || o.Offset > prev {
+			g.mu.committed[p] = o.Offset
+			h.Log(now, "commit", map[string]any{"group": g.group, "topic": g.topic, "partition": p, "offset": o.Offset})
 		}
 	}
 	return out, nil

@@ -277,10 +277,10 @@ func (r *run) target(ctx context.Context, s Step) *Node {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		d, err := r.checkCl.Admin().DescribeTopic(cctx, mainTopic)
 		cancel()
-		if err == nil && len(d.GetPartitions()) > 0 {
-			p := d.GetPartitions()[s.Partition%len(d.GetPartitions())]
+		if err == nil && len(d.Partitions) > 0 {
+			p := d.Partitions[s.Partition%len(d.Partitions)]
 			for _, nd := range up {
-				if nd.ID == p.GetLeader() {
+				if nd.ID == p.Leader {
 					return nd
 				}
 			}

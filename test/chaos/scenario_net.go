@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stratalog/strata/pkg/client"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -20,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/test/chaos/clockskew"
 	"github.com/stratalog/strata/test/chaos/diskfault"
 	"github.com/stratalog/strata/test/chaos/netns"
@@ -323,14 +323,14 @@ func (r *run) checkRetention(ctx context.Context, after string) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range d.GetPartitions() {
-		res, err := adm.ListOffsets(cctx, mainTopic, p.GetPartition(), v1.OffsetSpec_OFFSET_SPEC_EARLIEST, time.Time{})
+	for _, p := range d.Partitions {
+		res, err := adm.ListOffsets(cctx, mainTopic, p.Partition, client.OffsetSpecEarliest, time.Time{})
 		if err != nil {
 			return err
 		}
-		if res.GetOffset() != 0 {
+		if res.Offset != 0 {
 			return &counterexample{"retention", fmt.Sprintf("%s/%d starts at offset %d %s, though none of its records is older than retention.ms (%s) by the machine's clock",
-				mainTopic, p.GetPartition(), res.GetOffset(), after, retentionFor(r.sc))}
+				mainTopic, p.Partition, res.Offset, after, retentionFor(r.sc))}
 		}
 	}
 	return nil

@@ -62,7 +62,7 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	preferred := d.GetPartitions()[0].GetReplicas()[0]
+	preferred := d.Partitions[0].Replicas[0]
 	if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error {
 		if _, err := topicHealthy(ctx, adm, topic); err != nil {
 			return err
@@ -177,7 +177,7 @@ func TestKillLeaderUnderLoadAckGaps(t *testing.T) {
 	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
 		pd, err := topicHealthy(ctx, adm, topic)
 		if err == nil {
-			hw = pd.GetPartitions()[0].GetHighWatermark()
+			hw = pd.Partitions[0].HighWatermark
 		}
 		return err
 	}); err != nil {

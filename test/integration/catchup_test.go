@@ -58,7 +58,7 @@ func TestFollowerCatchesUpAfterPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replicas := d.GetPartitions()[0].GetReplicas()
+	replicas := d.Partitions[0].Replicas
 	// Wait for the preferred replica to lead, so that the rebalancer has
 	// no reason to move leadership while the test pauses and kills.
 	if err := waitFor(ctx, 30*time.Second, func(ctx context.Context) error {
@@ -99,7 +99,7 @@ func TestFollowerCatchesUpAfterPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("produced %d records, %.1f MB acknowledged in %s: %.1f MB/s with 2 of 3 replicas (leader %d: log end %d, high watermark %d)",
-		acked, mb(ackedBytes), prodTook.Round(time.Millisecond), mb(ackedBytes)/prodTook.Seconds(), before.GetLeader(), before.GetLogEndOffset(), before.GetHighWatermark())
+		acked, mb(ackedBytes), prodTook.Round(time.Millisecond), mb(ackedBytes)/prodTook.Seconds(), before.Leader, before.LogEndOffset, before.HighWatermark)
 
 	// Resume the follower and wait for it to be back in sync.
 	select {
@@ -123,24 +123,24 @@ func TestFollowerCatchesUpAfterPause(t *testing.T) {
 		}
 		if time.Since(lastLog) >= 5*time.Second {
 			lastLog = time.Now()
-			t.Logf("  +%s: follower %d's log ends at %d of %d", time.Since(resumed).Round(time.Second), follower.id, fEnd, before.GetLogEndOffset())
+			t.Logf("  +%s: follower %d's log ends at %d of %d", time.Since(resumed).Round(time.Second), follower.id, fEnd, before.LogEndOffset)
 		}
 		pd, err := partitionOf(ctx, liveAdm, topic, 0)
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(pd.GetInSyncReplicas(), follower.id) {
-			return fmt.Errorf("follower %d not in sync (in sync: %v; its log ends at %d, the leader's high watermark is %d)", follower.id, pd.GetInSyncReplicas(), fEnd, pd.GetHighWatermark())
+		if !slices.Contains(pd.InSyncReplicas, follower.id) {
+			return fmt.Errorf("follower %d not in sync (in sync: %v; its log ends at %d, the leader's high watermark is %d)", follower.id, pd.InSyncReplicas, fEnd, pd.HighWatermark)
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("the follower paused for %.0f MB did not catch up: its log ends at %d of the leader's %d: %v", mb(ackedBytes), fEnd, before.GetLogEndOffset(), err)
+		t.Fatalf("the follower paused for %.0f MB did not catch up: its log ends at %d of the leader's %d: %v", mb(ackedBytes), fEnd, before.LogEndOffset, err)
 	}
 	took := time.Since(resumed)
-	behind := mb(ackedBytes) * float64(before.GetLogEndOffset()-fStart) / float64(max(before.GetLogEndOffset(), 1))
+	behind := mb(ackedBytes) * float64(before.LogEndOffset-fStart) / float64(max(before.LogEndOffset, 1))
 	t.Logf("CATCH-UP: follower %d (paused %s, its log at %d of %d) back in sync %s after SIGCONT: %.1f MB of values behind, at %.1f MB/s; produce ran at %.1f MB/s",
-		follower.id, resumed.Sub(prodBegan).Round(time.Millisecond), fStart, before.GetLogEndOffset(), took.Round(time.Millisecond), behind, behind/took.Seconds(), mb(ackedBytes)/prodTook.Seconds())
+		follower.id, resumed.Sub(prodBegan).Round(time.Millisecond), fStart, before.LogEndOffset, took.Round(time.Millisecond), behind, behind/took.Seconds(), mb(ackedBytes)/prodTook.Seconds())
 
 	// Kill the leader: the caught-up follower must be able to serve it all.
 	killed := time.Now()
@@ -174,11 +174,11 @@ func TestFollowerCatchesUpAfterPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	acks, _, _, _ := book.snapshot()
-	rc := verifyAcked(t, ctx, c.client(follower), topic, map[int32]int64{0: pd.GetHighWatermark()}, acks)
+	rc := verifyAcked(t, ctx, c.client(follower), topic, map[int32]int64{0: pd.HighWatermark}, acks)
 	t.Logf("read back from %d (high watermark %d): %d records, %.1f MB in %s; all %d acknowledged present at their offsets unless reported above; %d duplicates, %d read but never acknowledged",
-		pd.GetLeader(), pd.GetHighWatermark(), rc.read, mb(rc.readBytes), rc.took.Round(time.Millisecond), len(acks), rc.duplicates, rc.unacked)
-	if pd.GetLeader() != follower.id {
-		t.Errorf("records were read from %d, not from the caught-up follower %d", pd.GetLeader(), follower.id)
+		pd.Leader, pd.HighWatermark, rc.read, mb(rc.readBytes), rc.took.Round(time.Millisecond), len(acks), rc.duplicates, rc.unacked)
+	if pd.Leader != follower.id {
+		t.Errorf("records were read from %d, not from the caught-up follower %d", pd.Leader, follower.id)
 	}
 	// Kills, pauses and restarts are routine: nothing at error level.
 	if errs := c.errorLines(); len(errs) > 0 {

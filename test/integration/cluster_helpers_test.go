@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/pkg/record"
 	"github.com/stratalog/strata/pkg/segment"
@@ -274,33 +273,33 @@ func nodeReady(ctx context.Context, addr string, n int) error {
 	if err != nil {
 		return err
 	}
-	if md.GetControllerId() == 0 {
+	if md.ControllerID == 0 {
 		return fmt.Errorf("no controller")
 	}
 	alive := 0
-	for _, b := range md.GetBrokers() {
-		if b.GetState() == "alive" {
+	for _, b := range md.Brokers {
+		if b.State == "alive" {
 			alive++
 		}
 	}
 	if alive != n {
-		return fmt.Errorf("%d of %d brokers alive: %v", alive, n, md.GetBrokers())
+		return fmt.Errorf("%d of %d brokers alive: %v", alive, n, md.Brokers)
 	}
 	return nil
 }
 
 // topicHealthy: every partition has a leader and all replicas in sync.
-func topicHealthy(ctx context.Context, adm *client.Admin, topic string) (*v1.TopicDescription, error) {
+func topicHealthy(ctx context.Context, adm *client.Admin, topic string) (client.TopicDetail, error) {
 	d, err := adm.DescribeTopic(ctx, topic)
 	if err != nil {
-		return nil, err
+		return client.TopicDetail{}, err
 	}
-	for _, p := range d.GetPartitions() {
-		if p.GetLeader() == 0 {
-			return d, fmt.Errorf("partition %d has no leader", p.GetPartition())
+	for _, p := range d.Partitions {
+		if p.Leader == 0 {
+			return d, fmt.Errorf("partition %d has no leader", p.Partition)
 		}
-		if len(p.GetInSyncReplicas()) != len(p.GetReplicas()) {
-			return d, fmt.Errorf("partition %d: in sync %v of replicas %v", p.GetPartition(), p.GetInSyncReplicas(), p.GetReplicas())
+		if len(p.InSyncReplicas) != len(p.Replicas) {
+			return d, fmt.Errorf("partition %d: in sync %v of replicas %v", p.Partition, p.InSyncReplicas, p.Replicas)
 		}
 	}
 	return d, nil

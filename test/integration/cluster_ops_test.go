@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 )
 
@@ -56,17 +55,17 @@ func (c *testCluster) others(not ...*node) []*node {
 }
 
 // partitionOf describes one partition.
-func partitionOf(ctx context.Context, adm *client.Admin, topic string, p int32) (*v1.PartitionDescription, error) {
+func partitionOf(ctx context.Context, adm *client.Admin, topic string, p int32) (client.PartitionDetail, error) {
 	d, err := adm.DescribeTopic(ctx, topic)
 	if err != nil {
-		return nil, err
+		return client.PartitionDetail{}, err
 	}
-	for _, pd := range d.GetPartitions() {
-		if pd.GetPartition() == p {
+	for _, pd := range d.Partitions {
+		if pd.Partition == p {
 			return pd, nil
 		}
 	}
-	return nil, fmt.Errorf("topic %s has no partition %d", topic, p)
+	return client.PartitionDetail{}, fmt.Errorf("topic %s has no partition %d", topic, p)
 }
 
 // leaderIs: the partition is led by a node other than 0 and, when want is
@@ -76,7 +75,7 @@ func leaderIs(ctx context.Context, adm *client.Admin, topic string, p int32, wan
 	if err != nil {
 		return 0, err
 	}
-	switch l := pd.GetLeader(); {
+	switch l := pd.Leader; {
 	case l == 0:
 		return 0, fmt.Errorf("%s/%d has no leader", topic, p)
 	case want != 0 && l != want:

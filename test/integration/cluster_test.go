@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 	"google.golang.org/grpc"
 )
@@ -163,27 +162,27 @@ func TestClusterKillLeaders(t *testing.T) {
 		target := int32(rng.IntN(clusterPartitions))
 		if !hitController && k >= kills/2 {
 			// Make sure some kill also takes the metadata leader down.
-			for _, pd := range d.GetPartitions() {
-				if pd.GetLeader() == md.GetControllerId() {
-					target = pd.GetPartition()
+			for _, pd := range d.Partitions {
+				if pd.Leader == md.ControllerID {
+					target = pd.Partition
 				}
 			}
 		}
-		victim := c.node(d.GetPartitions()[target].GetLeader())
+		victim := c.node(d.Partitions[target].Leader)
 		if victim == nil || victim.proc == nil {
-			t.Fatalf("kill %d: partition %d's leader %d is not a running node", k+1, target, d.GetPartitions()[target].GetLeader())
+			t.Fatalf("kill %d: partition %d's leader %d is not a running node", k+1, target, d.Partitions[target].Leader)
 		}
 		var led []int32
-		for _, pd := range d.GetPartitions() {
-			if pd.GetLeader() == victim.id {
-				led = append(led, pd.GetPartition())
+		for _, pd := range d.Partitions {
+			if pd.Leader == victim.id {
+				led = append(led, pd.Partition)
 			}
 		}
-		hitController = hitController || victim.id == md.GetControllerId()
+		hitController = hitController || victim.id == md.ControllerID
 		killedAt := time.Now()
 		c.kill9(victim)
 		t.Logf("kill %d at +%s: node %d (pid gone), leader of partitions %v (chosen: %d), controller was %d",
-			k+1, killedAt.Sub(began).Round(time.Millisecond), victim.id, led, target, md.GetControllerId())
+			k+1, killedAt.Sub(began).Round(time.Millisecond), victim.id, led, target, md.ControllerID)
 
 		select {
 		case <-time.After(downtime):
@@ -238,7 +237,7 @@ func TestClusterKillLeaders(t *testing.T) {
 		}
 		ccancel()
 	}
-	var desc *v1.TopicDescription
+	var desc client.TopicDetail
 	if err := waitFor(ctx, 45*time.Second, func(ctx context.Context) error {
 		if err := c.clusterReady(ctx); err != nil {
 			return err
@@ -249,8 +248,8 @@ func TestClusterKillLeaders(t *testing.T) {
 		t.Fatalf("cluster did not settle: %v", err)
 	}
 	hw := map[int32]int64{}
-	for _, pd := range desc.GetPartitions() {
-		hw[pd.GetPartition()] = pd.GetHighWatermark()
+	for _, pd := range desc.Partitions {
+		hw[pd.Partition] = pd.HighWatermark
 	}
 	t.Logf("settled at +%s: high watermarks %v", time.Since(began).Round(time.Millisecond), hw)
 

@@ -89,9 +89,9 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 	}
 	victim := c.nodes[rng.IntN(len(c.nodes))]
 	var led []int32
-	for _, pd := range d.GetPartitions() {
-		if pd.GetLeader() == victim.id {
-			led = append(led, pd.GetPartition())
+	for _, pd := range d.Partitions {
+		if pd.Leader == victim.id {
+			led = append(led, pd.Partition)
 		}
 	}
 	killed := time.Now()
@@ -136,8 +136,8 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, pd := range d.GetPartitions() {
-			hw[pd.GetPartition()] = pd.GetHighWatermark()
+		for _, pd := range d.Partitions {
+			hw[pd.Partition] = pd.HighWatermark
 		}
 		return nil
 	}); err != nil {
@@ -158,14 +158,14 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("verify partition %d: %v", p, err)
 		}
-		for _, r := range vr.GetReplicas() {
-			if r.GetError() != "" {
-				t.Errorf("verify partition %d: replica %d: %s", p, r.GetNodeId(), r.GetError())
+		for _, r := range vr.Replicas {
+			if r.Error != "" {
+				t.Errorf("verify partition %d: replica %d: %s", p, r.NodeID, r.Error)
 			}
 		}
-		if !vr.GetAgree() || len(vr.GetReplicas()) != 3 || vr.GetToOffset() < hw[p] {
+		if !vr.Agree || len(vr.Replicas) != 3 || vr.ToOffset < hw[p] {
 			t.Errorf("verify partition %d: %d replicas agree=%v over [%d, %d) (high watermark %d), first difference at %d",
-				p, len(vr.GetReplicas()), vr.GetAgree(), vr.GetFromOffset(), vr.GetToOffset(), hw[p], vr.GetFirstDifference())
+				p, len(vr.Replicas), vr.Agree, vr.FromOffset, vr.ToOffset, hw[p], vr.FirstDifference)
 		}
 	}
 	t.Logf("the brokers' VerifyPartition: all three replicas of %d partitions agree below their high watermarks (%s)", partitions, time.Since(comparing).Round(time.Millisecond))

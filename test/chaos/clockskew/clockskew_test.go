@@ -15,7 +15,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
@@ -173,15 +172,15 @@ func poll(ctx context.Context, timeout time.Duration, cond func(ctx context.Cont
 	return chaostest.Poll(ctx, timeout, 5*time.Second, cond)
 }
 
-func partition0(ctx context.Context, adm *client.Admin, topic string) (*v1.PartitionDescription, error) {
+func partition0(ctx context.Context, adm *client.Admin, topic string) (client.PartitionDetail, error) {
 	d, err := adm.DescribeTopic(ctx, topic)
 	if err != nil {
-		return nil, err
+		return client.PartitionDetail{}, err
 	}
-	if len(d.GetPartitions()) != 1 {
-		return nil, fmt.Errorf("%d partitions", len(d.GetPartitions()))
+	if len(d.Partitions) != 1 {
+		return client.PartitionDetail{}, fmt.Errorf("%d partitions", len(d.Partitions))
 	}
-	return d.GetPartitions()[0], nil
+	return d.Partitions[0], nil
 }
 
 func produce(ctx context.Context, p *client.Producer, topic, prefix string, n int, acked map[int64]string) error {
@@ -255,14 +254,14 @@ func skewedLeader(t *testing.T, ahead time.Duration) {
 		if err != nil {
 			return err
 		}
-		if len(pd.GetInSyncReplicas()) != 3 {
-			return fmt.Errorf("in sync %v", pd.GetInSyncReplicas())
+		if len(pd.InSyncReplicas) != 3 {
+			return fmt.Errorf("in sync %v", pd.InSyncReplicas)
 		}
-		if pd.GetLeader() != 1 {
+		if pd.Leader != 1 {
 			if _, err := adm.TransferLeader(ctx, topic, 0, 1); err != nil {
 				return err
 			}
-			return fmt.Errorf("led by %d", pd.GetLeader())
+			return fmt.Errorf("led by %d", pd.Leader)
 		}
 		return nil
 	}); err != nil {
@@ -289,9 +288,9 @@ func skewedLeader(t *testing.T, ahead time.Duration) {
 		t.Fatal(err)
 	}
 	t.Logf("%d acknowledged; %s/0: leader %d, %d segments, log start %d, high watermark %d",
-		len(acked), topic, pd.GetLeader(), pd.GetSegments(), pd.GetLogStartOffset(), pd.GetHighWatermark())
-	if pd.GetSegments() < 10 {
-		t.Fatalf("%d segments: want closed ones for retention to consider", pd.GetSegments())
+		len(acked), topic, pd.Leader, pd.Segments, pd.LogStartOffset, pd.HighWatermark)
+	if pd.Segments < 10 {
+		t.Fatalf("%d segments: want closed ones for retention to consider", pd.Segments)
 	}
 
 	// Retention runs every 200 ms on the leader: give it 25 passes with
@@ -300,8 +299,8 @@ func skewedLeader(t *testing.T, ahead time.Duration) {
 	var moved int64
 	_ = poll(ctx, 10*time.Second, func(ctx context.Context) error {
 		pd, err := partition0(ctx, adm, topic)
-		if err == nil && pd.GetLogStartOffset() > 0 {
-			moved = pd.GetLogStartOffset()
+		if err == nil && pd.LogStartOffset > 0 {
+			moved = pd.LogStartOffset
 			return nil
 		}
 		if time.Now().Before(held) {
@@ -317,8 +316,8 @@ func skewedLeader(t *testing.T, ahead time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !vr.GetAgree() || len(vr.GetReplicas()) != 3 {
-		t.Errorf("replicas: agree=%v at %d: %v", vr.GetAgree(), vr.GetFirstDifference(), vr.GetReplicas())
+	if !vr.Agree || len(vr.Replicas) != 3 {
+		t.Errorf("replicas: agree=%v at %d: %v", vr.Agree, vr.FirstDifference, vr.Replicas)
 	}
 	cs, err := cl.NewConsumer(topic, client.Partitions(0), client.StartAt(client.Earliest()), client.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
@@ -326,7 +325,7 @@ func skewedLeader(t *testing.T, ahead time.Duration) {
 	}
 	defer cs.Close()
 	got := map[int64]string{}
-	for hw := pd.GetHighWatermark(); ; {
+	for hw := pd.HighWatermark; ; {
 		recs, err := cs.Poll(ctx)
 		if err != nil {
 			t.Fatalf("read: %v", err)

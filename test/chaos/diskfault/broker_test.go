@@ -159,7 +159,7 @@ func readAll(ctx context.Context, t *testing.T, api, topic string, atLeast int64
 		if err != nil {
 			return err
 		}
-		if hw = d.GetPartitions()[0].GetHighWatermark(); hw < atLeast {
+		if hw = d.Partitions[0].HighWatermark; hw < atLeast {
 			return fmt.Errorf("high watermark %d, %d acknowledged", hw, atLeast)
 		}
 		return nil

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
@@ -83,15 +82,15 @@ func TestFullLeaderDisk(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		p := d.GetPartitions()[0]
-		if len(p.GetInSyncReplicas()) != 3 {
-			return fmt.Errorf("in sync %v", p.GetInSyncReplicas())
+		p := d.Partitions[0]
+		if len(p.InSyncReplicas) != 3 {
+			return fmt.Errorf("in sync %v", p.InSyncReplicas)
 		}
-		if p.GetLeader() != 1 {
+		if p.Leader != 1 {
 			if _, err := adm.TransferLeader(ctx, topic, 0, 1); err != nil {
 				return err
 			}
-			return fmt.Errorf("led by %d", p.GetLeader())
+			return fmt.Errorf("led by %d", p.Leader)
 		}
 		return nil
 	}); err != nil {
@@ -140,7 +139,7 @@ func TestFullLeaderDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("while full: leader %d, in sync %v", d.GetPartitions()[0].GetLeader(), d.GetPartitions()[0].GetInSyncReplicas())
+	t.Logf("while full: leader %d, in sync %v", d.Partitions[0].Leader, d.Partitions[0].InSyncReplicas)
 
 	freed := time.Now()
 	if err := vol.Unfill(); err != nil {
@@ -149,25 +148,25 @@ func TestFullLeaderDisk(t *testing.T) {
 	stopProducing()
 	<-done
 	end := h.ackedEnd()
-	var vr *v1.VerifyPartitionResponse
+	var vr client.PartitionVerification
 	if err := poll(ctx, 2*time.Minute, func(ctx context.Context) error {
 		d, err := adm.DescribeTopic(ctx, topic)
 		if err != nil {
 			return err
 		}
-		if p := d.GetPartitions()[0]; len(p.GetInSyncReplicas()) != 3 {
-			return fmt.Errorf("in sync %v", p.GetInSyncReplicas())
+		if p := d.Partitions[0]; len(p.InSyncReplicas) != 3 {
+			return fmt.Errorf("in sync %v", p.InSyncReplicas)
 		}
 		vr, err = adm.VerifyPartition(ctx, topic, 0)
 		if err != nil {
 			return err
 		}
-		if len(vr.GetReplicas()) != 3 || vr.GetToOffset() < end {
-			return fmt.Errorf("compared %d replicas up to %d, %d acknowledged", len(vr.GetReplicas()), vr.GetToOffset(), end)
+		if len(vr.Replicas) != 3 || vr.ToOffset < end {
+			return fmt.Errorf("compared %d replicas up to %d, %d acknowledged", len(vr.Replicas), vr.ToOffset, end)
 		}
-		for _, r := range vr.GetReplicas() {
-			if r.GetError() != "" {
-				return fmt.Errorf("node %d: %s", r.GetNodeId(), r.GetError())
+		for _, r := range vr.Replicas {
+			if r.Error != "" {
+				return fmt.Errorf("node %d: %s", r.NodeID, r.Error)
 			}
 		}
 		return nil
@@ -175,8 +174,8 @@ func TestFullLeaderDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("space freed: node 1 in sync again and compared within %s", time.Since(freed).Round(time.Millisecond))
-	if !vr.GetAgree() {
-		t.Errorf("replicas differ from offset %d: %v", vr.GetFirstDifference(), vr.GetReplicas())
+	if !vr.Agree {
+		t.Errorf("replicas differ from offset %d: %v", vr.FirstDifference, vr.Replicas)
 	}
 	checkAcked(t, h, readAll(ctx, t, apis[1], topic, end), "after freeing node 1's disk")
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/test/chaos/internal/chaostest"
 )
@@ -108,27 +107,27 @@ func brokerStates(ctx context.Context, addr string) (map[uint32]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if md.GetControllerId() == 0 {
+	if md.ControllerID == 0 {
 		return nil, fmt.Errorf("%s names no controller", addr)
 	}
 	states := map[uint32]string{}
-	for _, b := range md.GetBrokers() {
-		states[b.GetNodeId()] = b.GetState()
+	for _, b := range md.Brokers {
+		states[b.NodeID] = b.State
 	}
 	return states, nil
 }
 
-func partitionDesc(ctx context.Context, adm *client.Admin, topic string, p int32) (*v1.PartitionDescription, error) {
+func partitionDesc(ctx context.Context, adm *client.Admin, topic string, p int32) (client.PartitionDetail, error) {
 	d, err := adm.DescribeTopic(ctx, topic)
 	if err != nil {
-		return nil, err
+		return client.PartitionDetail{}, err
 	}
-	for _, pd := range d.GetPartitions() {
-		if pd.GetPartition() == p {
+	for _, pd := range d.Partitions {
+		if pd.Partition == p {
 			return pd, nil
 		}
 	}
-	return nil, fmt.Errorf("%s has no partition %d", topic, p)
+	return client.PartitionDetail{}, fmt.Errorf("%s has no partition %d", topic, p)
 }
 
 func produceValues(ctx context.Context, p *client.Producer, topic string, part int32, prefix string, n int) (map[int64]string, error) {
@@ -199,9 +198,9 @@ func TestIsolatedLeaderBrokers(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, p := range d.GetPartitions() {
-			if p.GetLeader() == 0 || len(p.GetInSyncReplicas()) != 3 {
-				return fmt.Errorf("partition %d: leader %d, in sync %v", p.GetPartition(), p.GetLeader(), p.GetInSyncReplicas())
+		for _, p := range d.Partitions {
+			if p.Leader == 0 || len(p.InSyncReplicas) != 3 {
+				return fmt.Errorf("partition %d: leader %d, in sync %v", p.Partition, p.Leader, p.InSyncReplicas)
 			}
 		}
 		return nil
@@ -219,7 +218,7 @@ func TestIsolatedLeaderBrokers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := pd.GetLeader()
+	old := pd.Leader
 	isolated := int(old) - 1
 	start := time.Now()
 	if err := nt.Isolate(isolated); err != nil {
@@ -245,7 +244,7 @@ func TestIsolatedLeaderBrokers(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if leader = pd.GetLeader(); leader == 0 || leader == old {
+		if leader = pd.Leader; leader == 0 || leader == old {
 			return fmt.Errorf("%s/0 led by %d", topic, leader)
 		}
 		return nil
@@ -299,29 +298,29 @@ func TestIsolatedLeaderBrokers(t *testing.T) {
 	}
 	t.Logf("healed: every broker sees all alive %s after Heal", time.Since(start).Round(time.Millisecond))
 	for p := range int32(3) {
-		var vr *v1.VerifyPartitionResponse
+		var vr client.PartitionVerification
 		if err := poll(ctx, time.Minute, func(ctx context.Context) error {
 			vr, err = adm.VerifyPartition(ctx, topic, p)
 			if err != nil {
 				return err
 			}
-			for _, r := range vr.GetReplicas() {
-				if r.GetError() != "" {
-					return fmt.Errorf("replica %d: %s", r.GetNodeId(), r.GetError())
+			for _, r := range vr.Replicas {
+				if r.Error != "" {
+					return fmt.Errorf("replica %d: %s", r.NodeID, r.Error)
 				}
 			}
-			if len(vr.GetReplicas()) != 3 {
-				return fmt.Errorf("%d replicas compared", len(vr.GetReplicas()))
+			if len(vr.Replicas) != 3 {
+				return fmt.Errorf("%d replicas compared", len(vr.Replicas))
 			}
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if !vr.GetAgree() {
-			t.Errorf("%s/%d: replicas differ at %d: %v", topic, p, vr.GetFirstDifference(), vr.GetReplicas())
+		if !vr.Agree {
+			t.Errorf("%s/%d: replicas differ at %d: %v", topic, p, vr.FirstDifference, vr.Replicas)
 		}
-		if p == 0 && vr.GetToOffset() < 400 {
-			t.Errorf("%s/0: compared up to %d, want the 400 acknowledged", topic, vr.GetToOffset())
+		if p == 0 && vr.ToOffset < 400 {
+			t.Errorf("%s/0: compared up to %d, want the 400 acknowledged", topic, vr.ToOffset)
 		}
 	}
 

@@ -31,12 +31,12 @@ func TestExternalListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md.GetListener() != "EXTERNAL" || len(md.GetBrokers()) != nodes {
-		t.Fatalf("metadata through EXTERNAL: listener %q, %d brokers; want EXTERNAL and %d", md.GetListener(), len(md.GetBrokers()), nodes)
+	if md.Listener != "EXTERNAL" || len(md.Brokers) != nodes {
+		t.Fatalf("metadata through EXTERNAL: listener %q, %d brokers; want EXTERNAL and %d", md.Listener, len(md.Brokers), nodes)
 	}
-	for _, b := range md.GetBrokers() {
-		if want := c.external[int(b.GetNodeId())]; b.GetApiAddr() != want {
-			t.Errorf("broker %d advertised %s through EXTERNAL, want %s", b.GetNodeId(), b.GetApiAddr(), want)
+	for _, b := range md.Brokers {
+		if want := c.external[int(b.NodeID)]; b.APIAddr != want {
+			t.Errorf("broker %d advertised %s through EXTERNAL, want %s", b.NodeID, b.APIAddr, want)
 		}
 	}
 	if _, err := cl.Admin().CreateTopic(ctx, "ext", 3, nodes, nil); err != nil {
