@@ -23,8 +23,10 @@ func TestCLITyposAndMissingArguments(t *testing.T) {
 		{[]string{"frobnicate"}, "strata: unknown command \"frobnicate\" for \"strata\"\nusage: strata COMMAND (see: strata --help)\n"},
 		{[]string{"produce"}, "strata: produce needs a topic: strata produce TOPIC\n" +
 			"usage: strata produce TOPIC [flags] (see: strata produce --help)\n"},
-		{[]string{"consume", "a", "b"}, "strata: consume takes a topic, got 2 arguments (\"a\" \"b\"): strata consume TOPIC\n" +
-			"usage: strata consume TOPIC [flags] (see: strata consume --help)\n"},
+		{[]string{"produce", "a", "b"}, "strata: produce takes a topic, got 2 arguments (\"a\" \"b\"): strata produce TOPIC\n" +
+			"usage: strata produce TOPIC [flags] (see: strata produce --help)\n"},
+		{[]string{"consume"}, "strata: consume needs a topic: strata consume TOPIC...\n" +
+			"usage: strata consume TOPIC... [flags] (see: strata consume --help)\n"},
 		{[]string{"topic", "list", "x"}, "strata: topic list takes no arguments, got \"x\"\n" +
 			"usage: strata topic list [flags] (see: strata topic list --help)\n"},
 		{[]string{"group", "describe"}, "strata: group describe needs a group: strata group describe GROUP\n" +

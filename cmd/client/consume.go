@@ -34,11 +34,13 @@ type consumeFlags struct {
 func newConsumeCmd(e *env) *cobra.Command {
 	var f consumeFlags
 	cmd := &cobra.Command{
-		Use:   "consume TOPIC",
+		Use:   "consume TOPIC...",
 		Short: "Read records and print them to stdout",
 		Long: `Read records from every partition of TOPIC (or those given with
 --partition) and print each with --format, or as one JSON object per line
-with -o json. By default it follows the topic until interrupted (Ctrl-C);
+with -o json. Several topics are read together, as rpk does (their records
+interleave; %t in --format prints each record's topic); --partition then
+does not apply. By default it follows the topic until interrupted (Ctrl-C);
 --num stops after N records, --timeout after that long without a new one
 (its own meaning here: an idle limit), and --exit-at-end (-e, as kcat -e
 and rpk -o :end) once every partition is read up to the end offset it had
@@ -91,11 +93,17 @@ encode every key and value, each marked. Nothing is replaced or lost.`,
   strata consume events -e -o json --encoding base64 > events.jsonl
   strata consume events -f '%t/%p/%o %T %k=%s (%S bytes)\n' -e
   strata consume events -o json | jq .value
+  strata consume events audit -e -f '%t/%p@%o %s\n'
   strata consume events --group billing
   strata consume events --group billing --offset latest --timeout 30s`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return syntaxErrorf("consume needs a topic: strata consume TOPIC...")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.consume(cmd.Context(), args[0], &f)
+			return e.consume(cmd.Context(), args, &f)
 		},
 	}
 	fl := cmd.Flags()
@@ -111,7 +119,7 @@ encode every key and value, each marked. Nothing is replaced or lost.`,
 	return cmd
 }
 
-func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error {
+func (e *env) consume(ctx context.Context, topics []string, f *consumeFlags) error {
 	start, err := client.ParseOffset(f.offset)
 	if err != nil {
 		return usageErrorf("--offset: %v", err)
@@ -131,6 +139,14 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 			return usageErrorf("--partition %d is negative: partitions are numbered from 0", p)
 		}
 	}
+	for i, t := range topics {
+		if slices.Contains(topics[:i], t) {
+			return usageErrorf("topic %q is given twice", t)
+		}
+	}
+	if len(f.partitions) > 0 && len(topics) > 1 {
+		return usageErrorf("--partition applies to one topic; consume the topics one at a time to choose partitions")
+	}
 	switch f.encoding {
 	case "text", "base64", "hex":
 	default:
@@ -140,7 +156,7 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		if err := checkGroupName(f.group); err != nil {
 			return err
 		}
-		return e.consumeGroup(ctx, topic, f, start, format)
+		return e.consumeGroup(ctx, topics, f, start, format)
 	}
 	reset, err := parseReset(f.reset)
 	if err != nil {
@@ -153,6 +169,12 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 		return err
 	}
 	defer c.Close()
+	if len(topics) > 1 {
+		// The consumer's "does not exist" would not say which topic.
+		if err := e.checkTopics(ctx, c, topics); err != nil {
+			return err
+		}
+	}
 	opts := []client.ConsumerOpt{
 		client.StartAt(start),
 		client.ResetPolicy(reset),
@@ -161,60 +183,87 @@ func (e *env) consume(ctx context.Context, topic string, f *consumeFlags) error 
 	if len(f.partitions) > 0 {
 		opts = append(opts, client.Partitions(f.partitions...))
 	}
-	cs, err := c.NewConsumer(topic, opts...)
+	cs, err := c.NewConsumerTopics(topics, opts...)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
 	defer cs.Close()
 	var end *endOffsets
 	if f.exitAtEnd {
-		if end, err = e.findEnds(ctx, c, topic, f.partitions); err != nil {
-			return onTopic(topic, err)
+		if end, err = e.findEnds(ctx, c, topics, f.partitions); err != nil {
+			return err
 		}
-		end.positions = func() map[int32]int64 {
+		end.positions = func() map[client.TopicPartition]int64 {
 			pos := cs.Positions()
 			if len(pos) == 0 {
 				return nil // not started: no partition has been read
 			}
-			out := make(map[int32]int64, len(pos))
-			for tp, o := range pos {
-				out[tp.Partition] = o
-			}
-			return out
+			return pos
 		}
 	}
 	err = e.printRecords(ctx, cs.Poll, f, format, nil, end)
-	return onTopic(topic, err)
+	return onTopics(topics, err)
+}
+
+// onTopics is onTopic for a command on one topic or several: with
+// several, the error names its topic itself (checkTopics found the
+// missing ones first).
+func onTopics(topics []string, err error) error {
+	if len(topics) != 1 {
+		return err
+	}
+	return onTopic(topics[0], err)
+}
+
+// checkTopics says which of topics does not exist (or may not be
+// described), before a consumer of several would say only "a topic".
+func (e *env) checkTopics(ctx context.Context, c *client.Client, topics []string) error {
+	for _, t := range topics {
+		actx, cancel := e.adminCtx(ctx)
+		_, err := c.Admin().DescribeTopic(actx, t)
+		cancel()
+		if err != nil {
+			return onTopic(t, err)
+		}
+	}
+	return nil
 }
 
 // endOffsets are where --exit-at-end stops: each partition's end offset
 // when the command started.
 type endOffsets struct {
-	ends map[int32]int64
+	ends map[client.TopicPartition]int64
 	// positions are the consumer's next offsets of the partitions it
 	// reads (a group member: those it owns); nil until it has some.
-	positions func() map[int32]int64
+	positions func() map[client.TopicPartition]int64
 }
 
-// findEnds reads the end offset of each of parts of topic (every
-// partition when parts is empty).
-func (e *env) findEnds(ctx context.Context, c *client.Client, topic string, parts []int32) (*endOffsets, error) {
+// findEnds reads the end offset of each of parts of each of topics
+// (every partition when parts is empty).
+func (e *env) findEnds(ctx context.Context, c *client.Client, topics []string, parts []int32) (*endOffsets, error) {
 	actx, cancel := e.adminCtx(ctx)
 	defer cancel()
-	if len(parts) == 0 {
-		d, err := c.Admin().DescribeTopic(actx, topic)
+	out := &endOffsets{ends: make(map[client.TopicPartition]int64)}
+	for _, topic := range topics {
+		ps := parts
+		if len(ps) == 0 {
+			d, err := c.Admin().DescribeTopic(actx, topic)
+			if err != nil {
+				return nil, onTopic(topic, err)
+			}
+			for _, p := range d.Partitions {
+				ps = append(ps, p.Partition)
+			}
+		}
+		ends, err := c.Admin().ResolveOffset(actx, topic, ps, client.Latest())
 		if err != nil {
-			return nil, err
+			return nil, onTopic(topic, err)
 		}
-		for _, p := range d.Partitions {
-			parts = append(parts, p.Partition)
+		for p, o := range ends {
+			out.ends[client.TopicPartition{Topic: topic, Partition: p}] = o
 		}
 	}
-	ends, err := c.Admin().ResolveOffset(actx, topic, parts, client.Latest())
-	if err != nil {
-		return nil, err
-	}
-	return &endOffsets{ends: ends}, nil
+	return out, nil
 }
 
 // reached says whether every partition read has been read to its end.
@@ -223,8 +272,8 @@ func (o *endOffsets) reached() bool {
 	if pos == nil {
 		return false
 	}
-	for p, at := range pos {
-		if end, ok := o.ends[p]; ok && at < end {
+	for tp, at := range pos {
+		if end, ok := o.ends[tp]; ok && at < end {
 			return false
 		}
 	}
@@ -233,7 +282,7 @@ func (o *endOffsets) reached() bool {
 
 // past says whether r was produced after the command started.
 func (o *endOffsets) past(r *client.Record) bool {
-	end, ok := o.ends[r.Partition]
+	end, ok := o.ends[client.TopicPartition{Topic: r.Topic, Partition: r.Partition}]
 	return !ok || r.Offset >= end
 }
 

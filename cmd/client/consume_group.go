@@ -13,7 +13,7 @@ import (
 // are printed by then), and Close the rest. Records a poll returned past
 // --num are not printed: their partitions are moved back to them (Seek)
 // so that Close does not commit them as read.
-func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags, start client.Offset, format recordFormat) error {
+func (e *env) consumeGroup(ctx context.Context, topics []string, f *consumeFlags, start client.Offset, format recordFormat) error {
 	if len(f.partitions) > 0 {
 		return usageErrorf("--partition does not apply with --group: the group's coordinator assigns partitions")
 	}
@@ -30,35 +30,28 @@ func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags, s
 	defer c.Close()
 	// A member subscribed to a topic that does not exist is simply given
 	// nothing; say so instead of waiting.
-	actx, cancel := e.adminCtx(ctx)
-	_, err = c.Admin().DescribeTopic(actx, topic)
-	cancel()
-	if err != nil {
-		return onTopic(topic, err)
+	if err := e.checkTopics(ctx, c, topics); err != nil {
+		return err
 	}
 	var end *endOffsets
 	if f.exitAtEnd {
-		if end, err = e.findEnds(ctx, c, topic, nil); err != nil {
-			return onTopic(topic, err)
+		if end, err = e.findEnds(ctx, c, topics, nil); err != nil {
+			return err
 		}
 	}
 	gc, err := c.NewGroupConsumer(f.group,
-		client.Topics(topic),
+		client.Topics(topics...),
 		client.FetchOpts(client.ResetPolicy(start), client.OnReset(e.printReset("--offset "+f.offset))))
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
 	if end != nil {
-		end.positions = func() map[int32]int64 {
+		end.positions = func() map[client.TopicPartition]int64 {
 			pos := gc.Positions()
 			if len(pos) == 0 {
 				return nil // nothing assigned yet
 			}
-			out := make(map[int32]int64, len(pos))
-			for tp, o := range pos {
-				out[tp.Partition] = o
-			}
-			return out
+			return pos
 		}
 	}
 	err = e.printRecords(ctx, gc.Poll, f, format, func(rest []*client.Record) {
@@ -80,5 +73,5 @@ func (e *env) consumeGroup(ctx context.Context, topic string, f *consumeFlags, s
 	if cerr := gc.Close(closeCtx); cerr != nil && err == nil {
 		err = fmt.Errorf("leave group %q: %w", f.group, cerr)
 	}
-	return onTopic(topic, err)
+	return onTopics(topics, err)
 }

@@ -59,7 +59,7 @@ func TestCLISmallOnes(t *testing.T) {
 		{[]string{"topic", "create", "x", "-p", "abc"}, "strata: --partitions \"abc\": want a whole number\n" +
 			"usage: strata topic create NAME [flags] (see: strata topic create --help)\n"},
 		{[]string{"consume", "one", "--partition", "0,x"}, "strata: --partition \"0,x\": want a whole number\n" +
-			"usage: strata consume TOPIC [flags] (see: strata consume --help)\n"},
+			"usage: strata consume TOPIC... [flags] (see: strata consume --help)\n"},
 		{[]string{"topic", "list", "--timeout", "5"}, "strata: --timeout \"5\": want a duration such as 500ms, 10s or 1m30s\n" +
 			"usage: strata topic list [flags] (see: strata topic list --help)\n"},
 		{[]string{"topic", "list", "--timeout", "-1s"}, "strata: --timeout -1s is negative: give a duration such as 30s, or 0 for no limit (see --help)\n"},
