@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/stratalog/strata/pkg/broker.Version=$(VERSION)
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 
-.PHONY: all build test race fuzz bench proto tools clean chaos
+.PHONY: all build test race fuzz bench bench-compare proto tools clean chaos
 
 all: build
 
@@ -31,6 +31,15 @@ chaos:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
+
+# Strata against NATS JetStream, side by side (bench/compare, a Go module of
+# its own, so the product's go.mod gains nothing): both built from source and
+# run as child processes on loopback, 1 node and 3 nodes RF=3. A few minutes
+# on 2 cores; more with e.g. make bench-compare COMPARE_FLAGS='-runs 5 -records 200000'.
+# See docs/operations.md, "Benchmarks against NATS JetStream".
+COMPARE_FLAGS ?=
+bench-compare:
+	cd bench/compare && $(GO) run . $(COMPARE_FLAGS)
 
 # Regenerate api/v1 from strata.proto (needs protoc: apt-get install protobuf-compiler).
 proto: tools
