@@ -105,12 +105,12 @@ func strataNodeReady(ctx context.Context, addr string, n int) error {
 	if err != nil {
 		return err
 	}
-	if md.GetControllerId() == 0 {
+	if md.ControllerID == 0 {
 		return errors.New("no controller yet")
 	}
 	alive := 0
-	for _, b := range md.GetBrokers() {
-		if b.GetState() == "alive" {
+	for _, b := range md.Brokers {
+		if b.State == "alive" {
 			alive++
 		}
 	}
@@ -130,12 +130,12 @@ func (c *strataCluster) createLog(ctx context.Context, topic string) error {
 		if err != nil {
 			return err
 		}
-		for _, p := range d.GetPartitions() {
-			if p.GetLeader() == 0 {
-				return fmt.Errorf("partition %d has no leader", p.GetPartition())
+		for _, p := range d.Partitions {
+			if p.Leader == 0 {
+				return fmt.Errorf("partition %d has no leader", p.Partition)
 			}
-			if len(p.GetInSyncReplicas()) != c.n {
-				return fmt.Errorf("partition %d: in sync %v of %d replicas", p.GetPartition(), p.GetInSyncReplicas(), c.n)
+			if len(p.InSyncReplicas) != c.n {
+				return fmt.Errorf("partition %d: in sync %v of %d replicas", p.Partition, p.InSyncReplicas, c.n)
 			}
 		}
 		return nil
