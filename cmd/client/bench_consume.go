@@ -16,10 +16,11 @@ type benchConsumeFlags struct {
 	offset   string
 	duration time.Duration
 	idle     time.Duration
+	progress *bool // bench's --progress
 }
 
-func newBenchConsumeCmd(e *env) *cobra.Command {
-	var f benchConsumeFlags
+func newBenchConsumeCmd(e *env, progress *bool) *cobra.Command {
+	f := benchConsumeFlags{progress: progress}
 	cmd := &cobra.Command{
 		Use:   "consume",
 		Short: "Consume --records records and report throughput and latency",
@@ -48,11 +49,15 @@ records read ("consumed 7 records"), and its time ends at the last one.`,
 }
 
 func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
-	if f.topic == "" {
+	switch {
+	case f.topic == "":
 		return usageErrorf("bench consume needs --topic NAME: the topic to read, filled first with strata bench produce --topic NAME")
-	}
-	if f.records < 1 || f.duration <= 0 || f.idle <= 0 {
-		return usageErrorf("--records, --duration and --idle must be positive")
+	case f.records < 1:
+		return usageErrorf("--records %d: want 1 or more", f.records)
+	case f.duration <= 0:
+		return usageErrorf("--duration %s: want more than 0, e.g. 30s", f.duration)
+	case f.idle <= 0:
+		return usageErrorf("--idle %s: want more than 0, e.g. 5s", f.idle)
 	}
 	start, err := client.ParseOffset(f.offset)
 	if err != nil {
@@ -79,7 +84,7 @@ func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
 
 	runCtx, cancel := context.WithTimeout(ctx, f.duration)
 	defer cancel()
-	run, stopProgress := e.startBench(ctx, f.records)
+	run, stopProgress := e.startBench(ctx, f.records, *f.progress)
 	defer stopProgress()
 
 	var got int64

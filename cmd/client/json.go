@@ -151,8 +151,10 @@ type benchJSON struct {
 	RecordsPerSec float64 `json:"records_per_sec"`
 	MBPerSec      float64 `json:"mb_per_sec"`
 	P50Ms         float64 `json:"p50_ms"`
+	P90Ms         float64 `json:"p90_ms"`
 	P99Ms         float64 `json:"p99_ms"`
 	P999Ms        float64 `json:"p999_ms"`
+	MaxMs         float64 `json:"max_ms"`
 	ElapsedSec    float64 `json:"elapsed_sec"`
 }
 

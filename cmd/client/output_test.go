@@ -89,8 +89,8 @@ func TestRecordJSONEncodings(t *testing.T) {
 }
 
 func TestBenchJSONShape(t *testing.T) {
-	got := compact(t, benchJSON{Records: 10, RecordsPerSec: 5, MBPerSec: 0.5, P50Ms: 1, P99Ms: 2, P999Ms: 3, ElapsedSec: 2})
-	want := `{"records":10,"records_per_sec":5,"mb_per_sec":0.5,"p50_ms":1,"p99_ms":2,"p999_ms":3,"elapsed_sec":2}`
+	got := compact(t, benchJSON{Records: 10, RecordsPerSec: 5, MBPerSec: 0.5, P50Ms: 1, P90Ms: 1.5, P99Ms: 2, P999Ms: 3, MaxMs: 4, ElapsedSec: 2})
+	want := `{"records":10,"records_per_sec":5,"mb_per_sec":0.5,"p50_ms":1,"p90_ms":1.5,"p99_ms":2,"p999_ms":3,"max_ms":4,"elapsed_sec":2}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
