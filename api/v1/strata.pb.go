@@ -63,6 +63,9 @@ const (
 	ErrorCode_ERROR_CODE_AUTHENTICATION_FAILED ErrorCode = 22 // no, expired or wrong credentials: pass --user/--password
 	ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED  ErrorCode = 23 // an ACL does not allow the call (the message names the missing one)
 	ErrorCode_ERROR_CODE_UNKNOWN_USER          ErrorCode = 24 // no such SCRAM user
+	ErrorCode_ERROR_CODE_OUT_OF_ORDER_SEQUENCE ErrorCode = 25 // idempotent producer: a batch before this one was lost; not retriable with this batch
+	ErrorCode_ERROR_CODE_PRODUCER_FENCED       ErrorCode = 26 // idempotent producer: a newer epoch of this producer id exists; stop
+	ErrorCode_ERROR_CODE_UNKNOWN_PRODUCER_ID   ErrorCode = 27 // idempotent producer: the partition no longer knows this id (expired): start a new one
 )
 
 // Enum value maps for ErrorCode.
@@ -93,6 +96,9 @@ var (
 		22: "ERROR_CODE_AUTHENTICATION_FAILED",
 		23: "ERROR_CODE_AUTHORIZATION_FAILED",
 		24: "ERROR_CODE_UNKNOWN_USER",
+		25: "ERROR_CODE_OUT_OF_ORDER_SEQUENCE",
+		26: "ERROR_CODE_PRODUCER_FENCED",
+		27: "ERROR_CODE_UNKNOWN_PRODUCER_ID",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_NONE":                  0,
@@ -120,6 +126,9 @@ var (
 		"ERROR_CODE_AUTHENTICATION_FAILED": 22,
 		"ERROR_CODE_AUTHORIZATION_FAILED":  23,
 		"ERROR_CODE_UNKNOWN_USER":          24,
+		"ERROR_CODE_OUT_OF_ORDER_SEQUENCE": 25,
+		"ERROR_CODE_PRODUCER_FENCED":       26,
+		"ERROR_CODE_UNKNOWN_PRODUCER_ID":   27,
 	}
 )
 
@@ -2812,6 +2821,103 @@ func (x *ProducePartitionResult) GetLogStartOffset() int64 {
 	return 0
 }
 
+type InitProducerIdRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Reserved for transactions (issue 14): empty for an idempotent producer.
+	TransactionalId string `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *InitProducerIdRequest) Reset() {
+	*x = InitProducerIdRequest{}
+	mi := &file_strata_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerIdRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerIdRequest) ProtoMessage() {}
+
+func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerIdRequest.ProtoReflect.Descriptor instead.
+func (*InitProducerIdRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *InitProducerIdRequest) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+type InitProducerIdResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32                  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitProducerIdResponse) Reset() {
+	*x = InitProducerIdResponse{}
+	mi := &file_strata_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerIdResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerIdResponse) ProtoMessage() {}
+
+func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerIdResponse.ProtoReflect.Descriptor instead.
+func (*InitProducerIdResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *InitProducerIdResponse) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *InitProducerIdResponse) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
 type FetchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Partitions    []*FetchPartition      `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
@@ -2824,7 +2930,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +2942,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +2955,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FetchRequest) GetPartitions() []*FetchPartition {
@@ -2892,7 +2998,7 @@ type FetchPartition struct {
 
 func (x *FetchPartition) Reset() {
 	*x = FetchPartition{}
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +3010,7 @@ func (x *FetchPartition) String() string {
 func (*FetchPartition) ProtoMessage() {}
 
 func (x *FetchPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +3023,7 @@ func (x *FetchPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartition.ProtoReflect.Descriptor instead.
 func (*FetchPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FetchPartition) GetTopic() string {
@@ -2957,7 +3063,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3075,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3088,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FetchResponse) GetPartitions() []*FetchPartitionResult {
@@ -3008,7 +3114,7 @@ type FetchPartitionResult struct {
 
 func (x *FetchPartitionResult) Reset() {
 	*x = FetchPartitionResult{}
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3126,7 @@ func (x *FetchPartitionResult) String() string {
 func (*FetchPartitionResult) ProtoMessage() {}
 
 func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3139,7 @@ func (x *FetchPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchPartitionResult.ProtoReflect.Descriptor instead.
 func (*FetchPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FetchPartitionResult) GetTopic() string {
@@ -3087,7 +3193,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3205,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3218,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListOffsetsRequest) GetPartitions() []*ListOffsetsPartition {
@@ -3134,7 +3240,7 @@ type ListOffsetsPartition struct {
 
 func (x *ListOffsetsPartition) Reset() {
 	*x = ListOffsetsPartition{}
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3146,7 +3252,7 @@ func (x *ListOffsetsPartition) String() string {
 func (*ListOffsetsPartition) ProtoMessage() {}
 
 func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3159,7 +3265,7 @@ func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListOffsetsPartition) GetTopic() string {
@@ -3199,7 +3305,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3317,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3330,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
@@ -3250,7 +3356,7 @@ type ListOffsetsPartitionResult struct {
 
 func (x *ListOffsetsPartitionResult) Reset() {
 	*x = ListOffsetsPartitionResult{}
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3262,7 +3368,7 @@ func (x *ListOffsetsPartitionResult) String() string {
 func (*ListOffsetsPartitionResult) ProtoMessage() {}
 
 func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3275,7 +3381,7 @@ func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
 func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListOffsetsPartitionResult) GetTopic() string {
@@ -3329,7 +3435,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3447,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +3460,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -3383,7 +3489,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3501,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3514,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MetadataResponse) GetClusterId() string {
@@ -3466,7 +3572,7 @@ type BrokerInfo struct {
 
 func (x *BrokerInfo) Reset() {
 	*x = BrokerInfo{}
-	mi := &file_strata_proto_msgTypes[50]
+	mi := &file_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3478,7 +3584,7 @@ func (x *BrokerInfo) String() string {
 func (*BrokerInfo) ProtoMessage() {}
 
 func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[50]
+	mi := &file_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3491,7 +3597,7 @@ func (x *BrokerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerInfo.ProtoReflect.Descriptor instead.
 func (*BrokerInfo) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *BrokerInfo) GetNodeId() uint32 {
@@ -3540,7 +3646,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_strata_proto_msgTypes[51]
+	mi := &file_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3658,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[51]
+	mi := &file_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3671,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -3600,7 +3706,7 @@ type PartitionMetadata struct {
 
 func (x *PartitionMetadata) Reset() {
 	*x = PartitionMetadata{}
-	mi := &file_strata_proto_msgTypes[52]
+	mi := &file_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3612,7 +3718,7 @@ func (x *PartitionMetadata) String() string {
 func (*PartitionMetadata) ProtoMessage() {}
 
 func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[52]
+	mi := &file_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3625,7 +3731,7 @@ func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionMetadata.ProtoReflect.Descriptor instead.
 func (*PartitionMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PartitionMetadata) GetPartition() int32 {
@@ -3658,7 +3764,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_strata_proto_msgTypes[53]
+	mi := &file_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3776,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[53]
+	mi := &file_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3789,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -3704,7 +3810,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_strata_proto_msgTypes[54]
+	mi := &file_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3716,7 +3822,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[54]
+	mi := &file_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3729,7 +3835,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FindCoordinatorResponse) GetNodeId() uint32 {
@@ -3763,7 +3869,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_proto_msgTypes[55]
+	mi := &file_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +3881,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[55]
+	mi := &file_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3788,7 +3894,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -3830,7 +3936,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_strata_proto_msgTypes[56]
+	mi := &file_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +3948,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[56]
+	mi := &file_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +3961,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -3957,7 +4063,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_strata_proto_msgTypes[57]
+	mi := &file_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3969,7 +4075,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[57]
+	mi := &file_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3982,7 +4088,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberId() string {
@@ -4025,7 +4131,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_strata_proto_msgTypes[58]
+	mi := &file_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4037,7 +4143,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[58]
+	mi := &file_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4050,7 +4156,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -4093,7 +4199,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[59]
+	mi := &file_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4105,7 +4211,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[59]
+	mi := &file_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4118,7 +4224,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -4158,7 +4264,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[60]
+	mi := &file_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4170,7 +4276,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[60]
+	mi := &file_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4183,7 +4289,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CommitOffsetsResponse) GetResults() []*CommitOffsetResult {
@@ -4204,7 +4310,7 @@ type CommitOffsetResult struct {
 
 func (x *CommitOffsetResult) Reset() {
 	*x = CommitOffsetResult{}
-	mi := &file_strata_proto_msgTypes[61]
+	mi := &file_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4216,7 +4322,7 @@ func (x *CommitOffsetResult) String() string {
 func (*CommitOffsetResult) ProtoMessage() {}
 
 func (x *CommitOffsetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[61]
+	mi := &file_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4229,7 +4335,7 @@ func (x *CommitOffsetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetResult.ProtoReflect.Descriptor instead.
 func (*CommitOffsetResult) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CommitOffsetResult) GetTopic() string {
@@ -4263,7 +4369,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[62]
+	mi := &file_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4275,7 +4381,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[62]
+	mi := &file_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4288,7 +4394,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -4314,7 +4420,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[63]
+	mi := &file_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4432,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[63]
+	mi := &file_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4445,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*CommittedOffset {
@@ -4362,7 +4468,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_strata_proto_msgTypes[64]
+	mi := &file_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4374,7 +4480,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[64]
+	mi := &file_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4387,7 +4493,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CommittedOffset) GetTopic() string {
@@ -4433,7 +4539,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_proto_msgTypes[65]
+	mi := &file_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4445,7 +4551,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[65]
+	mi := &file_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4458,7 +4564,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_proto_rawDescGZIP(), []int{67}
 }
 
 type ListGroupsResponse struct {
@@ -4470,7 +4576,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_proto_msgTypes[66]
+	mi := &file_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4482,7 +4588,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[66]
+	mi := &file_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4495,7 +4601,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -4517,7 +4623,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_proto_msgTypes[67]
+	mi := &file_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +4635,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[67]
+	mi := &file_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +4648,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -4582,7 +4688,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_proto_msgTypes[68]
+	mi := &file_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4594,7 +4700,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[68]
+	mi := &file_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4607,7 +4713,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -4633,7 +4739,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_proto_msgTypes[69]
+	mi := &file_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4645,7 +4751,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[69]
+	mi := &file_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4658,7 +4764,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -4732,7 +4838,7 @@ type GroupMemberDescription struct {
 
 func (x *GroupMemberDescription) Reset() {
 	*x = GroupMemberDescription{}
-	mi := &file_strata_proto_msgTypes[70]
+	mi := &file_strata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4744,7 +4850,7 @@ func (x *GroupMemberDescription) String() string {
 func (*GroupMemberDescription) ProtoMessage() {}
 
 func (x *GroupMemberDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[70]
+	mi := &file_strata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4757,7 +4863,7 @@ func (x *GroupMemberDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberDescription.ProtoReflect.Descriptor instead.
 func (*GroupMemberDescription) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GroupMemberDescription) GetMemberId() string {
@@ -4823,7 +4929,7 @@ type GroupPartitionLag struct {
 
 func (x *GroupPartitionLag) Reset() {
 	*x = GroupPartitionLag{}
-	mi := &file_strata_proto_msgTypes[71]
+	mi := &file_strata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4835,7 +4941,7 @@ func (x *GroupPartitionLag) String() string {
 func (*GroupPartitionLag) ProtoMessage() {}
 
 func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[71]
+	mi := &file_strata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4848,7 +4954,7 @@ func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
 func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{71}
+	return file_strata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GroupPartitionLag) GetTopic() string {
@@ -4902,7 +5008,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_proto_msgTypes[72]
+	mi := &file_strata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4914,7 +5020,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[72]
+	mi := &file_strata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4927,7 +5033,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{72}
+	return file_strata_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4945,7 +5051,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_proto_msgTypes[73]
+	mi := &file_strata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4957,7 +5063,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[73]
+	mi := &file_strata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4970,7 +5076,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{73}
+	return file_strata_proto_rawDescGZIP(), []int{75}
 }
 
 type VerifyPartitionRequest struct {
@@ -4983,7 +5089,7 @@ type VerifyPartitionRequest struct {
 
 func (x *VerifyPartitionRequest) Reset() {
 	*x = VerifyPartitionRequest{}
-	mi := &file_strata_proto_msgTypes[74]
+	mi := &file_strata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4995,7 +5101,7 @@ func (x *VerifyPartitionRequest) String() string {
 func (*VerifyPartitionRequest) ProtoMessage() {}
 
 func (x *VerifyPartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[74]
+	mi := &file_strata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5008,7 +5114,7 @@ func (x *VerifyPartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPartitionRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPartitionRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{74}
+	return file_strata_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *VerifyPartitionRequest) GetTopic() string {
@@ -5042,7 +5148,7 @@ type VerifyPartitionResponse struct {
 
 func (x *VerifyPartitionResponse) Reset() {
 	*x = VerifyPartitionResponse{}
-	mi := &file_strata_proto_msgTypes[75]
+	mi := &file_strata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5054,7 +5160,7 @@ func (x *VerifyPartitionResponse) String() string {
 func (*VerifyPartitionResponse) ProtoMessage() {}
 
 func (x *VerifyPartitionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[75]
+	mi := &file_strata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5067,7 +5173,7 @@ func (x *VerifyPartitionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPartitionResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPartitionResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{75}
+	return file_strata_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *VerifyPartitionResponse) GetTopic() string {
@@ -5146,7 +5252,7 @@ type ReplicaChecksum struct {
 
 func (x *ReplicaChecksum) Reset() {
 	*x = ReplicaChecksum{}
-	mi := &file_strata_proto_msgTypes[76]
+	mi := &file_strata_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5158,7 +5264,7 @@ func (x *ReplicaChecksum) String() string {
 func (*ReplicaChecksum) ProtoMessage() {}
 
 func (x *ReplicaChecksum) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[76]
+	mi := &file_strata_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5171,7 +5277,7 @@ func (x *ReplicaChecksum) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaChecksum.ProtoReflect.Descriptor instead.
 func (*ReplicaChecksum) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{76}
+	return file_strata_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ReplicaChecksum) GetNodeId() uint32 {
@@ -5221,7 +5327,7 @@ type LogChecksumsRequest struct {
 
 func (x *LogChecksumsRequest) Reset() {
 	*x = LogChecksumsRequest{}
-	mi := &file_strata_proto_msgTypes[77]
+	mi := &file_strata_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5233,7 +5339,7 @@ func (x *LogChecksumsRequest) String() string {
 func (*LogChecksumsRequest) ProtoMessage() {}
 
 func (x *LogChecksumsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[77]
+	mi := &file_strata_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5246,7 +5352,7 @@ func (x *LogChecksumsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChecksumsRequest.ProtoReflect.Descriptor instead.
 func (*LogChecksumsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{77}
+	return file_strata_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *LogChecksumsRequest) GetGroup() string {
@@ -5286,7 +5392,7 @@ type LogChecksumsResponse struct {
 
 func (x *LogChecksumsResponse) Reset() {
 	*x = LogChecksumsResponse{}
-	mi := &file_strata_proto_msgTypes[78]
+	mi := &file_strata_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5298,7 +5404,7 @@ func (x *LogChecksumsResponse) String() string {
 func (*LogChecksumsResponse) ProtoMessage() {}
 
 func (x *LogChecksumsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[78]
+	mi := &file_strata_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5311,7 +5417,7 @@ func (x *LogChecksumsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChecksumsResponse.ProtoReflect.Descriptor instead.
 func (*LogChecksumsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{78}
+	return file_strata_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *LogChecksumsResponse) GetRanges() []*OffsetRange {
@@ -5334,7 +5440,7 @@ type OffsetRange struct {
 
 func (x *OffsetRange) Reset() {
 	*x = OffsetRange{}
-	mi := &file_strata_proto_msgTypes[79]
+	mi := &file_strata_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5346,7 +5452,7 @@ func (x *OffsetRange) String() string {
 func (*OffsetRange) ProtoMessage() {}
 
 func (x *OffsetRange) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[79]
+	mi := &file_strata_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5359,7 +5465,7 @@ func (x *OffsetRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetRange.ProtoReflect.Descriptor instead.
 func (*OffsetRange) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{79}
+	return file_strata_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *OffsetRange) GetFromOffset() int64 {
@@ -5408,7 +5514,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_strata_proto_msgTypes[80]
+	mi := &file_strata_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5420,7 +5526,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[80]
+	mi := &file_strata_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5433,7 +5539,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{80}
+	return file_strata_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *AuthenticateRequest) GetMechanism() string {
@@ -5470,7 +5576,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_strata_proto_msgTypes[81]
+	mi := &file_strata_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5482,7 +5588,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[81]
+	mi := &file_strata_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5495,7 +5601,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{81}
+	return file_strata_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *AuthenticateResponse) GetSession() string {
@@ -5547,7 +5653,7 @@ type UpsertUserRequest struct {
 
 func (x *UpsertUserRequest) Reset() {
 	*x = UpsertUserRequest{}
-	mi := &file_strata_proto_msgTypes[82]
+	mi := &file_strata_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5559,7 +5665,7 @@ func (x *UpsertUserRequest) String() string {
 func (*UpsertUserRequest) ProtoMessage() {}
 
 func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[82]
+	mi := &file_strata_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5572,7 +5678,7 @@ func (x *UpsertUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertUserRequest.ProtoReflect.Descriptor instead.
 func (*UpsertUserRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{82}
+	return file_strata_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *UpsertUserRequest) GetName() string {
@@ -5625,7 +5731,7 @@ type UpsertUserResponse struct {
 
 func (x *UpsertUserResponse) Reset() {
 	*x = UpsertUserResponse{}
-	mi := &file_strata_proto_msgTypes[83]
+	mi := &file_strata_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5637,7 +5743,7 @@ func (x *UpsertUserResponse) String() string {
 func (*UpsertUserResponse) ProtoMessage() {}
 
 func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[83]
+	mi := &file_strata_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5650,7 +5756,7 @@ func (x *UpsertUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertUserResponse.ProtoReflect.Descriptor instead.
 func (*UpsertUserResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{83}
+	return file_strata_proto_rawDescGZIP(), []int{85}
 }
 
 type DeleteUserRequest struct {
@@ -5662,7 +5768,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_strata_proto_msgTypes[84]
+	mi := &file_strata_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5674,7 +5780,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[84]
+	mi := &file_strata_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5687,7 +5793,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{84}
+	return file_strata_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DeleteUserRequest) GetName() string {
@@ -5705,7 +5811,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_strata_proto_msgTypes[85]
+	mi := &file_strata_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5717,7 +5823,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[85]
+	mi := &file_strata_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5730,7 +5836,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{85}
+	return file_strata_proto_rawDescGZIP(), []int{87}
 }
 
 type ListUsersRequest struct {
@@ -5741,7 +5847,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_strata_proto_msgTypes[86]
+	mi := &file_strata_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5753,7 +5859,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[86]
+	mi := &file_strata_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5766,7 +5872,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{86}
+	return file_strata_proto_rawDescGZIP(), []int{88}
 }
 
 type ListUsersResponse struct {
@@ -5778,7 +5884,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_strata_proto_msgTypes[87]
+	mi := &file_strata_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5790,7 +5896,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[87]
+	mi := &file_strata_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5803,7 +5909,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{87}
+	return file_strata_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ListUsersResponse) GetUsers() []*UserSummary {
@@ -5823,7 +5929,7 @@ type UserSummary struct {
 
 func (x *UserSummary) Reset() {
 	*x = UserSummary{}
-	mi := &file_strata_proto_msgTypes[88]
+	mi := &file_strata_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5835,7 +5941,7 @@ func (x *UserSummary) String() string {
 func (*UserSummary) ProtoMessage() {}
 
 func (x *UserSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[88]
+	mi := &file_strata_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5848,7 +5954,7 @@ func (x *UserSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserSummary.ProtoReflect.Descriptor instead.
 func (*UserSummary) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{88}
+	return file_strata_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *UserSummary) GetName() string {
@@ -5875,7 +5981,7 @@ type ScramMechanism struct {
 
 func (x *ScramMechanism) Reset() {
 	*x = ScramMechanism{}
-	mi := &file_strata_proto_msgTypes[89]
+	mi := &file_strata_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5887,7 +5993,7 @@ func (x *ScramMechanism) String() string {
 func (*ScramMechanism) ProtoMessage() {}
 
 func (x *ScramMechanism) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[89]
+	mi := &file_strata_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5900,7 +6006,7 @@ func (x *ScramMechanism) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramMechanism.ProtoReflect.Descriptor instead.
 func (*ScramMechanism) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{89}
+	return file_strata_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ScramMechanism) GetMechanism() string {
@@ -5935,7 +6041,7 @@ type AclBinding struct {
 
 func (x *AclBinding) Reset() {
 	*x = AclBinding{}
-	mi := &file_strata_proto_msgTypes[90]
+	mi := &file_strata_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5947,7 +6053,7 @@ func (x *AclBinding) String() string {
 func (*AclBinding) ProtoMessage() {}
 
 func (x *AclBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[90]
+	mi := &file_strata_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5960,7 +6066,7 @@ func (x *AclBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBinding.ProtoReflect.Descriptor instead.
 func (*AclBinding) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{90}
+	return file_strata_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *AclBinding) GetPrincipal() string {
@@ -6021,7 +6127,7 @@ type CreateACLsRequest struct {
 
 func (x *CreateACLsRequest) Reset() {
 	*x = CreateACLsRequest{}
-	mi := &file_strata_proto_msgTypes[91]
+	mi := &file_strata_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6033,7 +6139,7 @@ func (x *CreateACLsRequest) String() string {
 func (*CreateACLsRequest) ProtoMessage() {}
 
 func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[91]
+	mi := &file_strata_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6046,7 +6152,7 @@ func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
 func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{91}
+	return file_strata_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CreateACLsRequest) GetAcls() []*AclBinding {
@@ -6064,7 +6170,7 @@ type CreateACLsResponse struct {
 
 func (x *CreateACLsResponse) Reset() {
 	*x = CreateACLsResponse{}
-	mi := &file_strata_proto_msgTypes[92]
+	mi := &file_strata_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6076,7 +6182,7 @@ func (x *CreateACLsResponse) String() string {
 func (*CreateACLsResponse) ProtoMessage() {}
 
 func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[92]
+	mi := &file_strata_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6089,7 +6195,7 @@ func (x *CreateACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsResponse.ProtoReflect.Descriptor instead.
 func (*CreateACLsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{92}
+	return file_strata_proto_rawDescGZIP(), []int{94}
 }
 
 type ListACLsRequest struct {
@@ -6101,7 +6207,7 @@ type ListACLsRequest struct {
 
 func (x *ListACLsRequest) Reset() {
 	*x = ListACLsRequest{}
-	mi := &file_strata_proto_msgTypes[93]
+	mi := &file_strata_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6113,7 +6219,7 @@ func (x *ListACLsRequest) String() string {
 func (*ListACLsRequest) ProtoMessage() {}
 
 func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[93]
+	mi := &file_strata_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6126,7 +6232,7 @@ func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsRequest.ProtoReflect.Descriptor instead.
 func (*ListACLsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{93}
+	return file_strata_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListACLsRequest) GetFilter() *AclBinding {
@@ -6145,7 +6251,7 @@ type ListACLsResponse struct {
 
 func (x *ListACLsResponse) Reset() {
 	*x = ListACLsResponse{}
-	mi := &file_strata_proto_msgTypes[94]
+	mi := &file_strata_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6157,7 +6263,7 @@ func (x *ListACLsResponse) String() string {
 func (*ListACLsResponse) ProtoMessage() {}
 
 func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[94]
+	mi := &file_strata_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6170,7 +6276,7 @@ func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListACLsResponse.ProtoReflect.Descriptor instead.
 func (*ListACLsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{94}
+	return file_strata_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ListACLsResponse) GetAcls() []*AclBinding {
@@ -6189,7 +6295,7 @@ type DeleteACLsRequest struct {
 
 func (x *DeleteACLsRequest) Reset() {
 	*x = DeleteACLsRequest{}
-	mi := &file_strata_proto_msgTypes[95]
+	mi := &file_strata_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6201,7 +6307,7 @@ func (x *DeleteACLsRequest) String() string {
 func (*DeleteACLsRequest) ProtoMessage() {}
 
 func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[95]
+	mi := &file_strata_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6214,7 +6320,7 @@ func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{95}
+	return file_strata_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *DeleteACLsRequest) GetFilter() *AclBinding {
@@ -6233,7 +6339,7 @@ type DeleteACLsResponse struct {
 
 func (x *DeleteACLsResponse) Reset() {
 	*x = DeleteACLsResponse{}
-	mi := &file_strata_proto_msgTypes[96]
+	mi := &file_strata_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6245,7 +6351,7 @@ func (x *DeleteACLsResponse) String() string {
 func (*DeleteACLsResponse) ProtoMessage() {}
 
 func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[96]
+	mi := &file_strata_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6258,7 +6364,7 @@ func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{96}
+	return file_strata_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *DeleteACLsResponse) GetDeleted() []*AclBinding {
@@ -6488,7 +6594,13 @@ const file_strata_proto_rawDesc = "" +
 	"\vlast_offset\x18\x04 \x01(\x03R\n" +
 	"lastOffset\x12+\n" +
 	"\x12log_append_time_ms\x18\x05 \x01(\x03R\x0flogAppendTimeMs\x12(\n" +
-	"\x10log_start_offset\x18\x06 \x01(\x03R\x0elogStartOffset\"\xa3\x01\n" +
+	"\x10log_start_offset\x18\x06 \x01(\x03R\x0elogStartOffset\"B\n" +
+	"\x15InitProducerIdRequest\x12)\n" +
+	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\"`\n" +
+	"\x16InitProducerIdResponse\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\"\xa3\x01\n" +
 	"\fFetchRequest\x129\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x19.strata.v1.FetchPartitionR\n" +
@@ -6760,7 +6872,7 @@ const file_strata_proto_rawDesc = "" +
 	"\x11DeleteACLsRequest\x12-\n" +
 	"\x06filter\x18\x01 \x01(\v2\x15.strata.v1.AclBindingR\x06filter\"E\n" +
 	"\x12DeleteACLsResponse\x12/\n" +
-	"\adeleted\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\adeleted*\x95\x06\n" +
+	"\adeleted\x18\x01 \x03(\v2\x15.strata.v1.AclBindingR\adeleted*\xff\x06\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x16\n" +
 	"\x12ERROR_CODE_UNKNOWN\x10\x01\x12\x1c\n" +
@@ -6787,7 +6899,10 @@ const file_strata_proto_rawDesc = "" +
 	"\x18ERROR_CODE_UNKNOWN_GROUP\x10\x15\x12$\n" +
 	" ERROR_CODE_AUTHENTICATION_FAILED\x10\x16\x12#\n" +
 	"\x1fERROR_CODE_AUTHORIZATION_FAILED\x10\x17\x12\x1b\n" +
-	"\x17ERROR_CODE_UNKNOWN_USER\x10\x18*7\n" +
+	"\x17ERROR_CODE_UNKNOWN_USER\x10\x18\x12$\n" +
+	" ERROR_CODE_OUT_OF_ORDER_SEQUENCE\x10\x19\x12\x1e\n" +
+	"\x1aERROR_CODE_PRODUCER_FENCED\x10\x1a\x12\"\n" +
+	"\x1eERROR_CODE_UNKNOWN_PRODUCER_ID\x10\x1b*7\n" +
 	"\x04Acks\x12\x0f\n" +
 	"\vACKS_QUORUM\x10\x00\x12\r\n" +
 	"\tACKS_NONE\x10\x01\x12\x0f\n" +
@@ -6796,7 +6911,7 @@ const file_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\xa7\x11\n" +
+	"\x15OFFSET_SPEC_TIMESTAMP\x10\x022\xfe\x11\n" +
 	"\x06Strata\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -6804,7 +6919,8 @@ const file_strata_proto_rawDesc = "" +
 	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\x12R\n" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12[\n" +
 	"\x10AlterTopicConfig\x12\".strata.v1.AlterTopicConfigRequest\x1a#.strata.v1.AlterTopicConfigResponse\x12@\n" +
-	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
+	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12U\n" +
+	"\x0eInitProducerId\x12 .strata.v1.InitProducerIdRequest\x1a!.strata.v1.InitProducerIdResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12L\n" +
 	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\x12R\n" +
 	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12C\n" +
@@ -6852,7 +6968,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
 var file_strata_proto_goTypes = []any{
 	(ErrorCode)(0),                       // 0: strata.v1.ErrorCode
 	(Acks)(0),                            // 1: strata.v1.Acks
@@ -6898,65 +7014,67 @@ var file_strata_proto_goTypes = []any{
 	(*ProducePartition)(nil),             // 41: strata.v1.ProducePartition
 	(*ProduceResponse)(nil),              // 42: strata.v1.ProduceResponse
 	(*ProducePartitionResult)(nil),       // 43: strata.v1.ProducePartitionResult
-	(*FetchRequest)(nil),                 // 44: strata.v1.FetchRequest
-	(*FetchPartition)(nil),               // 45: strata.v1.FetchPartition
-	(*FetchResponse)(nil),                // 46: strata.v1.FetchResponse
-	(*FetchPartitionResult)(nil),         // 47: strata.v1.FetchPartitionResult
-	(*ListOffsetsRequest)(nil),           // 48: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartition)(nil),         // 49: strata.v1.ListOffsetsPartition
-	(*ListOffsetsResponse)(nil),          // 50: strata.v1.ListOffsetsResponse
-	(*ListOffsetsPartitionResult)(nil),   // 51: strata.v1.ListOffsetsPartitionResult
-	(*MetadataRequest)(nil),              // 52: strata.v1.MetadataRequest
-	(*MetadataResponse)(nil),             // 53: strata.v1.MetadataResponse
-	(*BrokerInfo)(nil),                   // 54: strata.v1.BrokerInfo
-	(*TopicMetadata)(nil),                // 55: strata.v1.TopicMetadata
-	(*PartitionMetadata)(nil),            // 56: strata.v1.PartitionMetadata
-	(*FindCoordinatorRequest)(nil),       // 57: strata.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),      // 58: strata.v1.FindCoordinatorResponse
-	(*TopicPartitions)(nil),              // 59: strata.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),        // 60: strata.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),       // 61: strata.v1.GroupHeartbeatResponse
-	(*OffsetCommit)(nil),                 // 62: strata.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),         // 63: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),        // 64: strata.v1.CommitOffsetsResponse
-	(*CommitOffsetResult)(nil),           // 65: strata.v1.CommitOffsetResult
-	(*FetchOffsetsRequest)(nil),          // 66: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),         // 67: strata.v1.FetchOffsetsResponse
-	(*CommittedOffset)(nil),              // 68: strata.v1.CommittedOffset
-	(*ListGroupsRequest)(nil),            // 69: strata.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),           // 70: strata.v1.ListGroupsResponse
-	(*GroupSummary)(nil),                 // 71: strata.v1.GroupSummary
-	(*DescribeGroupRequest)(nil),         // 72: strata.v1.DescribeGroupRequest
-	(*DescribeGroupResponse)(nil),        // 73: strata.v1.DescribeGroupResponse
-	(*GroupMemberDescription)(nil),       // 74: strata.v1.GroupMemberDescription
-	(*GroupPartitionLag)(nil),            // 75: strata.v1.GroupPartitionLag
-	(*DeleteGroupRequest)(nil),           // 76: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 77: strata.v1.DeleteGroupResponse
-	(*VerifyPartitionRequest)(nil),       // 78: strata.v1.VerifyPartitionRequest
-	(*VerifyPartitionResponse)(nil),      // 79: strata.v1.VerifyPartitionResponse
-	(*ReplicaChecksum)(nil),              // 80: strata.v1.ReplicaChecksum
-	(*LogChecksumsRequest)(nil),          // 81: strata.v1.LogChecksumsRequest
-	(*LogChecksumsResponse)(nil),         // 82: strata.v1.LogChecksumsResponse
-	(*OffsetRange)(nil),                  // 83: strata.v1.OffsetRange
-	(*AuthenticateRequest)(nil),          // 84: strata.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),         // 85: strata.v1.AuthenticateResponse
-	(*UpsertUserRequest)(nil),            // 86: strata.v1.UpsertUserRequest
-	(*UpsertUserResponse)(nil),           // 87: strata.v1.UpsertUserResponse
-	(*DeleteUserRequest)(nil),            // 88: strata.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),           // 89: strata.v1.DeleteUserResponse
-	(*ListUsersRequest)(nil),             // 90: strata.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),            // 91: strata.v1.ListUsersResponse
-	(*UserSummary)(nil),                  // 92: strata.v1.UserSummary
-	(*ScramMechanism)(nil),               // 93: strata.v1.ScramMechanism
-	(*AclBinding)(nil),                   // 94: strata.v1.AclBinding
-	(*CreateACLsRequest)(nil),            // 95: strata.v1.CreateACLsRequest
-	(*CreateACLsResponse)(nil),           // 96: strata.v1.CreateACLsResponse
-	(*ListACLsRequest)(nil),              // 97: strata.v1.ListACLsRequest
-	(*ListACLsResponse)(nil),             // 98: strata.v1.ListACLsResponse
-	(*DeleteACLsRequest)(nil),            // 99: strata.v1.DeleteACLsRequest
-	(*DeleteACLsResponse)(nil),           // 100: strata.v1.DeleteACLsResponse
-	nil,                                  // 101: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                                  // 102: strata.v1.AlterTopicConfigRequest.SetEntry
+	(*InitProducerIdRequest)(nil),        // 44: strata.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),       // 45: strata.v1.InitProducerIdResponse
+	(*FetchRequest)(nil),                 // 46: strata.v1.FetchRequest
+	(*FetchPartition)(nil),               // 47: strata.v1.FetchPartition
+	(*FetchResponse)(nil),                // 48: strata.v1.FetchResponse
+	(*FetchPartitionResult)(nil),         // 49: strata.v1.FetchPartitionResult
+	(*ListOffsetsRequest)(nil),           // 50: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),         // 51: strata.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),          // 52: strata.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil),   // 53: strata.v1.ListOffsetsPartitionResult
+	(*MetadataRequest)(nil),              // 54: strata.v1.MetadataRequest
+	(*MetadataResponse)(nil),             // 55: strata.v1.MetadataResponse
+	(*BrokerInfo)(nil),                   // 56: strata.v1.BrokerInfo
+	(*TopicMetadata)(nil),                // 57: strata.v1.TopicMetadata
+	(*PartitionMetadata)(nil),            // 58: strata.v1.PartitionMetadata
+	(*FindCoordinatorRequest)(nil),       // 59: strata.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),      // 60: strata.v1.FindCoordinatorResponse
+	(*TopicPartitions)(nil),              // 61: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),        // 62: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),       // 63: strata.v1.GroupHeartbeatResponse
+	(*OffsetCommit)(nil),                 // 64: strata.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),         // 65: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 66: strata.v1.CommitOffsetsResponse
+	(*CommitOffsetResult)(nil),           // 67: strata.v1.CommitOffsetResult
+	(*FetchOffsetsRequest)(nil),          // 68: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 69: strata.v1.FetchOffsetsResponse
+	(*CommittedOffset)(nil),              // 70: strata.v1.CommittedOffset
+	(*ListGroupsRequest)(nil),            // 71: strata.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),           // 72: strata.v1.ListGroupsResponse
+	(*GroupSummary)(nil),                 // 73: strata.v1.GroupSummary
+	(*DescribeGroupRequest)(nil),         // 74: strata.v1.DescribeGroupRequest
+	(*DescribeGroupResponse)(nil),        // 75: strata.v1.DescribeGroupResponse
+	(*GroupMemberDescription)(nil),       // 76: strata.v1.GroupMemberDescription
+	(*GroupPartitionLag)(nil),            // 77: strata.v1.GroupPartitionLag
+	(*DeleteGroupRequest)(nil),           // 78: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 79: strata.v1.DeleteGroupResponse
+	(*VerifyPartitionRequest)(nil),       // 80: strata.v1.VerifyPartitionRequest
+	(*VerifyPartitionResponse)(nil),      // 81: strata.v1.VerifyPartitionResponse
+	(*ReplicaChecksum)(nil),              // 82: strata.v1.ReplicaChecksum
+	(*LogChecksumsRequest)(nil),          // 83: strata.v1.LogChecksumsRequest
+	(*LogChecksumsResponse)(nil),         // 84: strata.v1.LogChecksumsResponse
+	(*OffsetRange)(nil),                  // 85: strata.v1.OffsetRange
+	(*AuthenticateRequest)(nil),          // 86: strata.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),         // 87: strata.v1.AuthenticateResponse
+	(*UpsertUserRequest)(nil),            // 88: strata.v1.UpsertUserRequest
+	(*UpsertUserResponse)(nil),           // 89: strata.v1.UpsertUserResponse
+	(*DeleteUserRequest)(nil),            // 90: strata.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),           // 91: strata.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),             // 92: strata.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),            // 93: strata.v1.ListUsersResponse
+	(*UserSummary)(nil),                  // 94: strata.v1.UserSummary
+	(*ScramMechanism)(nil),               // 95: strata.v1.ScramMechanism
+	(*AclBinding)(nil),                   // 96: strata.v1.AclBinding
+	(*CreateACLsRequest)(nil),            // 97: strata.v1.CreateACLsRequest
+	(*CreateACLsResponse)(nil),           // 98: strata.v1.CreateACLsResponse
+	(*ListACLsRequest)(nil),              // 99: strata.v1.ListACLsRequest
+	(*ListACLsResponse)(nil),             // 100: strata.v1.ListACLsResponse
+	(*DeleteACLsRequest)(nil),            // 101: strata.v1.DeleteACLsRequest
+	(*DeleteACLsResponse)(nil),           // 102: strata.v1.DeleteACLsResponse
+	nil,                                  // 103: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                                  // 104: strata.v1.AlterTopicConfigRequest.SetEntry
 }
 var file_strata_proto_depIdxs = []int32{
 	6,   // 0: strata.v1.ReadLogChunk.entries:type_name -> strata.v1.LogEntry
@@ -6964,14 +7082,14 @@ var file_strata_proto_depIdxs = []int32{
 	3,   // 2: strata.v1.ChangeReplicasRequest.op:type_name -> strata.v1.ChangeReplicasRequest.Op
 	13,  // 3: strata.v1.ChangeReplicasResponse.members:type_name -> strata.v1.GroupMember
 	0,   // 4: strata.v1.Error.code:type_name -> strata.v1.ErrorCode
-	101, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	103, // 5: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	31,  // 6: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	28,  // 7: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicSummary
 	31,  // 8: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicDescription
 	32,  // 9: strata.v1.TopicDescription.partitions:type_name -> strata.v1.PartitionDescription
 	21,  // 10: strata.v1.TopicDescription.configs:type_name -> strata.v1.TopicConfigEntry
 	33,  // 11: strata.v1.PartitionDescription.lagging:type_name -> strata.v1.ReplicaLag
-	102, // 12: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
+	104, // 12: strata.v1.AlterTopicConfigRequest.set:type_name -> strata.v1.AlterTopicConfigRequest.SetEntry
 	31,  // 13: strata.v1.AlterTopicConfigResponse.topic:type_name -> strata.v1.TopicDescription
 	37,  // 14: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
 	39,  // 15: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsPartitionResult
@@ -6980,105 +7098,107 @@ var file_strata_proto_depIdxs = []int32{
 	1,   // 18: strata.v1.ProduceRequest.acks:type_name -> strata.v1.Acks
 	43,  // 19: strata.v1.ProduceResponse.partitions:type_name -> strata.v1.ProducePartitionResult
 	20,  // 20: strata.v1.ProducePartitionResult.error:type_name -> strata.v1.Error
-	45,  // 21: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
-	47,  // 22: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
+	47,  // 21: strata.v1.FetchRequest.partitions:type_name -> strata.v1.FetchPartition
+	49,  // 22: strata.v1.FetchResponse.partitions:type_name -> strata.v1.FetchPartitionResult
 	20,  // 23: strata.v1.FetchPartitionResult.error:type_name -> strata.v1.Error
-	49,  // 24: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	51,  // 24: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
 	2,   // 25: strata.v1.ListOffsetsPartition.spec:type_name -> strata.v1.OffsetSpec
-	51,  // 26: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	53,  // 26: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
 	20,  // 27: strata.v1.ListOffsetsPartitionResult.error:type_name -> strata.v1.Error
-	54,  // 28: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
-	55,  // 29: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
+	56,  // 28: strata.v1.MetadataResponse.brokers:type_name -> strata.v1.BrokerInfo
+	57,  // 29: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicMetadata
 	20,  // 30: strata.v1.TopicMetadata.error:type_name -> strata.v1.Error
-	56,  // 31: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
-	59,  // 32: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
-	59,  // 33: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
-	62,  // 34: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.OffsetCommit
-	65,  // 35: strata.v1.CommitOffsetsResponse.results:type_name -> strata.v1.CommitOffsetResult
+	58,  // 31: strata.v1.TopicMetadata.partitions:type_name -> strata.v1.PartitionMetadata
+	61,  // 32: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	61,  // 33: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	64,  // 34: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.OffsetCommit
+	67,  // 35: strata.v1.CommitOffsetsResponse.results:type_name -> strata.v1.CommitOffsetResult
 	20,  // 36: strata.v1.CommitOffsetResult.error:type_name -> strata.v1.Error
-	59,  // 37: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartitions
-	68,  // 38: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.CommittedOffset
-	71,  // 39: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	74,  // 40: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
-	75,  // 41: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	59,  // 42: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
-	80,  // 43: strata.v1.VerifyPartitionResponse.replicas:type_name -> strata.v1.ReplicaChecksum
-	83,  // 44: strata.v1.LogChecksumsResponse.ranges:type_name -> strata.v1.OffsetRange
-	92,  // 45: strata.v1.ListUsersResponse.users:type_name -> strata.v1.UserSummary
-	93,  // 46: strata.v1.UserSummary.mechanisms:type_name -> strata.v1.ScramMechanism
-	94,  // 47: strata.v1.CreateACLsRequest.acls:type_name -> strata.v1.AclBinding
-	94,  // 48: strata.v1.ListACLsRequest.filter:type_name -> strata.v1.AclBinding
-	94,  // 49: strata.v1.ListACLsResponse.acls:type_name -> strata.v1.AclBinding
-	94,  // 50: strata.v1.DeleteACLsRequest.filter:type_name -> strata.v1.AclBinding
-	94,  // 51: strata.v1.DeleteACLsResponse.deleted:type_name -> strata.v1.AclBinding
+	61,  // 37: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartitions
+	70,  // 38: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.CommittedOffset
+	73,  // 39: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	76,  // 40: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMemberDescription
+	77,  // 41: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	61,  // 42: strata.v1.GroupMemberDescription.assignment:type_name -> strata.v1.TopicPartitions
+	82,  // 43: strata.v1.VerifyPartitionResponse.replicas:type_name -> strata.v1.ReplicaChecksum
+	85,  // 44: strata.v1.LogChecksumsResponse.ranges:type_name -> strata.v1.OffsetRange
+	94,  // 45: strata.v1.ListUsersResponse.users:type_name -> strata.v1.UserSummary
+	95,  // 46: strata.v1.UserSummary.mechanisms:type_name -> strata.v1.ScramMechanism
+	96,  // 47: strata.v1.CreateACLsRequest.acls:type_name -> strata.v1.AclBinding
+	96,  // 48: strata.v1.ListACLsRequest.filter:type_name -> strata.v1.AclBinding
+	96,  // 49: strata.v1.ListACLsResponse.acls:type_name -> strata.v1.AclBinding
+	96,  // 50: strata.v1.DeleteACLsRequest.filter:type_name -> strata.v1.AclBinding
+	96,  // 51: strata.v1.DeleteACLsResponse.deleted:type_name -> strata.v1.AclBinding
 	22,  // 52: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
 	24,  // 53: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
 	26,  // 54: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
 	29,  // 55: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
 	34,  // 56: strata.v1.Strata.AlterTopicConfig:input_type -> strata.v1.AlterTopicConfigRequest
 	40,  // 57: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	44,  // 58: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	48,  // 59: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	36,  // 60: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	52,  // 61: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	57,  // 62: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
-	60,  // 63: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	63,  // 64: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	66,  // 65: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	69,  // 66: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	72,  // 67: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	76,  // 68: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	15,  // 69: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
-	17,  // 70: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
-	18,  // 71: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
-	78,  // 72: strata.v1.Strata.VerifyPartition:input_type -> strata.v1.VerifyPartitionRequest
-	84,  // 73: strata.v1.Strata.Authenticate:input_type -> strata.v1.AuthenticateRequest
-	86,  // 74: strata.v1.Strata.UpsertUser:input_type -> strata.v1.UpsertUserRequest
-	88,  // 75: strata.v1.Strata.DeleteUser:input_type -> strata.v1.DeleteUserRequest
-	90,  // 76: strata.v1.Strata.ListUsers:input_type -> strata.v1.ListUsersRequest
-	95,  // 77: strata.v1.Strata.CreateACLs:input_type -> strata.v1.CreateACLsRequest
-	97,  // 78: strata.v1.Strata.ListACLs:input_type -> strata.v1.ListACLsRequest
-	99,  // 79: strata.v1.Strata.DeleteACLs:input_type -> strata.v1.DeleteACLsRequest
-	7,   // 80: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
-	9,   // 81: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
-	11,  // 82: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
-	4,   // 83: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
-	81,  // 84: strata.v1.StrataInternal.LogChecksums:input_type -> strata.v1.LogChecksumsRequest
-	23,  // 85: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	25,  // 86: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	27,  // 87: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	30,  // 88: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	35,  // 89: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
-	42,  // 90: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	46,  // 91: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	50,  // 92: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	38,  // 93: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	53,  // 94: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	58,  // 95: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
-	61,  // 96: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	64,  // 97: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	67,  // 98: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	70,  // 99: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	73,  // 100: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	77,  // 101: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	16,  // 102: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
-	19,  // 103: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
-	19,  // 104: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
-	79,  // 105: strata.v1.Strata.VerifyPartition:output_type -> strata.v1.VerifyPartitionResponse
-	85,  // 106: strata.v1.Strata.Authenticate:output_type -> strata.v1.AuthenticateResponse
-	87,  // 107: strata.v1.Strata.UpsertUser:output_type -> strata.v1.UpsertUserResponse
-	89,  // 108: strata.v1.Strata.DeleteUser:output_type -> strata.v1.DeleteUserResponse
-	91,  // 109: strata.v1.Strata.ListUsers:output_type -> strata.v1.ListUsersResponse
-	96,  // 110: strata.v1.Strata.CreateACLs:output_type -> strata.v1.CreateACLsResponse
-	98,  // 111: strata.v1.Strata.ListACLs:output_type -> strata.v1.ListACLsResponse
-	100, // 112: strata.v1.Strata.DeleteACLs:output_type -> strata.v1.DeleteACLsResponse
-	8,   // 113: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
-	10,  // 114: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
-	12,  // 115: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
-	5,   // 116: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
-	82,  // 117: strata.v1.StrataInternal.LogChecksums:output_type -> strata.v1.LogChecksumsResponse
-	85,  // [85:118] is the sub-list for method output_type
-	52,  // [52:85] is the sub-list for method input_type
+	44,  // 58: strata.v1.Strata.InitProducerId:input_type -> strata.v1.InitProducerIdRequest
+	46,  // 59: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	50,  // 60: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	36,  // 61: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	54,  // 62: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	59,  // 63: strata.v1.Strata.FindCoordinator:input_type -> strata.v1.FindCoordinatorRequest
+	62,  // 64: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	65,  // 65: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	68,  // 66: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	71,  // 67: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	74,  // 68: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	78,  // 69: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	15,  // 70: strata.v1.Strata.TransferLeader:input_type -> strata.v1.TransferLeaderRequest
+	17,  // 71: strata.v1.Strata.MovePartition:input_type -> strata.v1.MovePartitionRequest
+	18,  // 72: strata.v1.Strata.DecommissionBroker:input_type -> strata.v1.DecommissionBrokerRequest
+	80,  // 73: strata.v1.Strata.VerifyPartition:input_type -> strata.v1.VerifyPartitionRequest
+	86,  // 74: strata.v1.Strata.Authenticate:input_type -> strata.v1.AuthenticateRequest
+	88,  // 75: strata.v1.Strata.UpsertUser:input_type -> strata.v1.UpsertUserRequest
+	90,  // 76: strata.v1.Strata.DeleteUser:input_type -> strata.v1.DeleteUserRequest
+	92,  // 77: strata.v1.Strata.ListUsers:input_type -> strata.v1.ListUsersRequest
+	97,  // 78: strata.v1.Strata.CreateACLs:input_type -> strata.v1.CreateACLsRequest
+	99,  // 79: strata.v1.Strata.ListACLs:input_type -> strata.v1.ListACLsRequest
+	101, // 80: strata.v1.Strata.DeleteACLs:input_type -> strata.v1.DeleteACLsRequest
+	7,   // 81: strata.v1.StrataInternal.ApplyMetadata:input_type -> strata.v1.ApplyMetadataRequest
+	9,   // 82: strata.v1.StrataInternal.ReplicaStatus:input_type -> strata.v1.ReplicaStatusRequest
+	11,  // 83: strata.v1.StrataInternal.ChangeReplicas:input_type -> strata.v1.ChangeReplicasRequest
+	4,   // 84: strata.v1.StrataInternal.ReadLog:input_type -> strata.v1.ReadLogRequest
+	83,  // 85: strata.v1.StrataInternal.LogChecksums:input_type -> strata.v1.LogChecksumsRequest
+	23,  // 86: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	25,  // 87: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	27,  // 88: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	30,  // 89: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	35,  // 90: strata.v1.Strata.AlterTopicConfig:output_type -> strata.v1.AlterTopicConfigResponse
+	42,  // 91: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	45,  // 92: strata.v1.Strata.InitProducerId:output_type -> strata.v1.InitProducerIdResponse
+	48,  // 93: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	52,  // 94: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	38,  // 95: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	55,  // 96: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	60,  // 97: strata.v1.Strata.FindCoordinator:output_type -> strata.v1.FindCoordinatorResponse
+	63,  // 98: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	66,  // 99: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	69,  // 100: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	72,  // 101: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	75,  // 102: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	79,  // 103: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	16,  // 104: strata.v1.Strata.TransferLeader:output_type -> strata.v1.TransferLeaderResponse
+	19,  // 105: strata.v1.Strata.MovePartition:output_type -> strata.v1.MoveProgress
+	19,  // 106: strata.v1.Strata.DecommissionBroker:output_type -> strata.v1.MoveProgress
+	81,  // 107: strata.v1.Strata.VerifyPartition:output_type -> strata.v1.VerifyPartitionResponse
+	87,  // 108: strata.v1.Strata.Authenticate:output_type -> strata.v1.AuthenticateResponse
+	89,  // 109: strata.v1.Strata.UpsertUser:output_type -> strata.v1.UpsertUserResponse
+	91,  // 110: strata.v1.Strata.DeleteUser:output_type -> strata.v1.DeleteUserResponse
+	93,  // 111: strata.v1.Strata.ListUsers:output_type -> strata.v1.ListUsersResponse
+	98,  // 112: strata.v1.Strata.CreateACLs:output_type -> strata.v1.CreateACLsResponse
+	100, // 113: strata.v1.Strata.ListACLs:output_type -> strata.v1.ListACLsResponse
+	102, // 114: strata.v1.Strata.DeleteACLs:output_type -> strata.v1.DeleteACLsResponse
+	8,   // 115: strata.v1.StrataInternal.ApplyMetadata:output_type -> strata.v1.ApplyMetadataResponse
+	10,  // 116: strata.v1.StrataInternal.ReplicaStatus:output_type -> strata.v1.ReplicaStatusResponse
+	12,  // 117: strata.v1.StrataInternal.ChangeReplicas:output_type -> strata.v1.ChangeReplicasResponse
+	5,   // 118: strata.v1.StrataInternal.ReadLog:output_type -> strata.v1.ReadLogChunk
+	84,  // 119: strata.v1.StrataInternal.LogChecksums:output_type -> strata.v1.LogChecksumsResponse
+	86,  // [86:120] is the sub-list for method output_type
+	52,  // [52:86] is the sub-list for method input_type
 	52,  // [52:52] is the sub-list for extension type_name
 	52,  // [52:52] is the sub-list for extension extendee
 	0,   // [0:52] is the sub-list for field type_name
@@ -7095,7 +7215,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   99,
+			NumMessages:   101,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -37,6 +37,7 @@ const (
 	Strata_DescribeTopic_FullMethodName      = "/strata.v1.Strata/DescribeTopic"
 	Strata_AlterTopicConfig_FullMethodName   = "/strata.v1.Strata/AlterTopicConfig"
 	Strata_Produce_FullMethodName            = "/strata.v1.Strata/Produce"
+	Strata_InitProducerId_FullMethodName     = "/strata.v1.Strata/InitProducerId"
 	Strata_Fetch_FullMethodName              = "/strata.v1.Strata/Fetch"
 	Strata_ListOffsets_FullMethodName        = "/strata.v1.Strata/ListOffsets"
 	Strata_DeleteRecords_FullMethodName      = "/strata.v1.Strata/DeleteRecords"
@@ -73,6 +74,12 @@ type StrataClient interface {
 	AlterTopicConfig(ctx context.Context, in *AlterTopicConfigRequest, opts ...grpc.CallOption) (*AlterTopicConfigResponse, error)
 	// Data.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// InitProducerId hands an idempotent producer an id unique in the
+	// cluster (and its epoch, 0). Any broker answers, from a block of ids it
+	// took from the metadata quorum. The producer then numbers its records
+	// per partition (RecordBatch v2's base sequence) so that a partition
+	// stores a retried batch once.
+	InitProducerId(ctx context.Context, in *InitProducerIdRequest, opts ...grpc.CallOption) (*InitProducerIdResponse, error)
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
 	ListOffsets(ctx context.Context, in *ListOffsetsRequest, opts ...grpc.CallOption) (*ListOffsetsResponse, error)
 	// DeleteRecords moves each partition's log start offset forward on
@@ -179,6 +186,16 @@ func (c *strataClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProduceResponse)
 	err := c.cc.Invoke(ctx, Strata_Produce_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) InitProducerId(ctx context.Context, in *InitProducerIdRequest, opts ...grpc.CallOption) (*InitProducerIdResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InitProducerIdResponse)
+	err := c.cc.Invoke(ctx, Strata_InitProducerId_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -435,6 +452,12 @@ type StrataServer interface {
 	AlterTopicConfig(context.Context, *AlterTopicConfigRequest) (*AlterTopicConfigResponse, error)
 	// Data.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// InitProducerId hands an idempotent producer an id unique in the
+	// cluster (and its epoch, 0). Any broker answers, from a block of ids it
+	// took from the metadata quorum. The producer then numbers its records
+	// per partition (RecordBatch v2's base sequence) so that a partition
+	// stores a retried batch once.
+	InitProducerId(context.Context, *InitProducerIdRequest) (*InitProducerIdResponse, error)
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
 	ListOffsets(context.Context, *ListOffsetsRequest) (*ListOffsetsResponse, error)
 	// DeleteRecords moves each partition's log start offset forward on
@@ -504,6 +527,9 @@ func (UnimplementedStrataServer) AlterTopicConfig(context.Context, *AlterTopicCo
 }
 func (UnimplementedStrataServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedStrataServer) InitProducerId(context.Context, *InitProducerIdRequest) (*InitProducerIdResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method InitProducerId not implemented")
 }
 func (UnimplementedStrataServer) Fetch(context.Context, *FetchRequest) (*FetchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Fetch not implemented")
@@ -696,6 +722,24 @@ func _Strata_Produce_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StrataServer).Produce(ctx, req.(*ProduceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_InitProducerId_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InitProducerIdRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).InitProducerId(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_InitProducerId_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).InitProducerId(ctx, req.(*InitProducerIdRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1112,6 +1156,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Produce",
 			Handler:    _Strata_Produce_Handler,
+		},
+		{
+			MethodName: "InitProducerId",
+			Handler:    _Strata_InitProducerId_Handler,
 		},
 		{
 			MethodName: "Fetch",

@@ -54,7 +54,9 @@ func grpcCode(c Code) codes.Code {
 		v1.ErrorCode_ERROR_CODE_NOT_COORDINATOR:
 		return codes.Unavailable
 	case v1.ErrorCode_ERROR_CODE_POLICY_VIOLATION, v1.ErrorCode_ERROR_CODE_GROUP_NOT_EMPTY,
-		v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER, v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH:
+		v1.ErrorCode_ERROR_CODE_UNKNOWN_MEMBER, v1.ErrorCode_ERROR_CODE_FENCED_MEMBER_EPOCH,
+		v1.ErrorCode_ERROR_CODE_OUT_OF_ORDER_SEQUENCE, v1.ErrorCode_ERROR_CODE_PRODUCER_FENCED,
+		v1.ErrorCode_ERROR_CODE_UNKNOWN_PRODUCER_ID:
 		return codes.FailedPrecondition
 	case v1.ErrorCode_ERROR_CODE_UNKNOWN_GROUP, v1.ErrorCode_ERROR_CODE_UNKNOWN_USER:
 		return codes.NotFound

@@ -87,6 +87,8 @@ var methodChecks = map[string]func(b *Broker, req any) []requirement{
 		}
 		return rs
 	},
+	// An id alone writes nothing: each Produce still needs WRITE.
+	v1.Strata_InitProducerId_FullMethodName: nothing,
 	v1.Strata_Fetch_FullMethodName: func(_ *Broker, req any) []requirement {
 		var rs []requirement
 		for _, p := range req.(*v1.FetchRequest).Partitions {

@@ -66,11 +66,13 @@ type Broker struct {
 	meta      *metadata.RaftStore
 	members   *cluster.Membership
 	replicas  replicas
-	peers     peers
-	leaders   leaderNews
-	elect     elector
-	cleaner   *cleaner
-	coord     *consumer.Coordinator // consumer groups of the offsets partitions led here
+	// producerIDs: this broker's block of producer ids (init_producer_id.go).
+	producerIDs producerIDs
+	peers       peers
+	leaders     leaderNews
+	elect       elector
+	cleaner     *cleaner
+	coord       *consumer.Coordinator // consumer groups of the offsets partitions led here
 
 	// adminMu serialises topic creation, deletion and config changes made
 	// through this broker.

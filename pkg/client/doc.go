@@ -108,9 +108,12 @@
 //     has run: the producer sets its Partition, Offset and Timestamp.
 //  3. Keep producer callbacks short, and never call Flush, Close or
 //     ProduceSync of the same producer from one: they wait for callbacks.
-//  4. Expect duplicates after a retried produce (delivery is at least
-//     once; Strata has no idempotent producer yet), and records skipped
-//     when a consumer's position is reset (see ResetPolicy and OnReset).
+//  4. A retried produce stores each record once with the idempotent
+//     producer (the default; Idempotent(false) makes it at least once).
+//     A record whose callback failed may still have been stored (its
+//     delivery timeout ended while the outcome was unknown). Expect
+//     records skipped when a consumer's position is reset (see
+//     ResetPolicy and OnReset).
 //  5. Call Poll or Next from one goroutine per consumer.
 //  6. Do not modify records returned by Poll: their Key, Value and
 //     Headers may share memory with the fetch response.

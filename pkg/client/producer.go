@@ -26,13 +26,14 @@ import (
 // reply names it, with fresh metadata otherwise), then calls the
 // callbacks in order and frees the slots.
 //
-// One sender per partition (MaxInFlight 1) keeps per-partition order
-// without sequence numbers: a batch is never sent before the previous one
-// is acknowledged. The rejected alternative, several in flight, reorders
-// when an earlier batch is retried.
+// One sender per partition (MaxInFlight 1) keeps per-partition order: a
+// batch is never sent before the previous one is acknowledged.
 //
-// Delivery is at least once: a produce whose reply is lost is retried and
-// may be stored twice.
+// Delivery is exactly once per partition with the idempotent producer (the
+// default, see Idempotent and producer_id.go): each batch carries the
+// producer's id and the sequence number of its first record, the same on
+// every retry, and the partition stores it once. With Idempotent(false) a
+// produce whose reply is lost is retried and may be stored twice.
 type Producer struct {
 	c      *Client
 	cfg    producerConfig
@@ -41,6 +42,7 @@ type Producer struct {
 	ctx    context.Context // cancelled by abort: in-flight sends stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // sender goroutines
+	pid    producerID     // the idempotent producer's id (producer_id.go)
 
 	mu struct {
 		sync.Mutex
@@ -75,6 +77,11 @@ type partBuf struct {
 	force      bool        // send without waiting for the linger
 	lingerDone bool        // the oldest pending record has waited Linger
 	timer      *time.Timer // the linger timer, when armed
+	// seq is the sequence number of the partition's next record under the
+	// producer id of generation gen (producer_id.go). Only the sender
+	// goroutine that owns the partition uses them.
+	seq int32
+	gen int
 }
 
 // ProduceResult is one record's outcome in ProduceSync.
@@ -111,6 +118,7 @@ func (c *Client) NewProducer(opts ...ProducerOpt) *Producer {
 		bs.setBatchBytes(cfg.batchMaxBytes)
 	}
 	p := &Producer{c: c, cfg: cfg, err: cfg.err(), slots: make(chan struct{}, cfg.maxBuffered)}
+	p.pid.id = noProducer
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.mu.parts = make(map[topicPartition]*partBuf)
 	c.mu.Lock()
@@ -406,7 +414,7 @@ func (p *Producer) sendLoop(pb *partBuf) {
 			p.finish([]pending{pr}, pr.ctx.Err())
 		}
 		if len(batch) > 0 {
-			err := p.send(pb.tp, batch)
+			err := p.send(pb, batch)
 			p.finish(batch, err)
 		}
 
@@ -480,7 +488,8 @@ func (p *Producer) finish(recs []pending, err error) {
 
 // send encodes and sends one batch, retrying retriable errors until the
 // oldest record's delivery timeout; on success it sets the offsets.
-func (p *Producer) send(tp topicPartition, batch []pending) error {
+func (p *Producer) send(pb *partBuf, batch []pending) error {
+	tp := pb.tp
 	now := time.Now().Truncate(time.Millisecond)
 	recs := make([]record.Record, len(batch))
 	for i, pr := range batch {
@@ -489,15 +498,43 @@ func (p *Producer) send(tp topicPartition, batch []pending) error {
 			recs[i].Timestamp = now
 		}
 	}
-	b, err := record.Encode(recs, record.EncodeOptions{Compression: p.cfg.compression, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1})
-	if err != nil {
-		return fmt.Errorf("encode batch for %s: %w", tp, err)
-	}
 	deadline := batch[0].enqueued.Add(p.cfg.deliveryTimeout)
 	ctx, cancel := context.WithDeadline(p.ctx, deadline)
 	defer cancel()
+	// The producer id and this batch's sequence, fixed before the first
+	// attempt: every retry sends the same bytes, which the partition
+	// recognises.
+	id, epoch, gen, err := p.current(ctx)
+	if err != nil {
+		return fmt.Errorf("get a producer id for %s: %w", tp, err)
+	}
+	seq := int32(-1)
+	if id != noProducer {
+		if pb.gen != gen {
+			pb.seq, pb.gen = 0, gen
+		}
+		seq = pb.seq
+	}
+	b, err := record.Encode(recs, record.EncodeOptions{Compression: p.cfg.compression, ProducerID: id, ProducerEpoch: epoch, BaseSequence: seq})
+	if err != nil {
+		return fmt.Errorf("encode batch for %s: %w", tp, err)
+	}
+	err = p.deliver(ctx, tp, b, deadline, batch, recs)
+	if id != noProducer {
+		if err == nil {
+			pb.seq = nextSeq(seq, len(batch))
+		} else {
+			p.forget(gen) // the partition's sequence is unknown now
+		}
+	}
+	return err
+}
+
+// deliver sends the encoded batch b until it is acknowledged or deadline,
+// and sets the records' offsets.
+func (p *Producer) deliver(ctx context.Context, tp topicPartition, b []byte, deadline time.Time, batch []pending, recs []record.Record) error {
 	var base int64
-	err = p.c.retry(ctx, deadline, func(ctx context.Context, _ int) error {
+	err := p.c.retry(ctx, deadline, func(ctx context.Context, _ int) error {
 		cl, addr, err := p.c.meta.leader(ctx, tp.topic, tp.partition)
 		if err != nil {
 			return err

@@ -77,6 +77,7 @@ type producerConfig struct {
 	acks            Acks
 	deliveryTimeout time.Duration
 	maxInFlight     int
+	idempotent      bool
 	optErrs
 }
 
@@ -89,7 +90,19 @@ func defaultProducerConfig() producerConfig {
 		acks:            AcksQuorum,
 		deliveryTimeout: defaultDeliveryTimeout,
 		maxInFlight:     1,
+		idempotent:      true,
 	}
+}
+
+// Idempotent turns the idempotent producer on (the default) or off. On,
+// the producer gets an id from the cluster and numbers its records per
+// partition, and a partition stores a batch the producer retried (after a
+// lost reply, a timeout, a leader change) once, answering the retry with
+// the first copy's offsets: each record is stored once. Off, a retry may
+// store a record twice (at least once). It is off with AcksNone, which
+// never retries.
+func Idempotent(on bool) ProducerOpt {
+	return func(c *producerConfig) { c.idempotent = on }
 }
 
 // Linger is how long a partition's batch waits for more records before it
@@ -181,12 +194,12 @@ func DeliveryTimeout(d time.Duration) ProducerOpt {
 
 // MaxInFlight is the number of produce requests per partition that may be
 // outstanding at once. Only 1 is accepted today: with more, a retried
-// batch could land after a later one, and keeping order needs idempotent
-// producing (sequence numbers), which Strata does not have yet.
+// batch could land after a later one; the sequence numbers of the
+// idempotent producer are what will keep them in order (not built yet).
 func MaxInFlight(n int) ProducerOpt {
 	return func(c *producerConfig) {
 		if n != 1 {
-			c.fail("MaxInFlight: %d not supported, only 1 (ordering needs idempotent produce)", n)
+			c.fail("MaxInFlight: %d not supported yet, only 1", n)
 			return
 		}
 		c.maxInFlight = n

@@ -37,6 +37,8 @@ var changeKinds = map[string]func(json.RawMessage) (Change, error){
 	"metadata.RegisterBroker":   decodeAs[RegisterBroker],
 	"metadata.SetLeader":        decodeAs[SetLeader],
 	"metadata.Reassign":         decodeAs[Reassign],
+	// Producer ids (producer_ids.go).
+	"metadata.AllocateProducerIDs": decodeAs[AllocateProducerIDs],
 	// Security (security.go).
 	"metadata.UpsertScramCredential": decodeAs[UpsertScramCredential],
 	"metadata.DeleteUser":            decodeAs[DeleteUser],

@@ -106,6 +106,9 @@ type state struct {
 	ACLs  []acl.Binding   `json:"acls,omitempty"`
 	// aclIndex indexes ACLs; rebuilt whenever they change.
 	aclIndex *acl.Index
+	// NextProducerID: the first producer id not yet given to a broker
+	// (producer_ids.go); absent (0) from older snapshots.
+	NextProducerID int64 `json:"next_producer_id,omitempty"`
 }
 
 func newState() state {
@@ -117,7 +120,7 @@ func (s *state) clone() state {
 	// ACLs are replaced whole by the changes that touch them; a user's
 	// credentials likewise (applySecurity).
 	return state{ClusterID: s.ClusterID, Topics: maps.Clone(s.Topics), Brokers: maps.Clone(s.Brokers),
-		Users: maps.Clone(s.Users), ACLs: s.ACLs, aclIndex: s.aclIndex}
+		Users: maps.Clone(s.Users), ACLs: s.ACLs, aclIndex: s.aclIndex, NextProducerID: s.NextProducerID}
 }
 
 // apply validates c against s (validate.go) and applies it; a refused
@@ -127,6 +130,8 @@ func (s *state) apply(c Change) error {
 		return err
 	}
 	switch c := c.(type) {
+	case AllocateProducerIDs:
+		return s.applyProducerIDs(c)
 	case CreateTopic:
 		if _, ok := s.Topics[c.Topic.Name]; ok {
 			return apierr.New(v1.ErrorCode_ERROR_CODE_TOPIC_EXISTS, "topic %q already exists", c.Topic.Name)

@@ -156,6 +156,8 @@ func validateConfigSet(set map[string]string) error {
 // change s.
 func (s *state) validate(c Change) error {
 	switch c := c.(type) {
+	case AllocateProducerIDs:
+		return validateProducerIDs(c)
 	case CreateTopic:
 		t := c.Topic
 		if err := ValidateAnyTopicName(t.Name); err != nil {

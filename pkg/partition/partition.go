@@ -265,6 +265,12 @@ func (p *Partition) appendError(err error) error {
 	case errors.Is(err, replication.ErrTransferInProgress):
 		return apierr.New(v1.ErrorCode_ERROR_CODE_NOT_LEADER,
 			"leadership of %s/%d is moving to another replica; retry there", p.opts.Topic, p.opts.ID)
+	case errors.Is(err, replication.ErrOutOfOrderSequence):
+		return apierr.New(v1.ErrorCode_ERROR_CODE_OUT_OF_ORDER_SEQUENCE, "%s/%d: %v", p.opts.Topic, p.opts.ID, err)
+	case errors.Is(err, replication.ErrProducerFenced):
+		return apierr.New(v1.ErrorCode_ERROR_CODE_PRODUCER_FENCED, "%s/%d: %v", p.opts.Topic, p.opts.ID, err)
+	case errors.Is(err, replication.ErrUnknownProducer):
+		return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PRODUCER_ID, "%s/%d: %v", p.opts.Topic, p.opts.ID, err)
 	}
 	return err
 }

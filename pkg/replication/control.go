@@ -25,6 +25,9 @@ import (
 //	kind 2 compact:       a = compact records below this offset,
 //	                      b = the leader's clock (Unix ms) when it asked,
 //	                      c = delete.retention.ms for tombstones
+//	kind 3 producer verdict: a batch of an idempotent producer the leader
+//	                      did not store (a duplicate, or refused); a, b, c
+//	                      as verdictControl (producers.go) lays them out
 //
 // The layout and these constants are part of the on-disk format.
 const (
@@ -39,6 +42,8 @@ type controlKind uint8
 const (
 	controlSetLogStart controlKind = 1
 	controlCompact     controlKind = 2
+	// controlProducerVerdict: see producers.go.
+	controlProducerVerdict controlKind = 3
 )
 
 type control struct {
@@ -61,6 +66,10 @@ func isControl(d []byte) bool {
 	return len(d) >= 17 && string(d[:4]) == controlMagic && d[16] == controlMarker
 }
 
+// isVerdict reports whether a command is a producer-verdict control
+// command (producers.go).
+func isVerdict(d []byte) bool { return isControl(d) && len(d) > 5 && controlKind(d[5]) == controlProducerVerdict }
+
 func decodeControl(d []byte) (control, error) {
 	if !isControl(d) || len(d) != controlSize || d[4] != controlVersion {
 		return control{}, fmt.Errorf("replication: malformed control command (%d bytes)", len(d))
@@ -72,7 +81,7 @@ func decodeControl(d []byte) (control, error) {
 		c:    int64(binary.BigEndian.Uint64(d[33:])),
 	}
 	switch c.kind {
-	case controlSetLogStart, controlCompact:
+	case controlSetLogStart, controlCompact, controlProducerVerdict:
 	default:
 		return control{}, fmt.Errorf("replication: unknown control command kind %d", c.kind)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 
+	"github.com/stratalog/strata/pkg/producers"
 	"github.com/stratalog/strata/pkg/record"
 	"github.com/stratalog/strata/pkg/segment"
 )
@@ -49,6 +50,8 @@ type fsm struct {
 		sync.Mutex
 		changed chan struct{} // closed when hwm moves, then replaced
 	}
+	// prod: the producer state of the applied entries (producers.go).
+	prod appliedProducers
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -58,11 +61,18 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 type applyResult struct {
 	base, last int64
 	err        error
+	// duplicate: a retried batch of an idempotent producer, not stored
+	// again; base and last are the first copy's.
+	duplicate bool
 }
 
 func newFSM(l *segment.Log, store *LogStore, logger *zap.Logger) *fsm {
 	f := &fsm{log: l, store: store, logger: logger}
 	f.mu.changed = make(chan struct{})
+	f.prod.st = producers.New(producers.DefaultExpiry)
+	if store != nil {
+		store.applied = &f.prod
+	}
 	return f
 }
 
@@ -99,7 +109,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		if isControl(l.Data) {
 			out[i] = f.applyControl(l, hwm)
-			controlled = true
+			controlled = controlled || !isVerdict(l.Data)
 			continue
 		}
 		h, err := record.ParseHeader(l.Data)
@@ -119,6 +129,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		out[i] = applyResult{base: h.BaseOffset, last: h.LastOffset()}
 		hwm = h.NextOffset()
 	}
+	f.prod.apply(logs)
 	if n := len(logs); n > 0 {
 		f.applied.Store(logs[n-1].Index)
 	}
@@ -145,6 +156,8 @@ func (f *fsm) applyControl(l *raft.Log, hwm int64) any {
 			f.logStart.Store(to)
 		}
 		return applyResult{base: f.logStart.Load(), last: -1}
+	case controlProducerVerdict:
+		return verdictResult(c)
 	case controlCompact:
 		t := &CompactionTarget{UpTo: min(c.a, hwm), NowMs: c.b, DeleteRetentionMs: c.c}
 		if old := f.compact.Load(); old == nil || t.UpTo >= old.UpTo {
@@ -163,6 +176,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if t := f.compact.Load(); t != nil {
 		s.compact = *t
 	}
+	s.producers, _ = f.prod.snapshot()
 	return s, nil
 }
 
@@ -178,7 +192,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // replaces this replica's log with it; see LogStore.Replace.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, snapshotSizeV2+1))
+	b, err := io.ReadAll(io.LimitReader(rc, snapshotMaxSize+1))
 	if err != nil {
 		return fmt.Errorf("replication: read snapshot: %w", err)
 	}
@@ -201,6 +215,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	if next := f.log.NextOffset(); s.hwm > next {
 		return fmt.Errorf("replication: snapshot high watermark %d is beyond the log end %d", s.hwm, next)
+	}
+	if err := f.prod.restore(s.producers, s.applied); err != nil {
+		return fmt.Errorf("replication: snapshot's producer state: %w", err)
 	}
 	f.applied.Store(s.applied)
 	f.logStart.Store(max(s.logStart, f.log.StartOffset()))
@@ -232,12 +249,25 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // CRC-32C over everything before it; big-endian. The applied index is the
 // last command or configuration entry applied (raft's snapshot index may
 // be a later no-op). The compaction fields are the latest compact command
-// (all 0 if none). These constants are part of the format.
+// (all 0 if none).
+//
+// Version 3 is version 2's 60 bytes (with 3 in the version byte) followed
+// by the producer state of the applied entries (producers.Encode, with its
+// own length-free layout and CRC; docs/format/producer-state.md):
+//
+//	0           60                      60+n
+//	+-----------+-----------------------+
+//	| v2 layout | producer state, n ≥ 44|
+//	+-----------+-----------------------+
+//
+// These constants are part of the format.
 const (
 	snapshotMagic   = "SRSN"
-	snapshotVersion = 2
+	snapshotVersion = 3
 	snapshotSize    = 28 // version 1
-	snapshotSizeV2  = 60
+	snapshotSizeV2  = 60 // versions 2 and 3 (without the producer state)
+	// snapshotMaxSize bounds what Restore reads: a million producers.
+	snapshotMaxSize = snapshotSizeV2 + 200<<20
 )
 
 type fsmSnapshot struct {
@@ -245,10 +275,12 @@ type fsmSnapshot struct {
 	applied  uint64
 	logStart int64
 	compact  CompactionTarget
+	// producers: the encoded producer state (nil from versions 1 and 2).
+	producers []byte
 }
 
 func (s *fsmSnapshot) encode() []byte {
-	b := append(make([]byte, 0, snapshotSizeV2), snapshotMagic...)
+	b := append(make([]byte, 0, snapshotSizeV2+len(s.producers)), snapshotMagic...)
 	b = append(b, snapshotVersion, 0, 0, 0)
 	b = binary.BigEndian.AppendUint64(b, uint64(s.hwm))
 	b = binary.BigEndian.AppendUint64(b, s.applied)
@@ -256,7 +288,8 @@ func (s *fsmSnapshot) encode() []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(s.compact.UpTo))
 	b = binary.BigEndian.AppendUint64(b, uint64(s.compact.NowMs))
 	b = binary.BigEndian.AppendUint64(b, uint64(s.compact.DeleteRetentionMs))
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return append(b, s.producers...)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -265,12 +298,18 @@ var errBadSnapshot = errors.New("replication: corrupt snapshot")
 
 func decodeSnapshot(b []byte) (fsmSnapshot, error) {
 	size := 0
+	var prod []byte
 	if len(b) >= 5 && string(b[:4]) == snapshotMagic {
 		switch b[4] {
 		case 1:
 			size = snapshotSize
 		case 2:
 			size = snapshotSizeV2
+		case 3:
+			size = snapshotSizeV2
+			if len(b) > size {
+				b, prod = b[:size], b[size:]
+			}
 		}
 	}
 	switch {
@@ -282,7 +321,12 @@ func decodeSnapshot(b []byte) (fsmSnapshot, error) {
 		return fsmSnapshot{}, fmt.Errorf("%w: checksum mismatch", errBadSnapshot)
 	}
 	u := func(at int) int64 { return int64(binary.BigEndian.Uint64(b[at:])) }
-	s := fsmSnapshot{hwm: u(8), applied: uint64(u(16))}
+	if prod != nil {
+		if _, err := producers.Decode(prod, producers.DefaultExpiry); err != nil {
+			return fsmSnapshot{}, fmt.Errorf("%w: %w", errBadSnapshot, err)
+		}
+	}
+	s := fsmSnapshot{hwm: u(8), applied: uint64(u(16)), producers: prod}
 	if size == snapshotSizeV2 {
 		s.logStart = u(24)
 		s.compact = CompactionTarget{UpTo: u(32), NowMs: u(40), DeleteRetentionMs: u(48)}

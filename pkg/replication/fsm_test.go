@@ -2,25 +2,39 @@ package replication
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
+	"reflect"
 	"testing"
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 
+	"github.com/stratalog/strata/pkg/producers"
 	"github.com/stratalog/strata/pkg/segment"
 )
 
 func TestSnapshotFormat(t *testing.T) {
-	s := fsmSnapshot{hwm: 4242, applied: 77, logStart: 17, compact: CompactionTarget{UpTo: 4000, NowMs: 99, DeleteRetentionMs: 5}}
+	st := producers.New(producers.DefaultExpiry)
+	st.Apply(producers.Batch{Producer: 3, FirstSeq: 0, Count: 2, Base: 10, Last: 11, MaxTimestamp: 5})
+	prod := st.Encode()
+	s := fsmSnapshot{hwm: 4242, applied: 77, logStart: 17, compact: CompactionTarget{UpTo: 4000, NowMs: 99, DeleteRetentionMs: 5}, producers: prod}
 	b := s.encode()
-	if len(b) != snapshotSizeV2 {
-		t.Fatalf("%d bytes, want %d", len(b), snapshotSizeV2)
+	if len(b) != snapshotSizeV2+len(prod) {
+		t.Fatalf("%d bytes, want %d", len(b), snapshotSizeV2+len(prod))
 	}
 	got, err := decodeSnapshot(b)
-	if err != nil || got != s {
+	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	// A version 2 snapshot (no producer state) still reads.
+	v2 := bytes.Clone(b[:snapshotSizeV2])
+	v2[4] = 2
+	binary.BigEndian.PutUint32(v2[56:], crc32.Checksum(v2[:56], castagnoli))
+	if got, err := decodeSnapshot(v2); err != nil || got.hwm != 4242 || got.producers != nil {
+		t.Fatalf("version 2: %+v, %v", got, err)
 	}
 	for i := range b {
 		c := bytes.Clone(b)

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 
+	"github.com/stratalog/strata/pkg/producers"
 	"github.com/stratalog/strata/pkg/segment"
 )
 
@@ -80,6 +81,12 @@ type LogStore struct {
 	marker string
 	// abstainUntil: the log's damage mark (abstain.go), 0 = none.
 	abstainUntil atomic.Uint64
+
+	// prod: the producer state of every stored entry (producers.go), nil
+	// when it must be rebuilt from applied (the FSM's copy). Guarded by
+	// wmu.
+	prod    *producers.State
+	applied *appliedProducers
 }
 
 var (
@@ -184,11 +191,18 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if err != nil || len(logs) == 0 {
 		return err
 	}
+	leader := true
 	if leading := s.leading.Load(); leading != nil && !(*leading)() {
+		leader = false
 		if err := checkReceived(logs, s.log.NextOffset()); err != nil {
 			s.logger.Error("refusing entries sent by the leader", zap.Error(err))
 			return err
 		}
+	} else if leading == nil {
+		leader = false // raft is not running yet (bootstrap, tests)
+	}
+	if err := s.decide(logs, leader); err != nil {
+		return err
 	}
 	entries := make([]segment.Entry, len(logs))
 	for i, l := range logs {
@@ -205,11 +219,13 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	if _, err := s.log.Append(entries...); err != nil {
 		s.writeFailed.Store(true)
+		s.prod = nil // it counted entries the log may not hold
 		return fmt.Errorf("replication: store raft entries %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 	}
 	if s.syncEach {
 		if err := s.log.Sync(); err != nil {
 			s.writeFailed.Store(true)
+			s.prod = nil
 			return fmt.Errorf("replication: store raft entries %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 		}
 	}
@@ -232,6 +248,7 @@ func (s *LogStore) overlap(logs []*raft.Log) ([]*raft.Log, error) {
 			return nil, fmt.Errorf("replication: store raft entry %d: %w", logs[0].Index, err)
 		}
 		if e.Term != logs[0].Term {
+			s.prod = nil
 			if err := s.log.TruncateSuffix(logs[0].Index - 1); err != nil {
 				return nil, fmt.Errorf("replication: store raft entry %d: %w", logs[0].Index, err)
 			}
@@ -267,6 +284,7 @@ func (s *LogStore) overlap(logs []*raft.Log) ([]*raft.Log, error) {
 func (s *LogStore) Replace(fill func(reset func(base int64) error, add func([]segment.Entry) error) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.prod = nil
 	old := s.log.LastIndex()
 	if s.marker != "" {
 		if err := os.WriteFile(s.marker, nil, 0o644); err != nil {
@@ -370,6 +388,7 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	case last == 0 || min > max || min > last:
 		return nil
 	case min > first && max >= last:
+		s.prod = nil
 		if err := s.log.TruncateSuffix(min - 1); err != nil {
 			return fmt.Errorf("replication: delete raft entries %d..%d: %w", min, max, err)
 		}
