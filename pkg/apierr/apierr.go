@@ -117,9 +117,9 @@ var table = map[Code]codeInfo{
 	v1.ErrorCode_ERROR_CODE_AUTHENTICATION_FAILED: {"authentication failed: pass --user and --password (or STRATA_USER, STRATA_PASSWORD)", false},
 	v1.ErrorCode_ERROR_CODE_AUTHORIZATION_FAILED:  {"not authorized: an ACL must allow the call (strata acl create)", false},
 	v1.ErrorCode_ERROR_CODE_UNKNOWN_USER:          {"unknown user", false},
-	v1.ErrorCode_ERROR_CODE_OUT_OF_ORDER_SEQUENCE:  {"out of order sequence: a batch before this one was lost", false},
-	v1.ErrorCode_ERROR_CODE_PRODUCER_FENCED:        {"producer fenced: a newer epoch of this producer exists", false},
-	v1.ErrorCode_ERROR_CODE_UNKNOWN_PRODUCER_ID:    {"unknown producer id: start a new one", false},
+	v1.ErrorCode_ERROR_CODE_OUT_OF_ORDER_SEQUENCE: {"out of order sequence: a batch before this one was lost", false},
+	v1.ErrorCode_ERROR_CODE_PRODUCER_FENCED:       {"producer fenced: a newer epoch of this producer exists", false},
+	v1.ErrorCode_ERROR_CODE_UNKNOWN_PRODUCER_ID:   {"unknown producer id: start a new one", false},
 }
 
 func info(c Code) codeInfo {

@@ -68,7 +68,9 @@ func isControl(d []byte) bool {
 
 // isVerdict reports whether a command is a producer-verdict control
 // command (producers.go).
-func isVerdict(d []byte) bool { return isControl(d) && len(d) > 5 && controlKind(d[5]) == controlProducerVerdict }
+func isVerdict(d []byte) bool {
+	return isControl(d) && len(d) > 5 && controlKind(d[5]) == controlProducerVerdict
+}
 
 func decodeControl(d []byte) (control, error) {
 	if !isControl(d) || len(d) != controlSize || d[4] != controlVersion {
