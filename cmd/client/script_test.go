@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,18 +25,50 @@ import (
 // assert what it printed and how it exited. Scripts share the broker, so
 // each uses its own topic and group names. Add a case by adding a file;
 // see https://pkg.go.dev/github.com/rogpeppe/go-internal/testscript for
-// the commands.
+// the commands. $SILENT_BROKER is an address that accepts connections
+// and never answers, as a paused broker does.
 func TestScripts(t *testing.T) {
 	addr := brokertest.Start(t)
+	silent := silentListener(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("STRATA_BROKERS", addr)
+			env.Setenv("SILENT_BROKER", silent)
 			env.Setenv("GORACE", noRaceExitSleep())
 			return nil
 		},
 	})
+}
+
+// silentListener listens on a loopback port, accepts every connection and
+// says nothing on it until the test ends.
+func silentListener(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn // the accepting goroutine's until done
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, conn := range held {
+			conn.Close()
+		}
+	})
+	return ln.Addr().String()
 }
 
 // TestScriptsSecure runs testdata/script-secure against one broker with

@@ -74,8 +74,16 @@ func classifyUnreachable(addr string, err error) error {
 		return err
 	}
 	msg := err.Error()
-	notStrata := strings.Contains(msg, "error reading server preface") || strings.Contains(msg, "looked like an HTTP/1.1 header") ||
-		strings.Contains(msg, "unexpected HTTP status code") || strings.Contains(msg, "missing HTTP content-type")
+	// A peer that accepts the connection and never speaks (a paused
+	// broker, a proxy or firewall holding the port) fails gRPC's handshake
+	// too: gRPC gives up after its connect timeout and closes the
+	// connection under its own preface read. That is no answer, not a
+	// wrong answer, so it is not "not a Strata API", which FailFast takes
+	// as final.
+	silent := strings.Contains(msg, "error reading server preface") &&
+		(strings.Contains(msg, "use of closed network connection") || strings.Contains(msg, "i/o timeout"))
+	notStrata := !silent && (strings.Contains(msg, "error reading server preface") || strings.Contains(msg, "looked like an HTTP/1.1 header") ||
+		strings.Contains(msg, "unexpected HTTP status code") || strings.Contains(msg, "missing HTTP content-type"))
 	if notStrata && status.Code(err) == codes.Unimplemented {
 		// gRPC says Unimplemented for an HTTP server's 404: not a broker
 		// of another version, which is what Unimplemented means otherwise.
@@ -92,7 +100,7 @@ func classifyUnreachable(addr string, err error) error {
 		cause = CauseRefused
 	case strings.Contains(msg, "produced zero addresses") || strings.Contains(msg, "no such host"):
 		cause = CauseNoSuchHost
-	case strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "no answer from the broker"):
+	case silent || strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "no answer from the broker"):
 		cause = CauseTimedOut
 	}
 	return &UnreachableError{Addr: addr, Cause: cause, Err: err}

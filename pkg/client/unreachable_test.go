@@ -87,3 +87,45 @@ func TestBadBrokerAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreachableSilent: an address that accepts connections and never
+// answers (a paused broker, a proxy holding the port) is "timed out", not
+// "not a Strata API": gRPC reports it as a failed preface read after its
+// connect timeout, which once read as a wrong answer.
+func TestUnreachableSilent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn // only the accepting goroutine touches it until done
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn) // hold it open, say nothing
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-done
+		for _, conn := range held {
+			conn.Close()
+		}
+	}()
+
+	addr := ln.Addr().String()
+	c, err := New([]string{addr}, FailFast(), RetryTimeout(6*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Admin().ListTopics(context.Background())
+	var ue *UnreachableError
+	if err == nil || strings.Contains(err.Error(), string(CauseNotStrata)) || (errors.As(err, &ue) && ue.Cause != CauseTimedOut) {
+		t.Fatalf("silent peer at %s: %v, want no answer (%q)", addr, err, CauseTimedOut)
+	}
+}
