@@ -1,6 +1,8 @@
 # Strata. `make` builds bin/strata-broker and bin/strata.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The broker's version is pkg/broker.Version (cluster metadata reports it);
+# the CLI's is its main.version (cmd/client/version.go).
 LDFLAGS := -s -w -X github.com/stratalog/strata/pkg/broker.Version=$(VERSION)
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
@@ -12,7 +14,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/strata-broker ./cmd/broker
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/strata ./cmd/client
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) -X main.version=$(VERSION)' -o bin/strata ./cmd/client
 
 test:
 	$(GO) test -race -p 1 -timeout 60m ./...
