@@ -111,7 +111,7 @@ status is non-zero.` + tlsHelp,
 			return e.tls.fromEnv(cmd, e.getenv)
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) }) // cli.go
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return flagError(cmd, err) }) // cli.go
 	pf := root.PersistentFlags()
 	pf.StringSliceVar(&e.brokers, "brokers", []string{defaultBrokers}, "broker API addresses, comma-separated (env STRATA_BROKERS)")
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
