@@ -3636,12 +3636,17 @@ func (x *BrokerInfo) GetVersion() string {
 }
 
 type TopicMetadata struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	Partitions    []*PartitionMetadata   `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Error      *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Partitions []*PartitionMetadata   `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The topic's effective max.message.bytes: the largest encoded record
+	// batch a produce may carry, so producers size their batches under it.
+	// 0 from a broker that predates the field: the producer then sizes by
+	// its own batch limit and splits a batch refused as RECORD_TOO_LARGE.
+	MaxMessageBytes int32 `protobuf:"varint,4,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TopicMetadata) Reset() {
@@ -3693,6 +3698,13 @@ func (x *TopicMetadata) GetPartitions() []*PartitionMetadata {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *TopicMetadata) GetMaxMessageBytes() int32 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
 }
 
 type PartitionMetadata struct {
@@ -6660,13 +6672,14 @@ const file_strata_proto_rawDesc = "" +
 	"\bapi_addr\x18\x02 \x01(\tR\aapiAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"\x89\x01\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\"\xb5\x01\n" +
 	"\rTopicMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x05error\x18\x02 \x01(\v2\x10.strata.v1.ErrorR\x05error\x12<\n" +
 	"\n" +
 	"partitions\x18\x03 \x03(\v2\x1c.strata.v1.PartitionMetadataR\n" +
-	"partitions\"e\n" +
+	"partitions\x12*\n" +
+	"\x11max_message_bytes\x18\x04 \x01(\x05R\x0fmaxMessageBytes\"e\n" +
 	"\x11PartitionMetadata\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\rR\x06leader\x12\x1a\n" +

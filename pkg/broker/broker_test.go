@@ -324,6 +324,37 @@ func TestAutoCreateAndMetadata(t *testing.T) {
 	}
 }
 
+// TestMetadataMaxMessageBytes: each topic's effective max.message.bytes
+// (its own, else the broker's default) travels in Metadata, and an altered
+// one shows in the next Metadata, so producers size batches under it.
+func TestMetadataMaxMessageBytes(t *testing.T) {
+	c := dial(t, brokertest.Start(t))
+	if _, err := c.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: "plain", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(ctx(t), &v1.CreateTopicRequest{Name: "small", Partitions: 1, Configs: map[string]string{"max.message.bytes": "65536"}}); err != nil {
+		t.Fatal(err)
+	}
+	limits := func() map[string]int32 {
+		md, err := c.Metadata(ctx(t), &v1.MetadataRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int32{}
+		for _, tm := range md.Topics {
+			out[tm.Name] = tm.MaxMessageBytes
+		}
+		return out
+	}
+	if got := limits(); got["plain"] != 1<<20 || got["small"] != 65536 {
+		t.Fatalf("max_message_bytes: %v, want plain 1048576 (the default) and small 65536", got)
+	}
+	if _, err := c.AlterTopicConfig(ctx(t), &v1.AlterTopicConfigRequest{Name: "small", Set: map[string]string{"max.message.bytes": "4096"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the altered max.message.bytes shows in Metadata", func() bool { return limits()["small"] == 4096 })
+}
+
 func TestRestartKeepsTopicsAndRecords(t *testing.T) {
 	cfg := brokertest.Config(t, 1)
 	b := brokertest.Run(t, cfg)

@@ -8,6 +8,7 @@ import (
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/cluster"
+	"github.com/stratalog/strata/pkg/metadata"
 )
 
 // Version is the broker's version, reported in cluster metadata.
@@ -32,8 +33,9 @@ func (b *Broker) brokerState(id uint32, raftAddr string, m cluster.Member, known
 // Metadata describes the cluster (its brokers with their gossip state, and
 // the controller: the metadata quorum's leader) and the requested topics
 // (all when none are named): each partition's replicas and last known
-// leader, so clients route produce and fetch. An unknown topic is reported
-// in its TopicMetadata, not as a call error. It answers from this broker's
+// leader, so clients route produce and fetch, and the topic's effective
+// max.message.bytes, so producers size batches under it. An unknown topic
+// is reported in its TopicMetadata, not as a call error. It answers from this broker's
 // copy of the metadata, which may trail the leader by a moment, and for
 // the partitions it holds a replica of, from their raft groups, which know
 // a new leader as soon as it is elected; a client sent to a broker that no
@@ -73,6 +75,12 @@ func (b *Broker) Metadata(ctx context.Context, req *v1.MetadataRequest) (*v1.Met
 		if !ok {
 			tm.Error = apierr.ToProto(apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_TOPIC, "topic %q does not exist", name))
 			continue
+		}
+		// The producer sizes its batches under the topic's limit (a
+		// Metadata field rather than a DescribeTopic call: the producer
+		// loads metadata anyway, and a changed limit arrives with it).
+		if cfg, err := metadata.ParseTopicConfig(t.Config, b.cfg.TopicDefaults); err == nil {
+			tm.MaxMessageBytes = int32(cfg.MaxMessageBytes)
 		}
 		for i, a := range t.Assignments {
 			leader := a.Leader
