@@ -90,10 +90,13 @@ func TestProducerReadiness(t *testing.T) {
 		t.Fatal("a batch whose oldest record waited the linger is not ready")
 	}
 	for name, set := range map[string]func(){
-		"force":    func() { pb.force = true },
-		"linger":   func() { pb.lingerDone = true },
-		"flush":    func() { p.mu.flushing = 1 },
-		"full":     func() { pb.bytes = p.cfg.batchMaxBytes },
+		"force":  func() { pb.force = true },
+		"linger": func() { pb.lingerDone = true },
+		"flush":  func() { p.mu.flushing = 1 },
+		"full":   func() { pb.bytes = p.cfg.batchMaxBytes },
+		"full under the topic's limit": func() {
+			pb.maxMessageBytes, pb.bytes = 4096, 4096-record.HeaderSize
+		},
 		"linger=0": func() { p.cfg.linger = 0 },
 	} {
 		pb, p.mu.flushing, p.cfg = pendingOfSizes(100), 0, defaultProducerConfig()
@@ -193,6 +196,57 @@ func TestFixAddr(t *testing.T) {
 	} {
 		if got := fixAddr(c[0], c[1]); got != c[2] {
 			t.Errorf("fixAddr(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
+		}
+	}
+}
+
+// TestBatchBytesUnderTopicLimit: a partition's batches are cut at
+// BatchMaxBytes or under the topic's max.message.bytes, whichever is
+// less, and a batch cut there encodes within the limit: Record.size
+// allows more per record than the encoding takes, for records with and
+// without keys and headers, tiny to large.
+func TestBatchBytesUnderTopicLimit(t *testing.T) {
+	p := &Producer{cfg: defaultProducerConfig()}
+	for _, c := range []struct {
+		batchMax, topicMax, want int
+	}{
+		{batchMax: 1 << 20, topicMax: 0, want: 1 << 20}, // broker did not say
+		{batchMax: 1 << 20, topicMax: 65536, want: 65536 - record.HeaderSize},
+		{batchMax: 16 << 10, topicMax: 65536, want: 16 << 10},
+		{batchMax: 1 << 20, topicMax: 10, want: 1}, // under the header: records go alone
+	} {
+		p.cfg.batchMaxBytes = c.batchMax
+		if got := p.batchBytesLocked(&partBuf{maxMessageBytes: c.topicMax}); got != c.want {
+			t.Errorf("BatchMaxBytes %d, max.message.bytes %d: batches cut at %d, want %d", c.batchMax, c.topicMax, got, c.want)
+		}
+	}
+
+	p.cfg = defaultProducerConfig()
+	for _, limit := range []int{1024, 8192, 65536} {
+		for _, shape := range []struct {
+			key, value, headers int
+		}{{0, 0, 0}, {0, 10, 0}, {8, 100, 2}, {0, 1024, 0}, {16, 300, 5}} {
+			pb := &partBuf{maxMessageBytes: limit}
+			for range 2 * limit {
+				r := &Record{Key: make([]byte, shape.key), Value: make([]byte, shape.value)}
+				for range shape.headers {
+					r.Headers = append(r.Headers, Header{Key: "h", Value: []byte("v")})
+				}
+				pb.recs = append(pb.recs, pending{r: r, ctx: context.Background()})
+				pb.bytes += r.size()
+			}
+			batch, _ := takeBatch(pb, p.batchBytesLocked(pb))
+			recs := make([]record.Record, len(batch))
+			for i, pr := range batch {
+				recs[i] = pr.r.toBatchRecord()
+			}
+			b, err := record.Encode(recs, record.EncodeOptions{ProducerID: 1, ProducerEpoch: 0, BaseSequence: 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(batch) > 1 && len(b) > limit {
+				t.Errorf("limit %d, records %+v: a batch of %d encodes to %d bytes, over the limit", limit, shape, len(batch), len(b))
+			}
 		}
 	}
 }

@@ -60,6 +60,11 @@ type topicMeta struct {
 	err        error
 	partitions []int32          // sorted partition ids
 	leaders    map[int32]uint32 // partition -> leader node id (0 = none)
+	// maxMessageBytes is the topic's max.message.bytes, the largest
+	// encoded batch its partitions take: the producer sizes batches under
+	// it (producer_split.go). 0 when the broker did not say (an older
+	// version).
+	maxMessageBytes int
 }
 
 func (m *metaCache) init(c *Client) { m.c = c }
@@ -144,7 +149,7 @@ func newSnapshot(resp *v1.MetadataResponse, via string) *snapshot {
 		}
 	}
 	for _, t := range resp.GetTopics() {
-		tm := &topicMeta{name: t.GetName(), err: apierr.FromProto(t.GetError()), leaders: make(map[int32]uint32)}
+		tm := &topicMeta{name: t.GetName(), err: apierr.FromProto(t.GetError()), leaders: make(map[int32]uint32), maxMessageBytes: int(t.GetMaxMessageBytes())}
 		for _, p := range t.GetPartitions() {
 			tm.partitions = append(tm.partitions, p.GetPartition())
 			tm.leaders[p.GetPartition()] = p.GetLeader()

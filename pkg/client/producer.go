@@ -19,12 +19,14 @@ import (
 // bounds them, so a slow cluster pushes back on the caller), picks a
 // partition from metadata and appends the record to that partition's
 // pending list. A partition has at most one sender goroutine, started
-// when its batch is ready — full (BatchMaxBytes), lingered (Linger), or
+// when its batch is ready — full (BatchMaxBytes, or less: the topic's
+// max.message.bytes, see producer_split.go), lingered (Linger), or
 // forced by ProduceSync or Flush — and gone once the list is empty or not
 // ready. The sender encodes one batch, sends it, retries retriable errors
 // until the delivery timeout (straight to the new leader when a NOT_LEADER
 // reply names it, with fresh metadata otherwise), then calls the
-// callbacks in order and frees the slots.
+// callbacks in order and frees the slots. A batch the topic's limit
+// refuses is split in two and each half sent in turn (producer_split.go).
 //
 // One sender per partition (MaxInFlight 1) keeps per-partition order: a
 // batch is never sent before the previous one is acknowledged.
@@ -77,6 +79,9 @@ type partBuf struct {
 	force      bool        // send without waiting for the linger
 	lingerDone bool        // the oldest pending record has waited Linger
 	timer      *time.Timer // the linger timer, when armed
+	// maxMessageBytes is the topic's max.message.bytes as metadata last
+	// said (0: unknown); batches are sized under it (producer_split.go).
+	maxMessageBytes int
 	// seq is the sequence number of the partition's next record under the
 	// producer id of generation gen (producer_id.go). Only the sender
 	// goroutine that owns the partition uses them.
@@ -206,7 +211,7 @@ func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, erro
 			return
 		}
 	}
-	partition, err := p.partition(ctx, r)
+	partition, limit, err := p.partition(ctx, r)
 	if err != nil {
 		<-p.slots
 		cb(r, err)
@@ -231,25 +236,30 @@ func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, erro
 		pb = &partBuf{tp: tp}
 		p.mu.parts[tp] = pb
 	}
+	if limit > 0 {
+		pb.maxMessageBytes = limit
+	}
 	pb.recs = append(pb.recs, pending{r: r, cb: cb, ctx: ctx, enqueued: time.Now()})
 	pb.bytes += r.size()
 	p.maybeSendLocked(pb)
 	p.mu.Unlock()
 }
 
-func (p *Producer) partition(ctx context.Context, r *Record) (int32, error) {
+// partition picks r's partition, and says the topic's max.message.bytes
+// (0 if unknown).
+func (p *Producer) partition(ctx context.Context, r *Record) (part int32, maxMessageBytes int, err error) {
 	if r.Topic == "" {
-		return 0, apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_TOPIC, "record has no topic")
+		return 0, 0, apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_TOPIC, "record has no topic")
 	}
 	t, err := p.c.meta.topic(ctx, r.Topic)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	part := p.cfg.partitioner.Partition(r, len(t.partitions))
+	part = p.cfg.partitioner.Partition(r, len(t.partitions))
 	if _, ok := t.leaders[part]; !ok {
-		return 0, apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION, "topic %q has no partition %d (it has %d)", r.Topic, part, len(t.partitions))
+		return 0, 0, apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN_PARTITION, "topic %q has no partition %d (it has %d)", r.Topic, part, len(t.partitions))
 	}
-	return part, nil
+	return part, t.maxMessageBytes, nil
 }
 
 // ProduceSync produces recs and waits for all of them, sending at once
@@ -360,7 +370,7 @@ func (p *Producer) abort() {
 // ready reports whether pb's batch should go now. Caller holds p.mu.
 func (p *Producer) readyLocked(pb *partBuf) bool {
 	return len(pb.recs) > 0 && (pb.force || pb.lingerDone || p.mu.flushing > 0 ||
-		pb.bytes >= p.cfg.batchMaxBytes || p.cfg.linger == 0 ||
+		pb.bytes >= p.batchBytesLocked(pb) || p.cfg.linger == 0 ||
 		time.Since(pb.recs[0].enqueued) >= p.cfg.linger)
 }
 
@@ -407,15 +417,14 @@ func (p *Producer) sendLoop(pb *partBuf) {
 			p.finish(recs, ErrClosed)
 			return
 		}
-		batch, cancelled := takeBatch(pb, p.cfg.batchMaxBytes)
+		batch, cancelled := takeBatch(pb, p.batchBytesLocked(pb))
 		p.mu.Unlock()
 
 		for _, pr := range cancelled {
 			p.finish([]pending{pr}, pr.ctx.Err())
 		}
 		if len(batch) > 0 {
-			err := p.send(pb, batch)
-			p.finish(batch, err)
+			p.sendSplitting(pb, batch)
 		}
 
 		p.mu.Lock()
@@ -487,7 +496,11 @@ func (p *Producer) finish(recs []pending, err error) {
 }
 
 // send encodes and sends one batch, retrying retriable errors until the
-// oldest record's delivery timeout; on success it sets the offsets.
+// oldest record's delivery timeout; on success it sets the offsets. A batch
+// of several records that is over the topic's limit, by its encoded size
+// or by the partition's refusal, is a *tooLargeError: nothing of it was
+// stored and its sequence numbers are still free, so the caller may split
+// it (producer_split.go).
 func (p *Producer) send(pb *partBuf, batch []pending) error {
 	tp := pb.tp
 	now := time.Now().Truncate(time.Millisecond)
@@ -519,7 +532,16 @@ func (p *Producer) send(pb *partBuf, batch []pending) error {
 	if err != nil {
 		return fmt.Errorf("encode batch for %s: %w", tp, err)
 	}
-	err = p.deliver(ctx, tp, b, deadline, batch, recs)
+	if err := p.overLimit(pb, len(batch), len(b)); err != nil {
+		return err // not sent: the sequence is still free
+	}
+	maybeStored, err := p.deliver(ctx, tp, b, deadline, batch, recs)
+	if err != nil && !maybeStored && errors.Is(err, apierr.ErrRecordTooLarge) {
+		// Refused by its size before anything of it was stored: the
+		// partition did not take its sequence numbers, so nothing to
+		// forget; the caller splits it, or it fails alone.
+		return &tooLargeError{err: err}
+	}
 	if id != noProducer {
 		if err == nil {
 			pb.seq = nextSeq(seq, len(batch))
@@ -527,14 +549,20 @@ func (p *Producer) send(pb *partBuf, batch []pending) error {
 			p.forget(gen) // the partition's sequence is unknown now
 		}
 	}
+	if err != nil && maybeStored && errors.Is(err, apierr.ErrRecordTooLarge) {
+		return fmt.Errorf("%w (not split and resent: an earlier attempt of this batch got no answer and may have been stored before max.message.bytes was lowered)", err)
+	}
 	return err
 }
 
 // deliver sends the encoded batch b until it is acknowledged or deadline,
-// and sets the records' offsets.
-func (p *Producer) deliver(ctx context.Context, tp topicPartition, b []byte, deadline time.Time, batch []pending, recs []record.Record) error {
+// and sets the records' offsets. maybeStored says whether an attempt that
+// failed may have been stored all the same (no answer, or an error other
+// than NOT_LEADER or RECORD_TOO_LARGE, which refuse a batch before it is
+// stored).
+func (p *Producer) deliver(ctx context.Context, tp topicPartition, b []byte, deadline time.Time, batch []pending, recs []record.Record) (maybeStored bool, err error) {
 	var base int64
-	err := p.c.retry(ctx, deadline, func(ctx context.Context, _ int) error {
+	err = p.c.retry(ctx, deadline, func(ctx context.Context, _ int) error {
 		cl, addr, err := p.c.meta.leader(ctx, tp.topic, tp.partition)
 		if err != nil {
 			return err
@@ -548,21 +576,27 @@ func (p *Producer) deliver(ctx context.Context, tp topicPartition, b []byte, dea
 		}
 		resp, err := cl.Produce(ctx, req)
 		if err != nil {
+			maybeStored = true
 			return p.c.leaderErr(tp.topic, parts, addr, apierr.FromStatus(err))
 		}
 		for _, pr := range resp.GetPartitions() {
 			if pr.GetPartition() == tp.partition {
 				base = pr.GetBaseOffset()
-				return p.c.leaderErr(tp.topic, parts, addr, apierr.FromProto(pr.GetError()))
+				perr := apierr.FromProto(pr.GetError())
+				if perr != nil && !errors.Is(perr, apierr.ErrNotLeader) && !errors.Is(perr, apierr.ErrRecordTooLarge) {
+					maybeStored = true
+				}
+				return p.c.leaderErr(tp.topic, parts, addr, perr)
 			}
 		}
+		maybeStored = true
 		return apierr.New(v1.ErrorCode_ERROR_CODE_UNKNOWN, "produce reply has no result for %s", tp)
 	})
 	if err != nil {
 		if p.ctx.Err() != nil {
-			return ErrClosed
+			return maybeStored, ErrClosed
 		}
-		return err
+		return maybeStored, err
 	}
 	// Records produced with a zero Timestamp get the one they were batched
 	// with, so the caller sees what consumers will see.
@@ -570,5 +604,5 @@ func (p *Producer) deliver(ctx context.Context, tp topicPartition, b []byte, dea
 		pr.r.Offset = base + int64(i)
 		pr.r.Timestamp = recs[i].Timestamp
 	}
-	return nil
+	return false, nil
 }

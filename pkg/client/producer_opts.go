@@ -120,7 +120,8 @@ func Linger(d time.Duration) ProducerOpt {
 
 // BatchMaxBytes caps a batch's records (before compression); a full batch
 // is sent without waiting for the linger. A record larger than this goes
-// alone in its batch. Default 1 MiB.
+// alone in its batch. Default 1 MiB. A topic whose max.message.bytes is
+// lower gets smaller batches, under its limit (producer_split.go).
 func BatchMaxBytes(n int) ProducerOpt {
 	return func(c *producerConfig) {
 		if n < 1 {
