@@ -117,7 +117,7 @@ func adviseMultiline(err error, e *env) string {
 		// topic create's --replicas is a count; partition move's is a
 		// list of node ids and broker decommission has none: their
 		// messages already say what is wrong.
-		return fmt.Sprintf("%v (--replicas must be between 1 and the number of brokers; see: strata cluster info)", err)
+		return fmt.Sprintf("%v (give that with --replicas; see the brokers with: strata cluster info)", err)
 	case errors.Is(err, apierr.ErrRecordTooLarge):
 		return fmt.Sprintf("%v (raise the limit with: strata topic alter-config %s --set max.message.bytes=N)", err, topic)
 	case isAPI && errors.Is(err, apierr.ErrOffsetOutOfRange) && !strings.Contains(err.Error(), "valid offsets"):

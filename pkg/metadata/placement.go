@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"fmt"
 	"sort"
 
 	v1 "github.com/stratalog/strata/api/v1"
@@ -16,8 +17,16 @@ import (
 func Place(brokers []NodeID, load map[NodeID]int, partitions, rf int32) ([][]NodeID, error) {
 	n := int32(len(brokers))
 	if rf < 1 || rf > n {
+		// Said without a flag's name: the Go client's callers get it too.
+		allowed := fmt.Sprintf("the cluster has %d live brokers, so it must be 1 to %d", n, n)
+		switch n {
+		case 0:
+			allowed = "the cluster has no live broker"
+		case 1:
+			allowed = "the cluster has 1 live broker, so it must be 1"
+		}
 		return nil, apierr.New(v1.ErrorCode_ERROR_CODE_INVALID_REPLICATION,
-			"replication factor %d cannot be placed on %d live brokers (use --replicas 1 to %d)", rf, n, n)
+			"replication factor %d cannot be placed: %s", rf, allowed)
 	}
 	ids := append([]NodeID(nil), brokers...)
 	sort.Slice(ids, func(i, j int) bool {
