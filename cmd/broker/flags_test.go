@@ -141,3 +141,15 @@ func TestListenerFlags(t *testing.T) {
 		t.Fatalf("--api-addr and --listeners disagreeing: got %v", err)
 	}
 }
+
+// No flag's usage has a backquote: pflag takes the first backquoted word
+// as the name of the flag's value, so --help printed "--cluster-secret
+// openssl rand -hex 32" and "--http-tls strata-broker healthcheck --url
+// https://..." for a boolean.
+func TestFlagUsageHasNoBackquote(t *testing.T) {
+	newRootCmd(nil).Flags().VisitAll(func(fl *pflag.Flag) {
+		if strings.Contains(fl.Usage, "`") {
+			t.Errorf("--%s: usage has a backquote, which --help shows as the value's name: %s", fl.Name, fl.Usage)
+		}
+	})
+}
