@@ -103,6 +103,11 @@ encode every key and value, each marked. Nothing is replaced or lost.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// --group '' (an unset variable in a script) must not read
+			// as no group: the run would commit nothing, silently.
+			if cmd.Flags().Changed("group") && f.group == "" {
+				return usageErrorf("--group is empty: give a group name, or leave --group out to consume without a group")
+			}
 			return e.consume(cmd.Context(), args, &f)
 		},
 	}
