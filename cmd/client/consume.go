@@ -114,7 +114,8 @@ encode every key and value, each marked. Nothing is replaced or lost.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.offset, "offset", "start", "where to start: start, end, N, -N, @RFC3339 or @unix-ms")
 	fl.StringVar(&f.reset, "reset", "earliest", "when a position is not stored: earliest, latest or none")
-	fl.Int32SliceVar(&f.partitions, "partition", nil, "partitions to read, repeatable or comma-separated (default all)")
+	fl.Int32SliceVar(&f.partitions, "partition", nil, "partitions to read, repeatable or comma-separated")
+	fl.Lookup("partition").DefValue = "all" // not "[]", which --help would print
 	fl.IntVarP(&f.num, "num", "n", 0, "stop after N records (0 = no limit)")
 	fl.DurationVar(&f.idle, "timeout", 0, "stop after this long without a new record (0 = follow until interrupted)")
 	fl.StringVarP(&f.format, "format", "f", defaultFormat, "format of each record: kcat's verbs, and rpk's %v %V %d %H (see below)")

@@ -83,7 +83,8 @@ long, and the summary says how many were stored.`,
 	fl.StringVarP(&f.delimiter, "delimiter", "D", "", "record delimiter in the input (kcat -D; default a newline, \\n or \\r\\n); '' = all of stdin is one record")
 	fl.StringVar(&f.valueFile, "value-file", "", "send the whole file as one record (stdin is not read)")
 	fl.StringArrayVar(&f.headers, "header", nil, "header key=value for every record (repeatable)")
-	fl.Int32Var(&f.partition, "partition", -1, "send every record to this partition (default: by key, or spread)")
+	fl.Int32Var(&f.partition, "partition", -1, "send every record to this partition")
+	fl.Lookup("partition").DefValue = "by key, or spread" // not "-1", which --help would print
 	fl.StringVar(&f.compression, "compression", "none", "batch compression: none, gzip, snappy, lz4, zstd")
 	fl.StringVar(&f.acks, "acks", "quorum", "acknowledgement: quorum (all), leader or none")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print partition/offset of each record")
