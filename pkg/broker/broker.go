@@ -90,10 +90,14 @@ type Broker struct {
 	// bootstrapWaitLogged: when the controller last logged that it waits
 	// for bootstrap peers (controller loop only).
 	bootstrapWaitLogged time.Time
-	cancel              context.CancelFunc
-	wg                  sync.WaitGroup
-	stopOnce            sync.Once
-	stopErr             error
+	// waitingFor says whom the broker has and whom it waits for while
+	// it waits for bootstrap peers, for /readyz and the API's not-ready
+	// error; nil otherwise (controller.go).
+	waitingFor atomic.Pointer[string]
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	stopOnce   sync.Once
+	stopErr    error
 }
 
 // New checks the config and prepares the data directory. It binds nothing
@@ -142,6 +146,7 @@ func New(cfg Config, log *zap.Logger) (*Broker, error) {
 	b.metrics.notReady = func(method string) bool {
 		return !b.ready.Load() && !strings.HasPrefix(method, "/"+v1.StrataInternal_ServiceDesc.ServiceName+"/")
 	}
+	b.metrics.waitReason = b.bootstrapWaitReason
 	return b, nil
 }
 

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -47,6 +48,7 @@ func (b *Broker) controlOnce(ctx context.Context) {
 			b.logBootstrapWait(members, n)
 			return
 		}
+		b.waitingFor.Store(nil)
 		addrs := map[metadata.NodeID]string{}
 		for _, m := range voters {
 			addrs[uint32(m.NodeID)] = m.RaftAddr
@@ -120,18 +122,37 @@ const bootstrapWaitEvery = 10 * time.Second
 // this one sees and how many it waits for before the cluster can start
 // (--bootstrap-expect), so an operator sees a missing --join or a
 // mismatched --bootstrap-expect instead of silence.
+//
+// It also keeps, at every call, the same facts in words for /readyz and
+// the API's not-ready error (bootstrapWaitReason): a client or a probe
+// asking a waiting broker learns whom it has and whom it waits for.
 func (b *Broker) logBootstrapWait(members []cluster.Member, n int) {
-	now := time.Now()
-	if now.Sub(b.bootstrapWaitLogged) < bootstrapWaitEvery {
-		return
-	}
-	b.bootstrapWaitLogged = now
 	var seen []string
 	for _, m := range members {
 		if m.State == cluster.Alive {
 			seen = append(seen, fmt.Sprintf("%d@%s", m.NodeID, m.GossipAddr))
 		}
 	}
+	join := "--join is not set"
+	if len(b.cfg.Join) > 0 {
+		join = "--join " + strings.Join(b.cfg.Join, ",")
+	}
+	why := fmt.Sprintf("waiting for brokers to start the cluster: --bootstrap-expect %d, sees %d (%s); %s", n, len(seen), strings.Join(seen, ", "), join)
+	b.waitingFor.Store(&why)
+	now := time.Now()
+	if now.Sub(b.bootstrapWaitLogged) < bootstrapWaitEvery {
+		return
+	}
+	b.bootstrapWaitLogged = now
 	b.log.Info("waiting for brokers to start the cluster: --bootstrap-expect brokers (with the same value) must see each other through gossip; check --join on each",
 		zap.Int("expect", n), zap.Int("alive", len(seen)), zap.Strings("seen", seen), zap.Strings("join", b.cfg.Join))
+}
+
+// bootstrapWaitReason is why the broker is not ready while it waits for
+// bootstrap peers, or "" when it does not wait for them.
+func (b *Broker) bootstrapWaitReason() string {
+	if why := b.waitingFor.Load(); why != nil {
+		return *why
+	}
+	return ""
 }

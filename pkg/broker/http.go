@@ -18,7 +18,11 @@ func (b *Broker) httpHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !b.ready.Load() {
-			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			msg := "not ready\n"
+			if why := b.bootstrapWaitReason(); why != "" {
+				msg = "not ready: " + why + "\n"
+			}
+			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

@@ -38,7 +38,11 @@ type metrics struct {
 	partition     *partition.Metrics
 	// notReady tells whether a call must wait for the broker to be ready;
 	// set by the broker.
-	notReady     func(method string) bool
+	notReady func(method string) bool
+	// waitReason says why the broker is not ready when it knows more
+	// than "not ready" (whom it waits for at bootstrap), else ""; set by
+	// the broker.
+	waitReason   func() string
 	commitSecs   prometheus.Histogram
 	commitGroups prometheus.Histogram
 
@@ -112,6 +116,7 @@ func newMetrics() *metrics {
 	}
 	m.partition = &partition.Metrics{CommitSeconds: m.commitSecs, CommitBatches: m.commitGroups}
 	m.notReady = func(string) bool { return false }
+	m.waitReason = func() string { return "" }
 	return m
 }
 
@@ -128,8 +133,11 @@ func (m *metrics) interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 	var err error
 	var waited time.Duration
 	if m.notReady(info.FullMethod) {
-		err = apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE,
-			"broker not ready: it has not joined a cluster or loaded the cluster's metadata yet, or the metadata quorum has no leader now (see /readyz); retry in a moment"))
+		why := m.waitReason()
+		if why == "" {
+			why = "it has not joined a cluster or loaded the cluster's metadata yet, or the metadata quorum has no leader now"
+		}
+		err = apierr.ToStatus(apierr.New(v1.ErrorCode_ERROR_CODE_UNAVAILABLE, "broker not ready: %s (see /readyz); retry in a moment", why))
 	} else {
 		if info.FullMethod == v1.Strata_Fetch_FullMethodName {
 			// Only a fetch waits on purpose (its long poll); other calls
