@@ -134,6 +134,9 @@ func adviseMultiline(err error, e *env) string {
 		return ue.Error() + "; set --brokers or STRATA_BROKERS"
 	case errors.Is(err, apierr.ErrUnavailable) && strings.Contains(err.Error(), "unreachable"):
 		return fmt.Sprintf("cannot reach a broker at %s (is it running? set --brokers or STRATA_BROKERS)", strings.Join(e.brokers, ","))
+	case (errors.Is(err, apierr.ErrUnavailable) || errors.Is(err, apierr.ErrNotLeader)) && strings.Contains(err.Error(), "retry in a moment"):
+		// The broker said when to retry already ("retry in a moment").
+		return err.Error()
 	case errors.Is(err, apierr.ErrUnavailable), errors.Is(err, apierr.ErrNotLeader), errors.Is(err, client.ErrNoLeader),
 		errors.Is(err, apierr.ErrNotCoordinator):
 		return fmt.Sprintf("%v (the cluster is busy or recovering; try again shortly)", err)

@@ -26,16 +26,21 @@ import (
 // each uses its own topic and group names. Add a case by adding a file;
 // see https://pkg.go.dev/github.com/rogpeppe/go-internal/testscript for
 // the commands. $SILENT_BROKER is an address that accepts connections
-// and never answers, as a paused broker does.
+// and never answers, as a paused broker does; $WAITING_BROKER is a broker
+// that waits for a bootstrap peer that never comes (--bootstrap-expect 2).
 func TestScripts(t *testing.T) {
 	addr := brokertest.Start(t)
 	silent := silentListener(t)
+	waitCfg := brokertest.Config(t, 1)
+	waitCfg.BootstrapExpect = 2
+	waiting := brokertest.Run(t, waitCfg).APIAddr()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("STRATA_BROKERS", addr)
 			env.Setenv("SILENT_BROKER", silent)
+			env.Setenv("WAITING_BROKER", waiting)
 			env.Setenv("GORACE", noRaceExitSleep())
 			return nil
 		},

@@ -120,6 +120,13 @@ func (m *metaCache) refresh(ctx context.Context, since time.Time) (*snapshot, er
 		return nil
 	})
 	if err != nil {
+		// The broker's refusal and an UnreachableError say what happened
+		// and where; "load metadata:" before them was noise to a user.
+		var ae *apierr.Error
+		var ue *UnreachableError
+		if errors.As(err, &ae) || errors.As(err, &ue) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("load metadata: %w", err)
 	}
 	s := newSnapshot(resp, via)
