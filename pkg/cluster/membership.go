@@ -319,7 +319,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 type events struct{ m *Membership }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
-	e.m.log.Info("member joined", zap.String("node", n.Name), zap.String("addr", n.Address()))
+	e.m.log.Info("member joined", zap.String("member", n.Name), zap.String("addr", n.Address()))
 	if mem, err := member(n); err == nil {
 		e.m.mu.Lock()
 		delete(e.m.mu.gone, mem.NodeID)
@@ -330,7 +330,7 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
-	e.m.log.Info("member left or failed", zap.String("node", n.Name))
+	e.m.log.Info("member left or failed", zap.String("member", n.Name))
 	if mem, err := member(n); err == nil {
 		e.m.mu.Lock()
 		mem.State = Dead

@@ -79,7 +79,7 @@ func OpenGroup(cfg GroupConfig) (*Group, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	logger = logger.With(zap.String("group", cfg.Group), zap.String("node", string(cfg.NodeID)))
+	logger = logger.With(zap.String("group", cfg.Group), zap.String("raft_id", string(cfg.NodeID))) // not "node": the broker's logger names its node already
 	segOpts := cfg.SegmentOptions
 	if segOpts.Logger == nil {
 		segOpts.Logger = logger
