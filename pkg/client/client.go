@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -223,6 +224,9 @@ func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx cont
 	backoff := c.cfg.backoffMin
 	began := time.Now()
 	var last error // the last retriable error, reported if time runs out
+	// failed: the broker addresses that failed for good so far, so that
+	// FailFast's error names each, not only the last one tried.
+	var failed []*UnreachableError
 	wasRedirect := false
 	for attempt := 0; ; attempt++ {
 		// Each attempt gets at most attemptTimeout, so that one broker
@@ -240,7 +244,16 @@ func (c *Client) retry(ctx context.Context, deadline time.Time, fn func(ctx cont
 		if err == nil || !retriable(err) {
 			return err
 		}
+		var ue *UnreachableError
+		if c.cfg.failFast && errors.As(err, &ue) && ue.final() && !slices.ContainsFunc(failed, func(f *UnreachableError) bool { return f.Addr == ue.Addr }) {
+			failed = append(failed, ue)
+		}
 		if c.failFastOn(err, attempt) {
+			for _, f := range failed {
+				if f.Addr != ue.Addr {
+					ue.Others = append(ue.Others, f)
+				}
+			}
 			return err
 		}
 		last = err

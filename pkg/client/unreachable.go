@@ -34,6 +34,9 @@ type UnreachableError struct {
 	Addr  string
 	Cause UnreachableCause
 	Err   error
+	// Others are the other addresses of the broker list that failed as
+	// well, when FailFast gave up on all of them.
+	Others []*UnreachableError
 }
 
 func (e *UnreachableError) Error() string {
@@ -48,7 +51,11 @@ func (e *UnreachableError) Error() string {
 	case CauseNotStrata:
 		advice = ": something answered that is not a broker's API (the HTTP port? the inter-broker --raft-addr? the API port is 9290 by default)"
 	}
-	return fmt.Sprintf("cannot reach a broker at %s: %s%s", e.Addr, e.Cause, advice)
+	msg := fmt.Sprintf("cannot reach a broker at %s: %s%s", e.Addr, e.Cause, advice)
+	for _, o := range e.Others {
+		msg += fmt.Sprintf("; nor at %s: %s", o.Addr, o.Cause)
+	}
+	return msg
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }

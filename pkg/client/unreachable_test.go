@@ -129,3 +129,39 @@ func TestUnreachableSilent(t *testing.T) {
 		t.Fatalf("silent peer at %s: %v, want no answer (%q)", addr, err, CauseTimedOut)
 	}
 }
+
+// TestUnreachableNamesEveryAddress: when FailFast gives up on a broker
+// list whose every address failed for good, the error names each address
+// with its cause, not only the last one tried.
+func TestUnreachableNamesEveryAddress(t *testing.T) {
+	var dead []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead = append(dead, ln.Addr().String())
+		ln.Close()
+	}
+	addrs := append(dead, "nosuchhost.invalid:9290")
+	c, err := New(addrs, FailFast(), RetryTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = c.Admin().ListTopics(ctx)
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || len(ue.Others) != len(addrs)-1 {
+		t.Fatalf("%v: want an UnreachableError naming the %d other addresses", err, len(addrs)-1)
+	}
+	for _, a := range addrs {
+		if !strings.Contains(err.Error(), a) {
+			t.Errorf("%v does not name %s", err, a)
+		}
+	}
+	if !strings.Contains(err.Error(), string(CauseNoSuchHost)) || !strings.Contains(err.Error(), string(CauseRefused)) {
+		t.Errorf("%v does not give each address's cause", err)
+	}
+}
