@@ -170,8 +170,9 @@ var unknownFlagRE = regexp.MustCompile(`^unknown flag: --([^\s=]+)$`)
 
 // flagSuggestion names the flags of cmd that typed may be a typo of, as
 // " (did you mean --num?)", or returns "": cobra suggests commands, not
-// flags. A flag is near when it is at most two edits away, or starts with
-// what was typed (three letters or more).
+// flags. A flag is near when it is at most two edits away, or contains
+// what was typed (three letters or more: --principal for acl create's
+// --allow-principal and --deny-principal).
 func flagSuggestion(cmd *cobra.Command, typed string) string {
 	if cmd == nil {
 		return ""
@@ -181,7 +182,7 @@ func flagSuggestion(cmd *cobra.Command, typed string) string {
 		if f.Hidden {
 			return
 		}
-		if editDistance(typed, f.Name) <= 2 || (len(typed) >= 3 && strings.HasPrefix(f.Name, typed)) {
+		if editDistance(typed, f.Name) <= 2 || (len(typed) >= 3 && strings.Contains(f.Name, typed)) {
 			near = append(near, "--"+f.Name)
 		}
 	})
