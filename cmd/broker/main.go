@@ -74,7 +74,7 @@ over the file.`,
 	// environment or the config file.
 	cmd.Flags().StringVar(&clockFile, "debug-clock-offset-file", "", "file holding an offset (Go duration) added to the wall clock the broker decides retention, compaction and group expiry by")
 	cmd.Flags().MarkHidden("debug-clock-offset-file")
-	cmd.AddCommand(newHealthcheckCmd(), newVerifyCmd())
+	cmd.AddCommand(newHealthcheckCmd(), newVerifyCmd(), newVersionCmd())
 	return cmd
 }
 
