@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -152,4 +153,21 @@ func TestFlagUsageHasNoBackquote(t *testing.T) {
 			t.Errorf("--%s: usage has a backquote, which --help shows as the value's name: %s", fl.Name, fl.Usage)
 		}
 	})
+}
+
+// A mistyped flag or command says what it may have meant, and is a usage
+// error (main prints the usage line after it).
+func TestTypoSuggestions(t *testing.T) {
+	for args, want := range map[string]string{
+		"--data-dri x":        `unknown flag: --data-dri (did you mean --data-dir?)`,
+		"verfy":               `unknown command "verfy" for "strata-broker" (did you mean "verify"?)`,
+		"healthcheck --ulr x": `unknown flag: --ulr (did you mean --url?)`,
+		"extra":               `unknown command "extra" for "strata-broker"`,
+	} {
+		_, err := parse(t, strings.Fields(args)...)
+		var ue *usageError
+		if err == nil || err.Error() != want || !errors.As(err, &ue) {
+			t.Errorf("strata-broker %s: %v, want the usage error %q", args, err, want)
+		}
+	}
 }

@@ -7,23 +7,65 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/stratalog/strata/internal/suggest"
 	"github.com/stratalog/strata/pkg/broker"
 )
 
 func main() {
-	if err := newRootCmd(run).Execute(); err != nil {
+	cmd, err := newRootCmd(run).ExecuteC()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata-broker:", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			use := cmd.CommandPath()
+			if cmd.HasAvailableSubCommands() {
+				use += " [command]"
+			}
+			fmt.Fprintf(os.Stderr, "usage: %s [flags] (see: %s --help)\n", use, cmd.CommandPath())
+		}
 		os.Exit(1)
 	}
+}
+
+// usageError is a mistake on the command line: main follows it with the
+// usage line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+var unknownFlagRE = regexp.MustCompile(`^unknown flag: --([^\s=]+)$`)
+
+// flagError adds to pflag's "unknown flag: --data-dri" the flags it may
+// have meant (cobra suggests commands only).
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if m := unknownFlagRE.FindStringSubmatch(msg); m != nil {
+		msg += suggest.Flag(cmd.Flags(), m[1])
+	}
+	return &usageError{msg}
+}
+
+// noArgs is cobra.NoArgs with the subcommand an argument may be a typo of
+// ("unknown command "verfy" (did you mean "verify"?)").
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only on its own path
+	}
+	return &usageError{fmt.Sprintf("unknown command %q for %q%s", args[0], cmd.CommandPath(), suggest.Words(cmd.SuggestionsFor(args[0])))}
 }
 
 // newRootCmd builds the command; runFn receives the final config (tests
@@ -55,7 +97,7 @@ over the file.`,
   strata-broker --config /etc/strata/broker.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := loadConfig(cmd, configFile, &cfg); err != nil {
 				return err
@@ -67,6 +109,7 @@ over the file.`,
 		},
 	}
 	bindFlags(cmd, &cfg, &configFile)
+	cmd.SetFlagErrorFunc(flagError)
 	cmd.Version = broker.Version // --version (version.go)
 	cmd.Flags().Bool("version", false, "print the broker's version and the Go version it was built with, and exit")
 	cmd.SetVersionTemplate(versionLine())

@@ -8,7 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
+
+	"github.com/stratalog/strata/internal/suggest"
 )
 
 // The command tree's handling of typos and missing arguments. Cobra's own
@@ -168,55 +169,6 @@ func printError(w io.Writer, e *env, cmd *cobra.Command, err error) {
 
 var unknownFlagRE = regexp.MustCompile(`^unknown flag: --([^\s=]+)$`)
 
-// flagSuggestion names the flags of cmd that typed may be a typo of, as
-// " (did you mean --num?)", or returns "": cobra suggests commands, not
-// flags. A flag is near when it is at most two edits away, or contains
-// what was typed (three letters or more: --principal for acl create's
-// --allow-principal and --deny-principal).
-func flagSuggestion(cmd *cobra.Command, typed string) string {
-	if cmd == nil {
-		return ""
-	}
-	var near []string
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Hidden {
-			return
-		}
-		if editDistance(typed, f.Name) <= 2 || (len(typed) >= 3 && strings.Contains(f.Name, typed)) {
-			near = append(near, "--"+f.Name)
-		}
-	})
-	switch len(near) {
-	case 0:
-		return ""
-	case 1:
-		return fmt.Sprintf(" (did you mean %s?)", near[0])
-	default:
-		return fmt.Sprintf(" (did you mean %s or %s?)", strings.Join(near[:len(near)-1], ", "), near[len(near)-1])
-	}
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 var flagErrRE = regexp.MustCompile(`^invalid argument "(.*)" for "(?:-., )?(--[^"]+)" flag: (.*)$`)
 
 // flagError rewords pflag's parse errors, which name Go's parsers
@@ -224,7 +176,7 @@ var flagErrRE = regexp.MustCompile(`^invalid argument "(.*)" for "(?:-., )?(--[^
 // what it wants.
 func flagError(cmd *cobra.Command, err error) error {
 	if m := unknownFlagRE.FindStringSubmatch(err.Error()); m != nil {
-		return syntaxErrorf("unknown flag: --%s%s", m[1], flagSuggestion(cmd, m[1]))
+		return syntaxErrorf("unknown flag: --%s%s", m[1], suggest.Flag(cmd.Flags(), m[1]))
 	}
 	m := flagErrRE.FindStringSubmatch(err.Error())
 	if m == nil {
