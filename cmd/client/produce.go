@@ -140,13 +140,14 @@ func (e *env) produce(cmd *cobra.Command, topic string, f *produceFlags) error {
 		opts = append(opts, client.RecordPartitioner(client.ManualPartitioner()))
 	}
 	var input io.Reader = e.stdin
+	inputName := "stdin" // what the whole input is called, with --delimiter ''
 	if f.valueFile != "" {
 		fh, err := os.Open(f.valueFile)
 		if err != nil {
 			return usageErrorf("--value-file: %v", err)
 		}
 		defer fh.Close()
-		input, delim = fh, ""
+		input, delim, inputName = fh, "", "--value-file "+f.valueFile
 	}
 
 	c, err := e.newClient()
@@ -189,7 +190,7 @@ func (e *env) produce(cmd *cobra.Command, topic string, f *produceFlags) error {
 
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
-	lines := readRecords(readCtx, input, delim, f.maxLineBytes)
+	lines := readRecords(readCtx, input, delim, f.maxLineBytes, inputName)
 	var readErr error
 	for line := range lines {
 		if line.err != nil {
@@ -277,10 +278,10 @@ type line struct {
 
 // readRecords reads r on its own goroutine so that an interrupt is
 // noticed while stdin is idle, split at delim: "\n" reads lines (a
-// trailing \r is dropped too), "" the whole input as one record. The
-// goroutine ends at end of input, at an error, or when ctx ends and the
+// trailing \r is dropped too), "" the whole input, called name in errors,
+// as one record. The goroutine ends at end of input, at an error, or when ctx ends and the
 // consumer of the channel has gone.
-func readRecords(ctx context.Context, r io.Reader, delim string, max int) <-chan line {
+func readRecords(ctx context.Context, r io.Reader, delim string, max int, name string) <-chan line {
 	ch := make(chan line, 256)
 	go func() {
 		defer close(ch)
@@ -298,7 +299,12 @@ func readRecords(ctx context.Context, r io.Reader, delim string, max int) <-chan
 					return
 				}
 				b, err = readAll(br, max)
-				what = "input"
+				what = name
+				if errors.Is(err, errLineTooLong) {
+					// Splitting with --delimiter is no advice here: the
+					// whole input is meant as one record.
+					err = fmt.Errorf("longer than --max-line-bytes %d, which bounds the one record it is sent as (raise it; the topic's max.message.bytes bounds a record too)", max)
+				}
 			default:
 				b, err = readDelimited(br, []byte(delim), max)
 			}
