@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/stratalog/strata/pkg/apierr"
@@ -119,7 +120,12 @@ func adviseMultiline(err error, e *env) string {
 		// messages already say what is wrong.
 		return fmt.Sprintf("%v (give that with --replicas; see the brokers with: strata cluster info)", err)
 	case errors.Is(err, apierr.ErrRecordTooLarge):
-		return fmt.Sprintf("%v (raise the limit with: strata topic alter-config %s --set max.message.bytes=N)", err, topic)
+		// The broker's words name its internals (the batch's index in
+		// the request, the record package). The producer sizes batches
+		// under the limit and splits refused ones, so a refusal that
+		// reaches here is one record over it.
+		msg := batchTooLargeRE.ReplaceAllString(err.Error(), "$1: a record too large: its batch is $2 bytes, over the topic's limit of $3 (max.message.bytes)")
+		return fmt.Sprintf("%s (raise the limit with: strata topic alter-config %s --set max.message.bytes=N)", msg, topic)
 	case isAPI && errors.Is(err, apierr.ErrOffsetOutOfRange) && !strings.Contains(err.Error(), "valid offsets"):
 		return fmt.Sprintf("%v (valid offsets are %d to %d)", err, ae.LogStartOffset, ae.HighWatermark)
 	case errors.As(err, new(*client.AdvertisedUnreachableError)):
@@ -161,3 +167,7 @@ func adviseMultiline(err error, e *env) string {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
+
+// batchTooLargeRE is the broker's refusal of a batch over max.message.bytes
+// (pkg/partition's wrap of record.ErrTooLarge).
+var batchTooLargeRE = regexp.MustCompile(`batch \d+ for (\S+/\d+): record: batch too large: (\d+) bytes, the limit is (\d+) \(max\.message\.bytes\)`)
