@@ -27,6 +27,8 @@ LEADERLESS, UNDER-REPLICATED, HEALTHY) and lists the brokers that are not
 alive and the unhealthy partitions. A broker is down when gossip says it
 is dead or left, or its raft port refuses connections (its process is
 gone); suspect when it missed gossip probes (paused, cut off, or dying).
+TOPICS and PARTITIONS count the internal topics too (__consumer_offsets,
+which "strata topic list" leaves out): consumer groups need them healthy.
 
 The exit status is 0 only if the cluster is healthy. With
 --exit-when-healthy it checks every 500ms until the cluster is healthy,
