@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/pkg/record"
 )
@@ -31,7 +33,8 @@ records it returned. Fill the topic first, for example with "strata bench
 produce".
 
 The run stops at --records, after --duration, or when no record has
-arrived for --idle (default 5s: the topic holds fewer records than asked).
+arrived for --idle (default 5s: the topic holds fewer records than asked,
+or the brokers cannot be reached; the warning says which).
 Stopping early is a warning on stderr, not an error: the report covers the
 records read ("consumed 7 records"), and its time ends at the last one.`,
 		Example: `  strata bench consume --topic bench --records 1000000
@@ -100,6 +103,9 @@ func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
 			return ctx.Err()
 		case err != nil && runCtx.Err() != nil:
 			stopped = fmt.Sprintf("stopped by --duration %s", f.duration)
+		case err != nil && pollCtx.Err() != nil && errors.Is(err, apierr.ErrUnavailable):
+			// Silence because the brokers are gone is not a short topic.
+			stopped = fmt.Sprintf("no record for %s (--idle), and the brokers cannot be reached: %s", f.idle, advise(err, e))
 		case err != nil && pollCtx.Err() != nil, err == nil && len(recs) == 0 && time.Since(last) >= f.idle:
 			stopped = fmt.Sprintf("no record for %s (--idle); the topic holds fewer records than asked from --offset %s", f.idle, f.offset)
 		case err != nil:

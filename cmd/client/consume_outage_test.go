@@ -57,3 +57,32 @@ func TestConsumeOutlivesABrokerOutage(t *testing.T) {
 		t.Errorf("the outage was reported %d times: %q", n, stderr.String())
 	}
 }
+
+// TestBenchConsumeBrokersLost: bench consume whose broker goes away stops
+// at --idle with a warning that says the brokers cannot be reached, not
+// that the topic holds fewer records than asked.
+func TestBenchConsumeBrokersLost(t *testing.T) {
+	c := brokertest.StartCluster(t, 1)
+	addr := c.Broker(1).APIAddr()
+	runCLI(t, addr, "", "topic", "create", "bl", "-p", "1").ok(t)
+
+	var stdout, stderr syncBuffer
+	e := &env{
+		stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		getenv:     func(k string) string { return map[string]string{"STRATA_BROKERS": addr}[k] },
+		isTerminal: func() bool { return false },
+	}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(context.Background(), e, []string{"bench", "consume", "--topic", "bl", "--records", "10", "--offset", "end", "--idle", "3s", "--progress"})
+	}()
+	waitFor(t, "bench consume polling", &stderr, "progress: 0/10 records")
+	c.Stop(1)
+	if got := <-code; got != 0 {
+		t.Fatalf("bench consume exited %d; stderr %q", got, stderr.String())
+	}
+	want := "strata: warning: no record for 3s (--idle), and the brokers cannot be reached: "
+	if !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "fewer records than asked") {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
