@@ -85,4 +85,9 @@ func TestBenchConsumeBrokersLost(t *testing.T) {
 	if !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "fewer records than asked") {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
+	// The address is the one given in --brokers: the broker is down, its
+	// advertised address is not to blame.
+	if !strings.Contains(stderr.String(), "the broker is not answering there") || strings.Contains(stderr.String(), "--advertised-listeners") {
+		t.Errorf("stderr %q: want the broker named as not answering, not its advertised address blamed", stderr.String())
+	}
 }

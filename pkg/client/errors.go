@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "github.com/stratalog/strata/api/v1"
@@ -41,9 +42,21 @@ type AdvertisedUnreachableError struct {
 	Addr     string // the address it advertises
 	Listener string // the listener the address is for ("" if the broker did not say)
 	Err      error
+	// Seed: the address is also in the client's own broker list, so it is
+	// not a bad advertisement: the broker is not answering there.
+	Seed bool
 }
 
 func (e *AdvertisedUnreachableError) Error() string {
+	if e.Seed {
+		cause := CauseOther
+		var ue *UnreachableError
+		if errors.As(classifyUnreachable(e.Addr, e.Err), &ue) {
+			cause = ue.Cause
+		}
+		return fmt.Sprintf("cannot reach broker %d at %s: %s: the broker is not answering there (stopped, restarting or cut off); "+
+			"the address is right: the client was given it and the cluster advertises it", e.NodeID, e.Addr, cause)
+	}
 	l := ""
 	if e.Listener != "" {
 		l = " for listener " + e.Listener
@@ -76,7 +89,7 @@ func (m *metaCache) advertisedErr(addr string, err error) error {
 	}
 	for id, a := range s.brokers {
 		if a == addr {
-			return &AdvertisedUnreachableError{NodeID: id, Addr: addr, Listener: s.resp.GetListener(), Err: err}
+			return &AdvertisedUnreachableError{NodeID: id, Addr: addr, Listener: s.resp.GetListener(), Err: err, Seed: slices.Contains(m.c.seeds, addr)}
 		}
 	}
 	return err
