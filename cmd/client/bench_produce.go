@@ -26,6 +26,7 @@ type benchProduceFlags struct {
 	duration    time.Duration
 	keys        int
 	sync        bool
+	idempotent  bool
 	progress    *bool // bench's --progress
 }
 
@@ -56,7 +57,9 @@ apply.
 
 The topic is created if it does not exist, with --partitions partitions
 (default 1) and the broker's default replication factor. --batch-bytes,
---linger, --compression and --acks are the producer settings under test.
+--linger, --compression, --acks and --idempotent are the producer settings
+under test; --idempotent=false measures what the idempotent producer (the
+default: each record stored once, even when retried) costs.
 The run stops at --records or after --duration, whichever comes first.`,
 		Example: `  strata bench produce --topic bench --records 1000000 --record-size 100
   strata bench produce --topic bench --records 10000 --sync --producers 4
@@ -81,6 +84,7 @@ The run stops at --records or after --duration, whichever comes first.`,
 	fl.Int32Var(&f.partitions, "partitions", 1, "partitions, when the topic is created")
 	fl.IntVar(&f.keys, "keys", 0, "give records keys key-0 .. key-<N-1> in turn (0 = no key); needed for compacted topics")
 	fl.DurationVar(&f.duration, "duration", 10*time.Minute, "stop after this long even if --records are not done")
+	fl.BoolVar(&f.idempotent, "idempotent", true, "idempotent producer: a retried batch is stored once (false: at least once)")
 	fl.BoolVar(&f.sync, "sync", false, "each producer sends one record and waits for its acknowledgement before the next: latency is service time, not queueing")
 	return cmd
 }
@@ -171,7 +175,7 @@ func (e *env) benchProduce(ctx context.Context, f *benchProduceFlags) error {
 		if int64(i) < f.records%int64(f.producers) {
 			n++
 		}
-		opts := []client.ProducerOpt{client.Compression(codec), client.RequiredAcks(acks), client.DeliveryTimeout(e.retryTimeout())}
+		opts := []client.ProducerOpt{client.Compression(codec), client.RequiredAcks(acks), client.DeliveryTimeout(e.retryTimeout()), client.Idempotent(f.idempotent)}
 		if !f.sync {
 			opts = append(opts, client.BatchMaxBytes(f.batchBytes), client.Linger(f.linger))
 		}
