@@ -35,9 +35,8 @@
 //     moving back.
 //  4. At the end: the workloads stop, the group's lag must reach 0, every
 //     partition is read again from the start and must match what was read
-//     before, the register history must be linearizable, and duplicates
-//     are counted (producers are not idempotent yet: reported, not
-//     failed).
+//     before, the register history must be linearizable, and no value
+//     may be stored twice (the producers are idempotent, the default).
 //
 // Each run writes history.jsonl (one JSON object per operation and per
 // fault window, {"t": unix nanoseconds, "kind": ...}), the brokers' logs,

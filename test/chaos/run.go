@@ -531,6 +531,9 @@ func (r *run) finish(ctx context.Context) {
 		}
 		d, _ := fresh.duplicates()
 		r.res.Duplicated += d
+		if d > 0 {
+			r.fail(&counterexample{"duplicates", fmt.Sprintf("%s: %d values stored at more than one offset: the producers are idempotent (the default), so each acknowledged or failed record must be stored at most once", topic, d)})
+		}
 		r.res.HWRegress += r.views[topic].hwRegressions
 	}
 	v, err := r.reg.check(2*time.Minute, filepath.Join(r.cfg.Out, "register.html"))
@@ -549,7 +552,7 @@ func (r *run) finish(ctx context.Context) {
 		}
 		ok("retention")
 	}
-	for _, p := range []string{"lost", "order", "value", "two-values", "replicas", "commits", "linearizable", "lag", "recovery"} {
+	for _, p := range []string{"lost", "order", "value", "two-values", "replicas", "commits", "linearizable", "lag", "recovery", "duplicates"} {
 		ok(p)
 	}
 	logf("chaos: %s: register: %d appends, %d reads, %d failed, porcupine %s; group processed %d records (%d poll errors, %d bad values); admin ops %d ok, %d failed; high watermark regressions seen %d",
