@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/stratalog/strata/pkg/apierr"
 	"github.com/stratalog/strata/pkg/client"
 	"github.com/stratalog/strata/pkg/record"
 )
@@ -103,8 +102,10 @@ func (e *env) benchConsume(ctx context.Context, f *benchConsumeFlags) error {
 			return ctx.Err()
 		case err != nil && runCtx.Err() != nil:
 			stopped = fmt.Sprintf("stopped by --duration %s", f.duration)
-		case err != nil && pollCtx.Err() != nil && errors.Is(err, apierr.ErrUnavailable):
+		case err != nil && pollCtx.Err() != nil && (errors.As(err, new(*client.UnreachableError)) || errors.As(err, new(*client.AdvertisedUnreachableError))):
 			// Silence because the brokers are gone is not a short topic.
+			// (Only an address that failed counts: a fetch cut by the
+			// --idle deadline itself may read as UNAVAILABLE too.)
 			stopped = fmt.Sprintf("no record for %s (--idle), and the brokers cannot be reached: %s", f.idle, advise(err, e))
 		case err != nil && pollCtx.Err() != nil, err == nil && len(recs) == 0 && time.Since(last) >= f.idle:
 			stopped = fmt.Sprintf("no record for %s (--idle); the topic holds fewer records than asked from --offset %s", f.idle, f.offset)
