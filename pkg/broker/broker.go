@@ -68,11 +68,13 @@ type Broker struct {
 	replicas  replicas
 	// producerIDs: this broker's block of producer ids (init_producer_id.go).
 	producerIDs producerIDs
-	peers       peers
-	leaders     leaderNews
-	elect       elector
-	cleaner     *cleaner
-	coord       *consumer.Coordinator // consumer groups of the offsets partitions led here
+	// retentionClock: the time retention decides by (retention_clock.go).
+	retentionClock retentionClock
+	peers          peers
+	leaders        leaderNews
+	elect          elector
+	cleaner        *cleaner
+	coord          *consumer.Coordinator // consumer groups of the offsets partitions led here
 
 	// adminMu serialises topic creation, deletion and config changes made
 	// through this broker.

@@ -49,7 +49,12 @@ func (b *Broker) retentionNow() (now time.Time, ok bool) {
 	if b.members == nil {
 		return b.now(), true
 	}
-	return b.members.AgreedNowOf(len(b.meta.Brokers()))
+	agreed, ok := b.members.AgreedNowOf(len(b.meta.Brokers()))
+	if !ok {
+		return agreed, false
+	}
+	// Held back from jumping forward (retention_clock.go).
+	return b.retentionClock.next(agreed, time.Now()), true
 }
 
 // housekeepOnce is one pass of runHousekeeping over every replica. The
