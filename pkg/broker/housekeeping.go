@@ -49,9 +49,12 @@ func (b *Broker) retentionNow() (now time.Time, ok bool) {
 	if b.members == nil {
 		return b.now(), true
 	}
-	agreed, ok := b.members.AgreedNowOf(len(b.meta.Brokers()))
-	if !ok {
-		return agreed, false
+	brokers := len(b.meta.Brokers())
+	agreed, ok := b.members.AgreedNowOf(brokers)
+	if !ok || brokers <= 1 {
+		// Alone, this broker's clock is the only one: no stale
+		// samples of others to be misled by.
+		return agreed, ok
 	}
 	// Held back from jumping forward (retention_clock.go).
 	return b.retentionClock.next(agreed, time.Now()), true

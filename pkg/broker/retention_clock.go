@@ -18,11 +18,14 @@ import (
 // log/2's log start past 2,068 records written minutes before (seed
 // 1796678125299213197, retention.ms 1 h).
 //
-// Real time never jumps, so this clock advances at most as fast as the
+// Real time never jumps, so in a cluster of several brokers this clock
+// advances at most as fast as the
 // broker's monotonic clock, plus retentionSlew of it to catch up with a
 // genuine forward correction (all clocks stepped ahead by NTP: retention
 // then lags by the step and catches up at 10% of real time, deleting
-// later, never earlier). It follows the agreed time back at once.
+// later, never earlier). It follows the agreed time back at once. A
+// broker alone uses its own clock as it is: there are no samples of
+// others to be stale.
 const retentionSlew = 0.1
 
 // retentionClock is that clock's state. Guarded by mu.
