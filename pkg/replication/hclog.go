@@ -48,6 +48,8 @@ func fields(args []any) []zap.Field {
 func (l *zapHCLog) Log(level hclog.Level, msg string, args ...any) {
 	if level >= hclog.Warn && routine(msg, args) {
 		level = hclog.Debug
+	} else if level == hclog.Error && heartbeatTimeout(msg, args) {
+		level = hclog.Warn
 	}
 	switch level {
 	case hclog.Trace, hclog.Debug, hclog.Info:

@@ -80,3 +80,23 @@ func routine(msg string, args []any) bool {
 	}
 	return false
 }
+
+// heartbeatTimeout reports raft's line about a heartbeat that got no answer
+// in time: a warning, not an error. The peer may be paused or overloaded;
+// raft retries with backoff, and once the peer stays silent past
+// --raft-heartbeat-timeout the transport reports it unreachable (one line)
+// and this line goes to Debug. Logged as an error it was the only error
+// line of a follower paused for 8 s while 300 MB were written
+// (test/integration TestFollowerCatchesUpAfterPause, once in CI).
+func heartbeatTimeout(msg string, args []any) bool {
+	if msg != "failed to heartbeat to" {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, _ := args[i].(string); k == "error" {
+			err, ok := args[i+1].(error)
+			return ok && errors.Is(err, transport.ErrTimeout)
+		}
+	}
+	return false
+}

@@ -39,7 +39,9 @@ func TestRaftLogLevels(t *testing.T) {
 		{hclog.Error, "peer has newer term, stopping replication", []any{"peer", "x"}, zapcore.DebugLevel},
 		// Genuine: kept.
 		{hclog.Error, "failed to appendEntries to", []any{"peer", "x", "error", peerErr(transport.ErrFrameTooLarge)}, zapcore.ErrorLevel},
-		{hclog.Error, "failed to heartbeat to", []any{"peer", "x", "error", peerErr(transport.ErrTimeout)}, zapcore.ErrorLevel},
+		{hclog.Error, "failed to appendEntries to", []any{"peer", "x", "error", peerErr(transport.ErrTimeout)}, zapcore.ErrorLevel},
+		// A heartbeat without an answer in time: a warning (a paused peer).
+		{hclog.Error, "failed to heartbeat to", []any{"peer", "x", "error", peerErr(transport.ErrTimeout)}, zapcore.WarnLevel},
 		{hclog.Error, "failed to append to logs", []any{"error", errors.New("disk full")}, zapcore.ErrorLevel},
 		{hclog.Warn, "failed to contact quorum of nodes, stepping down", nil, zapcore.WarnLevel},
 		{hclog.Error, "failed to heartbeat to", []any{"error", "not an error value"}, zapcore.ErrorLevel},
