@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/pkg/apierr"
+	"github.com/stratalog/strata/pkg/producers"
 	"github.com/stratalog/strata/pkg/record"
 )
 
@@ -544,7 +545,7 @@ func (p *Producer) send(pb *partBuf, batch []pending) error {
 	}
 	if id != noProducer {
 		if err == nil {
-			pb.seq = nextSeq(seq, len(batch))
+			pb.seq = producers.AddSeq(seq, int32(len(batch)))
 		} else {
 			p.forget(gen) // the partition's sequence is unknown now
 		}

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"math"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -79,13 +78,4 @@ func (p *Producer) forget(gen int) {
 		p.pid.id = noProducer
 	}
 	p.pid.mu.Unlock()
-}
-
-// nextSeq is the sequence after n records from seq, wrapping as the
-// brokers do.
-func nextSeq(seq int32, n int) int32 {
-	if int64(seq)+int64(n) > math.MaxInt32 {
-		return int32(int64(seq) + int64(n) - math.MaxInt32 - 1)
-	}
-	return seq + int32(n)
 }

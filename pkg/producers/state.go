@@ -47,9 +47,11 @@ type Batch struct {
 
 // LastSeq is the sequence number of the batch's last record. Sequences
 // wrap to 0 after math.MaxInt32, as Kafka's do.
-func (b Batch) LastSeq() int32 { return addSeq(b.FirstSeq, b.Count-1) }
+func (b Batch) LastSeq() int32 { return AddSeq(b.FirstSeq, b.Count-1) }
 
-func addSeq(seq, n int32) int32 {
+// AddSeq is the sequence n records after seq, wrapping to 0 after
+// math.MaxInt32 as the brokers and Kafka's producers do.
+func AddSeq(seq, n int32) int32 {
 	if seq > math.MaxInt32-n {
 		return n - (math.MaxInt32 - seq) - 1
 	}
@@ -190,7 +192,7 @@ func (s *State) Check(b Batch) Decision {
 		}
 	}
 	if len(e.batches) > 0 {
-		if next := addSeq(e.batches[len(e.batches)-1].lastSeq, 1); b.FirstSeq != next {
+		if next := AddSeq(e.batches[len(e.batches)-1].lastSeq, 1); b.FirstSeq != next {
 			d.Verdict, d.Expected = OutOfOrder, next
 		}
 	}

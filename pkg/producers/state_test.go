@@ -165,7 +165,7 @@ func TestSnapshotRebuild(t *testing.T) {
 		}
 		d := live.send(b)
 		if d.Verdict == Append && id != NoID {
-			seqs[id] = addSeq(b.FirstSeq, n)
+			seqs[id] = AddSeq(b.FirstSeq, n)
 		}
 		if d.Verdict == UnknownProducer { // expired: start again
 			b.FirstSeq = 0

@@ -101,6 +101,7 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // logs and wakes waiters once. Configuration entries are skipped.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
+	var batches []producers.Batch // the applied batches, for the producer state
 	hwm := f.hwm.Load()
 	controlled := false
 	for i, l := range logs {
@@ -128,9 +129,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		out[i] = applyResult{base: h.BaseOffset, last: h.LastOffset()}
 		hwm = h.NextOffset()
+		batches = append(batches, producerBatch(h))
 	}
-	f.prod.apply(logs)
 	if n := len(logs); n > 0 {
+		f.prod.apply(batches, logs[n-1].Index)
 		f.applied.Store(logs[n-1].Index)
 	}
 	f.setHighWatermark(hwm)

@@ -110,18 +110,15 @@ type appliedProducers struct {
 	index uint64
 }
 
-// apply records the batches and verdicts of applied entries.
-func (a *appliedProducers) apply(logs []*raft.Log) {
+// apply records the applied batches (ApplyBatch parsed their headers),
+// the last of entries up to index.
+func (a *appliedProducers) apply(batches []producers.Batch, index uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, l := range logs {
-		if l.Type == raft.LogCommand && !isControl(l.Data) {
-			if h, err := record.ParseHeader(l.Data); err == nil {
-				a.st.Apply(producerBatch(h))
-			}
-		}
-		a.index = max(a.index, l.Index)
+	for _, b := range batches {
+		a.st.Apply(b)
 	}
+	a.index = max(a.index, index)
 }
 
 // snapshot returns the state's encoding and index.
